@@ -1,0 +1,165 @@
+//! NHS numbers: ten digits, the last a modulus 11 check digit.
+//!
+//! The algorithm is the NHS Data Dictionary's: weight the first nine digits
+//! 10 down to 2, sum, take the remainder modulo 11 and subtract it from 11;
+//! 11 becomes 0, and 10 means the number is invalid.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A syntactically valid NHS number (ten digits with a correct check digit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NhsNumber([u8; 10]);
+
+/// Why a string is not an NHS number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NhsNumberError {
+    #[error("must be 10 digits (spaces allowed), found {0} digits")]
+    WrongLength(usize),
+    #[error("must contain only digits and spaces")]
+    NotDigits,
+    #[error("check digit does not match (modulus 11)")]
+    CheckDigit,
+}
+
+impl NhsNumber {
+    /// The check digit for nine leading digits, or `None` when the remainder
+    /// gives 10 (no valid NHS number starts with those nine digits).
+    pub fn check_digit(first_nine: &[u8; 9]) -> Option<u8> {
+        let sum: u32 = first_nine
+            .iter()
+            .zip((2..=10).rev())
+            .map(|(d, w)| u32::from(*d) * w)
+            .sum();
+        match 11 - (sum % 11) {
+            11 => Some(0),
+            10 => None,
+            d => Some(d as u8),
+        }
+    }
+
+    /// Builds the NHS number whose first nine digits are given, if it exists.
+    pub fn from_first_nine(first_nine: [u8; 9]) -> Option<Self> {
+        let check = Self::check_digit(&first_nine)?;
+        let mut digits = [0u8; 10];
+        digits[..9].copy_from_slice(&first_nine);
+        digits[9] = check;
+        Some(Self(digits))
+    }
+
+    /// The ten digits with no spaces.
+    pub fn as_digits(&self) -> String {
+        self.0.iter().map(|d| char::from(b'0' + d)).collect()
+    }
+}
+
+impl FromStr for NhsNumber {
+    type Err = NhsNumberError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.chars().any(|c| !(c.is_ascii_digit() || c == ' ')) {
+            return Err(NhsNumberError::NotDigits);
+        }
+        let digits: Vec<u8> = s
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .map(|b| b - b'0')
+            .collect();
+        let digits: [u8; 10] = digits
+            .as_slice()
+            .try_into()
+            .map_err(|_| NhsNumberError::WrongLength(digits.len()))?;
+        let first_nine: [u8; 9] = digits[..9].try_into().expect("nine of ten digits");
+        match Self::check_digit(&first_nine) {
+            Some(c) if c == digits[9] => Ok(Self(digits)),
+            _ => Err(NhsNumberError::CheckDigit),
+        }
+    }
+}
+
+impl fmt::Display for NhsNumber {
+    /// Formats as `943 476 5919`, the way NHS staff read them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.as_digits();
+        write!(f, "{} {} {}", &d[..3], &d[3..6], &d[6..])
+    }
+}
+
+impl serde::Serialize for NhsNumber {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_digits())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NhsNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_known_valid_numbers() {
+        // 943 476 5919 is the NHS's published example; the others are in the
+        // 999 test range.
+        for n in ["9434765919", "943 476 5919", "9990000018", "9999999999"] {
+            assert!(n.parse::<NhsNumber>().is_ok(), "{n} should be valid");
+        }
+    }
+
+    #[test]
+    fn rejects_a_wrong_check_digit() {
+        assert_eq!(
+            "9434765918".parse::<NhsNumber>(),
+            Err(NhsNumberError::CheckDigit)
+        );
+    }
+
+    #[test]
+    fn rejects_numbers_whose_remainder_is_ten() {
+        // 999 000 000: weights give remainder 1, check 10: no valid number.
+        let nine = [9, 9, 9, 0, 0, 0, 0, 0, 0];
+        let sum: u32 = nine
+            .iter()
+            .zip((2..=10).rev())
+            .map(|(d, w)| *d as u32 * w)
+            .sum();
+        assert_eq!(11 - sum % 11, 10, "fixture must hit the remainder-10 case");
+        assert_eq!(NhsNumber::check_digit(&nine), None);
+        for last in 0..=9 {
+            assert!(format!("999000000{last}").parse::<NhsNumber>().is_err());
+        }
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        assert_eq!(
+            "12345".parse::<NhsNumber>(),
+            Err(NhsNumberError::WrongLength(5))
+        );
+        assert_eq!(
+            "94347659190".parse::<NhsNumber>(),
+            Err(NhsNumberError::WrongLength(11))
+        );
+        assert_eq!(
+            "943-476-5919".parse::<NhsNumber>(),
+            Err(NhsNumberError::NotDigits)
+        );
+        assert_eq!("".parse::<NhsNumber>(), Err(NhsNumberError::WrongLength(0)));
+    }
+
+    #[test]
+    fn round_trips_and_displays_with_spaces() {
+        let n: NhsNumber = "9434765919".parse().unwrap();
+        assert_eq!(n.to_string(), "943 476 5919");
+        assert_eq!(n.as_digits(), "9434765919");
+        assert_eq!(
+            NhsNumber::from_first_nine([9, 4, 3, 4, 7, 6, 5, 9, 1]),
+            Some(n)
+        );
+    }
+}

@@ -1,0 +1,336 @@
+//! Conversions between the `kith.v1` wire types and the domain.
+//!
+//! From the wire, conversion is validation: [`record_from_wire`] returns a
+//! [`Record`] only when every field parses, and otherwise every failing field.
+//! Towards the wire nothing can fail.
+
+use chrono::NaiveDate;
+use kith_proto::v1 as pb;
+
+use crate::codes::*;
+use crate::error::FieldError;
+use crate::nhs_number::NhsNumber;
+use crate::record::*;
+
+/// Parses an ISO 8601 date; `Ok(None)` for an empty string.
+pub fn parse_date(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
+    if value.is_empty() {
+        return None;
+    }
+    match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            errors.push(FieldError::new(
+                field,
+                format!("{value:?} is not a date (YYYY-MM-DD)"),
+            ));
+            None
+        }
+    }
+}
+
+fn code<T>(
+    field: &str,
+    value: i32,
+    from: fn(i32) -> Option<T>,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    let parsed = from(value);
+    if parsed.is_none() {
+        let reason = if value == 0 {
+            "is required".to_string()
+        } else {
+            format!("{value} is not a known code")
+        };
+        errors.push(FieldError::new(field, reason));
+    }
+    parsed
+}
+
+fn contact_from_wire(c: Option<pb::Contact>) -> Contact {
+    let c = c.unwrap_or_default();
+    Contact {
+        name: c.name,
+        role: c.role,
+        phone: c.phone,
+        email: c.email,
+    }
+}
+
+fn contact_to_wire(c: &Contact) -> Option<pb::Contact> {
+    (!c.is_empty()).then(|| pb::Contact {
+        name: c.name.clone(),
+        role: c.role.clone(),
+        phone: c.phone.clone(),
+        email: c.email.clone(),
+    })
+}
+
+/// Parses an NHS number field; empty means absent.
+pub fn nhs_number_from_wire(
+    field: &str,
+    value: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<NhsNumber> {
+    if value.is_empty() {
+        return None;
+    }
+    match value.parse() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            errors.push(FieldError::new(field, e.to_string()));
+            None
+        }
+    }
+}
+
+/// Converts a subject from the wire.
+pub fn subject_from_wire(s: pb::Subject, prefix: &str, errors: &mut Vec<FieldError>) -> Subject {
+    let nhs_number = nhs_number_from_wire(&format!("{prefix}.nhs_number"), &s.nhs_number, errors);
+    let demographics = s.demographics.map(|d| Demographics {
+        date_of_birth: parse_date(
+            &format!("{prefix}.demographics.date_of_birth"),
+            &d.date_of_birth,
+            errors,
+        ),
+        given_name: d.given_name,
+        family_name: d.family_name,
+        postcode: d.postcode,
+    });
+    Subject {
+        nhs_number,
+        local_ids: s
+            .local_ids
+            .into_iter()
+            .map(|l| LocalId {
+                system: l.system,
+                value: l.value,
+            })
+            .collect(),
+        demographics,
+    }
+}
+
+/// Converts a subject to the wire.
+pub fn subject_to_wire(s: &Subject) -> pb::Subject {
+    pb::Subject {
+        nhs_number: s.nhs_number.map(|n| n.as_digits()).unwrap_or_default(),
+        local_ids: s
+            .local_ids
+            .iter()
+            .map(|l| pb::LocalIdentifier {
+                system: l.system.clone(),
+                value: l.value.clone(),
+            })
+            .collect(),
+        demographics: s.demographics.as_ref().map(|d| pb::Demographics {
+            given_name: d.given_name.clone(),
+            family_name: d.family_name.clone(),
+            date_of_birth: d.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
+            postcode: d.postcode.clone(),
+        }),
+    }
+}
+
+/// Converts and validates a record from the wire, as of `today`.
+pub fn record_from_wire(
+    r: pb::RelationshipRecord,
+    today: NaiveDate,
+) -> Result<Record, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let subject = match r.subject {
+        Some(s) => subject_from_wire(s, "subject", &mut errors),
+        None => Subject::default(),
+    };
+    let relationship_type = code(
+        "relationship_type",
+        r.relationship_type,
+        RelationshipType::from_wire,
+        &mut errors,
+    );
+    let period = r.period.unwrap_or_default();
+    let start = parse_date("period.start", &period.start, &mut errors);
+    if period.start.is_empty() {
+        errors.push(FieldError::new("period.start", "is required"));
+    }
+    let end = parse_date("period.end", &period.end, &mut errors);
+    let sensitivity = code(
+        "sensitivity",
+        r.sensitivity,
+        Sensitivity::from_wire,
+        &mut errors,
+    );
+    let basis = r.lawful_basis.unwrap_or_default();
+    let article6 = code(
+        "lawful_basis.article6",
+        basis.article6,
+        Article6Basis::from_wire,
+        &mut errors,
+    );
+    let article9 = match basis.article9 {
+        0 => None,
+        n => code(
+            "lawful_basis.article9",
+            n,
+            Article9Condition::from_wire,
+            &mut errors,
+        ),
+    };
+    let mut permitted_purposes = Vec::new();
+    for (i, p) in r.permitted_purposes.iter().enumerate() {
+        if let Some(p) = code(
+            &format!("permitted_purposes[{i}]"),
+            *p,
+            Purpose::from_wire,
+            &mut errors,
+        ) {
+            permitted_purposes.push(p);
+        }
+    }
+    let residency = code("residency", r.residency, Residency::from_wire, &mut errors);
+    let retain_until = parse_date("retain_until", &r.retain_until, &mut errors);
+    let provenance = r.provenance.unwrap_or_default();
+
+    let (Some(relationship_type), Some(start), Some(sensitivity), Some(article6), Some(residency)) =
+        (relationship_type, start, sensitivity, article6, residency)
+    else {
+        return Err(errors);
+    };
+    let record = Record {
+        record_id: r.record_id,
+        version: r.version,
+        custodian: r.custodian,
+        subject,
+        relationship_type,
+        service: r.service,
+        period: Period { start, end },
+        key_worker: contact_from_wire(r.key_worker),
+        out_of_hours: contact_from_wire(r.out_of_hours),
+        sensitivity,
+        security_labels: r.security_labels,
+        lawful_basis: LawfulBasis {
+            article6,
+            article9,
+            statute: basis.statute,
+        },
+        permitted_purposes,
+        residency,
+        provenance: Provenance {
+            source_system: provenance.source_system,
+            content_hash: provenance.content_hash,
+        },
+        retain_until,
+    };
+    if let Err(more) = record.validate(today) {
+        errors.extend(more);
+    }
+    if errors.is_empty() {
+        Ok(record)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Converts a record to the wire.
+pub fn record_to_wire(r: &Record) -> pb::RelationshipRecord {
+    pb::RelationshipRecord {
+        record_id: r.record_id.clone(),
+        version: r.version,
+        custodian: r.custodian.clone(),
+        subject: Some(subject_to_wire(&r.subject)),
+        relationship_type: r.relationship_type.to_wire() as i32,
+        service: r.service.clone(),
+        period: Some(pb::Period {
+            start: r.period.start.to_string(),
+            end: r.period.end.map(|d| d.to_string()).unwrap_or_default(),
+        }),
+        key_worker: contact_to_wire(&r.key_worker),
+        out_of_hours: contact_to_wire(&r.out_of_hours),
+        sensitivity: r.sensitivity.to_wire() as i32,
+        security_labels: r.security_labels.clone(),
+        lawful_basis: Some(pb::LawfulBasis {
+            article6: r.lawful_basis.article6.to_wire() as i32,
+            article9: r.lawful_basis.article9.map_or(0, |a| a.to_wire() as i32),
+            statute: r.lawful_basis.statute.clone(),
+        }),
+        permitted_purposes: r
+            .permitted_purposes
+            .iter()
+            .map(|p| p.to_wire() as i32)
+            .collect(),
+        residency: r.residency.to_wire() as i32,
+        provenance: Some(pb::Provenance {
+            source_system: r.provenance.source_system.clone(),
+            content_hash: r.provenance.content_hash.clone(),
+        }),
+        retain_until: r.retain_until.map(|d| d.to_string()).unwrap_or_default(),
+    }
+}
+
+/// Converts field errors to the wire.
+pub fn field_errors_to_wire(errors: &[FieldError]) -> Vec<pb::FieldError> {
+    errors
+        .iter()
+        .map(|e| pb::FieldError {
+            field: e.field.clone(),
+            reason: e.reason.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+    }
+
+    fn sample() -> Record {
+        let json = r#"{"record_id":"cpp-1","version":2,"custodian":"E08000003",
+            "subject":{"nhs_number":"9434765919"},"relationship_type":"child_protection_plan",
+            "period":{"start":"2025-01-01"},"key_worker":{"name":"A","phone":"0161 000 0000"},
+            "lawful_basis":{"article6":"public_task","statute":"Children Act 1989 s47"},
+            "permitted_purposes":["safeguarding"],"residency":"england"}"#;
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn round_trips_through_the_wire() {
+        let r = sample();
+        assert_eq!(record_from_wire(record_to_wire(&r), today()), Ok(r));
+    }
+
+    #[test]
+    fn collects_every_wire_error() {
+        let mut w = record_to_wire(&sample());
+        w.relationship_type = 0;
+        w.residency = 77;
+        w.period.as_mut().unwrap().end = "2025-13-01".into();
+        w.subject.as_mut().unwrap().nhs_number = "9434765918".into();
+        w.lawful_basis = None;
+        let fields: Vec<_> = record_from_wire(w, today())
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "subject.nhs_number",
+                "relationship_type",
+                "period.end",
+                "lawful_basis.article6",
+                "residency"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_period_start_is_named() {
+        let mut w = record_to_wire(&sample());
+        w.period = None;
+        let errors = record_from_wire(w, today()).unwrap_err();
+        assert_eq!(errors, vec![FieldError::new("period.start", "is required")]);
+    }
+}
