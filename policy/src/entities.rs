@@ -1,0 +1,279 @@
+//! Mapping the plain inputs onto Cedar: entity ids, the per-request entity
+//! store (user, authorities, record, candidate agreements) and contexts.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression,
+};
+
+use crate::agreement::Agreement;
+use crate::input::{RecordFacts, Requester};
+
+/// The disclosure actions, highest level first.
+pub(crate) const DISCLOSURE_ACTIONS: [&str; 3] = ["view_detail", "view_summary", "acknowledge"];
+
+/// Pre-parsed Cedar names (parsing them per request would cost time).
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    authority: EntityTypeName,
+    user: EntityTypeName,
+    record: EntityTypeName,
+    agreement: EntityTypeName,
+    hub: EntityTypeName,
+    /// view_detail, view_summary, acknowledge.
+    pub disclosure: [EntityUid; 3],
+    pub hold_detail: EntityUid,
+}
+
+impl Names {
+    pub(crate) fn new() -> Names {
+        let ty = |s: &str| EntityTypeName::from_str(s).expect("constant type name parses");
+        let action =
+            |s: &str| EntityUid::from_type_name_and_id(ty("Kith::Action"), EntityId::new(s));
+        Names {
+            authority: ty("Kith::Authority"),
+            user: ty("Kith::User"),
+            record: ty("Kith::Record"),
+            agreement: ty("Kith::Agreement"),
+            hub: ty("Kith::Hub"),
+            disclosure: DISCLOSURE_ACTIONS.map(action),
+            hold_detail: action("hold_detail"),
+        }
+    }
+
+    fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+    }
+
+    pub(crate) fn authority(&self, code: &str) -> EntityUid {
+        Self::uid(&self.authority, code)
+    }
+    pub(crate) fn agreement(&self, id: &str) -> EntityUid {
+        Self::uid(&self.agreement, id)
+    }
+    pub(crate) fn user(&self, r: &Requester) -> EntityUid {
+        Self::uid(&self.user, &format!("{}/{}", r.authority_code, r.user_id))
+    }
+    pub(crate) fn record(&self, r: &RecordFacts) -> EntityUid {
+        Self::uid(
+            &self.record,
+            &format!("{}/{}", r.custodian_code, r.record_key),
+        )
+    }
+    pub(crate) fn hub(&self, jurisdiction: &str) -> EntityUid {
+        Self::uid(&self.hub, jurisdiction)
+    }
+}
+
+fn s(v: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(v.to_string())
+}
+
+pub(crate) fn authority_entity(
+    uid: EntityUid,
+    kind: &str,
+    jurisdiction: &str,
+) -> Result<Entity, String> {
+    let attrs = HashMap::from([
+        ("kind".to_string(), s(kind)),
+        ("jurisdiction".to_string(), s(jurisdiction)),
+    ]);
+    Entity::new(uid, attrs, HashSet::new()).map_err(|e| e.to_string())
+}
+
+pub(crate) fn record_entity(
+    names: &Names,
+    record: &RecordFacts,
+    category: &str,
+) -> Result<Entity, String> {
+    let attrs = HashMap::from([
+        (
+            "custodian".to_string(),
+            RestrictedExpression::new_entity_uid(names.authority(&record.custodian_code)),
+        ),
+        (
+            "relationship_type".to_string(),
+            s(&record.relationship_type),
+        ),
+        ("category".to_string(), s(category)),
+        ("sensitivity".to_string(), s(&record.sensitivity)),
+        ("residency".to_string(), s(&record.residency)),
+        ("lawful_basis".to_string(), s(&record.lawful_basis)),
+        (
+            "permitted_purposes".to_string(),
+            RestrictedExpression::new_set(record.permitted_purposes.iter().map(|p| s(p))),
+        ),
+        (
+            "objection".to_string(),
+            RestrictedExpression::new_bool(record.objection),
+        ),
+    ]);
+    Entity::new(names.record(record), attrs, HashSet::new()).map_err(|e| e.to_string())
+}
+
+/// The requester's side of a disclosure decision's entity store (their
+/// authority and user), built once per query.
+#[derive(Debug, Clone)]
+pub(crate) struct RequesterEntities {
+    authority: Result<Entity, String>,
+    user: Result<Entity, String>,
+    /// Both, as a store to extend per record (`None` when either failed,
+    /// or when built for one record only).
+    store: Option<Entities>,
+}
+
+impl RequesterEntities {
+    pub(crate) fn new(names: &Names, requester: &Requester) -> RequesterEntities {
+        let req_auth = names.authority(&requester.authority_code);
+        let authority = authority_entity(
+            req_auth.clone(),
+            &requester.authority_kind,
+            &requester.jurisdiction,
+        );
+        let user_attrs = HashMap::from([
+            ("role".to_string(), s(&requester.role)),
+            ("team".to_string(), s(&requester.team)),
+            (
+                "authority".to_string(),
+                RestrictedExpression::new_entity_uid(req_auth.clone()),
+            ),
+        ]);
+        let user = Entity::new(names.user(requester), user_attrs, HashSet::from([req_auth]))
+            .map_err(|e| e.to_string());
+        RequesterEntities {
+            authority,
+            user,
+            store: None,
+        }
+    }
+
+    /// As `new`, with the two entities also kept as a store, for deciding
+    /// several records: extending it per record is cheaper than building
+    /// the whole store each time.
+    pub(crate) fn shared(names: &Names, requester: &Requester) -> RequesterEntities {
+        let mut r = RequesterEntities::new(names, requester);
+        if let (Ok(a), Ok(u)) = (&r.authority, &r.user) {
+            r.store = Entities::from_entities([a.clone(), u.clone()], None).ok();
+        }
+        r
+    }
+}
+
+/// The entity store for one disclosure decision: the requester's entities,
+/// the custodian, the record and the candidate agreements.
+pub(crate) fn record_entities<'a>(
+    names: &Names,
+    requester_entities: &RequesterEntities,
+    requester: &Requester,
+    record: &RecordFacts,
+    category: &str,
+    agreements: impl ExactSizeIterator<Item = &'a Agreement>,
+    schema: Option<&cedar_policy::Schema>,
+) -> Result<Entities, String> {
+    // Checked (and failing) in the same order as when everything is built
+    // per record, so a failure reads the same either way.
+    let shared = requester_entities
+        .store
+        .as_ref()
+        .filter(|_| schema.is_none());
+    let mut list = Vec::with_capacity(4 + agreements.len());
+    let authority = requester_entities
+        .authority
+        .as_ref()
+        .map_err(Clone::clone)?;
+    if shared.is_none() {
+        list.push(authority.clone());
+    }
+    if record.custodian_code != requester.authority_code {
+        list.push(authority_entity(
+            names.authority(&record.custodian_code),
+            &record.custodian_kind,
+            &record.custodian_jurisdiction,
+        )?);
+    } else if record.custodian_kind != requester.authority_kind
+        || record.custodian_jurisdiction != requester.jurisdiction
+    {
+        return Err("the custodian and the requester share an authority code but not its kind or jurisdiction".into());
+    }
+    let user = requester_entities.user.as_ref().map_err(Clone::clone)?;
+    if shared.is_none() {
+        list.push(user.clone());
+    }
+    list.push(record_entity(names, record, category)?);
+    list.extend(agreements.map(|a| a.entity.clone()));
+    match shared {
+        // The same entities, so the same store (and transitive closure).
+        Some(store) => store.clone().add_entities(list, None),
+        None => Entities::from_entities(list, schema),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// The entity store for one disclosure decision, built from scratch.
+pub(crate) fn request_entities(
+    names: &Names,
+    requester: &Requester,
+    record: &RecordFacts,
+    category: &str,
+    agreements: &[&Agreement],
+    schema: Option<&cedar_policy::Schema>,
+) -> Result<Entities, String> {
+    record_entities(
+        names,
+        &RequesterEntities::new(names, requester),
+        requester,
+        record,
+        category,
+        agreements.iter().copied(),
+        schema,
+    )
+}
+
+/// The entity store for one data-location decision.
+pub(crate) fn hold_entities(
+    names: &Names,
+    record: &RecordFacts,
+    category: &str,
+    hub_jurisdiction: &str,
+    schema: Option<&cedar_policy::Schema>,
+) -> Result<Entities, String> {
+    let hub = Entity::new(
+        names.hub(hub_jurisdiction),
+        HashMap::from([("jurisdiction".to_string(), s(hub_jurisdiction))]),
+        HashSet::new(),
+    )
+    .map_err(|e| e.to_string())?;
+    let custodian = authority_entity(
+        names.authority(&record.custodian_code),
+        &record.custodian_kind,
+        &record.custodian_jurisdiction,
+    )?;
+    let rec = record_entity(names, record, category)?;
+    Entities::from_entities([hub, custodian, rec], schema).map_err(|e| e.to_string())
+}
+
+/// The query context, optionally with one candidate agreement.
+pub(crate) fn query_context(
+    purpose: &str,
+    now: i64,
+    break_glass: bool,
+    agreement: Option<&EntityUid>,
+) -> Result<Context, String> {
+    let mut pairs = vec![
+        ("purpose".to_string(), s(purpose)),
+        ("now".to_string(), RestrictedExpression::new_long(now)),
+        (
+            "break_glass".to_string(),
+            RestrictedExpression::new_bool(break_glass),
+        ),
+    ];
+    if let Some(a) = agreement {
+        pairs.push((
+            "agreement".to_string(),
+            RestrictedExpression::new_entity_uid(a.clone()),
+        ));
+    }
+    Context::from_pairs(pairs).map_err(|e| e.to_string())
+}

@@ -1,0 +1,48 @@
+//! Plain request inputs: who is asking, and the facts of the record asked
+//! about. The hub maps its own domain types onto these.
+
+use serde::{Deserialize, Serialize};
+
+/// The professional asking, as their authority's node agent asserts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requester {
+    /// ODS or GSS code of the requester's authority (from its certificate).
+    pub authority_code: String,
+    /// council | nhs_trust | police | fire | ambulance
+    pub authority_kind: String,
+    /// england | wales | scotland | northern_ireland
+    pub jurisdiction: String,
+    /// The acting user's id within their authority.
+    pub user_id: String,
+    /// social_worker | safeguarding_lead | ed_clinician | nurse | gp |
+    /// police_officer | public_protection_officer | paramedic | firefighter | auditor
+    pub role: String,
+    /// Free text, e.g. "children's services".
+    pub team: String,
+}
+
+/// The facts of one relationship record the policy may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordFacts {
+    pub custodian_code: String,
+    /// council | nhs_trust | police | fire | ambulance
+    pub custodian_kind: String,
+    /// england | wales | scotland | northern_ireland
+    pub custodian_jurisdiction: String,
+    /// The record's id at its custodian (unique per custodian).
+    pub record_key: String,
+    /// e.g. child_protection_plan; mapped to a category by relationship_types.json.
+    pub relationship_type: String,
+    /// normal | restricted | sealed
+    pub sensitivity: String,
+    /// uk | england | wales | scotland | northern_ireland | source_only
+    pub residency: String,
+    /// e.g. "UK GDPR 6(1)(e); 9(2)(h); Children Act 1989 s47". Empty = none recorded.
+    pub lawful_basis: String,
+    /// Purposes the custodian permits this record to be shared for.
+    pub permitted_purposes: Vec<String>,
+    /// An objection directive from the person is in force.
+    pub objection: bool,
+}

@@ -1,0 +1,33 @@
+//! Kith policy engine: who may see what of a relationship record, and where a
+//! record's detail may be held.
+//!
+//! The policy set is data (a Cedar schema, Cedar policies, sharing agreements
+//! and test cases in a `policies/` folder, edited by an information
+//! governance lead). [`PolicySet::load`] loads and strictly validates it,
+//! whole or not at all; [`PolicySet::decide`] gives the disclosure
+//! [`Level`] for one record and one request; [`PolicySet::may_hold_at_hub`]
+//! answers the data-location question; [`check`] runs the set's own test
+//! cases.
+//!
+//! The input types here deliberately depend on no other Kith crate: the hub
+//! maps its domain types onto [`Requester`] and [`RecordFacts`].
+
+mod agreement;
+mod check;
+mod compile;
+mod decide;
+mod decision;
+mod entities;
+mod error;
+mod input;
+mod policy_set;
+mod time;
+mod vocabulary;
+
+pub use check::{CaseFailure, CheckReport, check};
+pub use decide::Decider;
+pub use decision::{Decision, HoldDecision, Level};
+pub use error::{PolicyError, Problem};
+pub use input::{RecordFacts, Requester};
+pub use policy_set::PolicySet;
+pub use time::parse_time;
