@@ -1,0 +1,165 @@
+//! The running agent: drop-folder watcher, publisher and hub link together.
+//!
+//! [`Agent::start`] checks the configuration and certificate, opens the
+//! outbox and spawns the three tasks; [`RunningAgent::shutdown`] tells them to
+//! stop through one `watch` channel and waits for them, so a publish batch in
+//! flight is finished and marked before the process exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{AgentConfig, ConfigError};
+use crate::hub_client::HubError;
+use crate::ingest::DropWatcher;
+use crate::link::{Link, LinkState};
+use crate::outbox::{Outbox, OutboxError};
+use crate::publisher::{PublishError, Publisher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("cannot create folder {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the outbox still had {pending} pending records after {waited:?}")]
+    NotDrained { pending: u64, waited: Duration },
+}
+
+/// Resolves once the shutdown flag is set (or its sender is gone). Holds no
+/// borrow of the channel across the wait, so tasks using it stay `Send`.
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Starts agents.
+pub struct Agent;
+
+/// An agent whose tasks are running.
+pub struct RunningAgent {
+    config: AgentConfig,
+    outbox: Outbox,
+    link_state: watch::Receiver<LinkState>,
+    enqueued: Arc<Notify>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Agent {
+    /// Checks the config and certificate, opens the outbox and starts the
+    /// drop-folder watcher, the publisher and the hub link.
+    pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
+        config.check()?;
+        kith_core::tls::install_crypto_provider();
+        config.check_certificate()?;
+        let authority = config.authority_code().map_err(|e| ConfigError::Invalid {
+            key: "authority",
+            reason: e.to_string(),
+        })?;
+        for dir in [&config.data_dir, &config.drop_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| AgentError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let outbox = Outbox::open(&config.outbox_path()).await?;
+        let publisher = Publisher::new(&config, outbox.clone())?;
+        let (link, link_state) = Link::new(&config)?;
+        let watcher = DropWatcher::new(config.drop_dir.clone(), authority.clone(), outbox.clone());
+
+        let enqueued = Arc::new(Notify::new());
+        let (shutdown, stop) = watch::channel(false);
+        let tasks = vec![
+            (
+                "drop folder watcher",
+                tokio::spawn(watcher.run(config.poll_interval(), enqueued.clone(), stop.clone())),
+            ),
+            (
+                "publisher",
+                tokio::spawn(publisher.run(enqueued.clone(), stop.clone())),
+            ),
+            ("hub link", tokio::spawn(link.run(stop))),
+        ];
+        tracing::info!(%authority, hub = ?config.hub.addresses, drop_dir = %config.drop_dir.display(), "agent started");
+        Ok(RunningAgent {
+            config,
+            outbox,
+            link_state,
+            enqueued,
+            shutdown,
+            tasks,
+        })
+    }
+}
+
+impl RunningAgent {
+    /// The agent's outbox.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// Follows the hub link's state.
+    pub fn link_state(&self) -> watch::Receiver<LinkState> {
+        self.link_state.clone()
+    }
+
+    /// Wakes the publisher now (after enqueueing outside the drop folder).
+    pub fn wake_publisher(&self) {
+        self.enqueued.notify_one();
+    }
+
+    /// Waits until nothing is pending in the outbox, or `timeout` passes.
+    pub async fn wait_until_drained(&self, timeout: Duration) -> Result<(), AgentError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pending = self.outbox.stats().await?.pending;
+            if pending == 0 {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AgentError::NotDrained {
+                    pending,
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the hub link has been welcomed, or `timeout` passes.
+    pub async fn wait_until_linked(&self, timeout: Duration) -> bool {
+        let mut state = self.link_state.clone();
+        tokio::time::timeout(timeout, state.wait_for(|s| s.connected))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops the tasks (a publish in flight finishes first) and closes the
+    /// outbox.
+    pub async fn shutdown(self) {
+        tracing::info!("agent stopping");
+        let _ = self.shutdown.send(true);
+        for (name, task) in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(task = name, error = %e, "agent task ended abnormally");
+            }
+        }
+        self.outbox.close().await;
+        tracing::info!("agent stopped");
+    }
+}

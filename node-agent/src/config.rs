@@ -1,0 +1,420 @@
+//! The agent's configuration file.
+//!
+//! One TOML file says who the agent is (its authority), where the hub is, which
+//! certificate proves it, and where the outbox and the drop folder live. It is
+//! read once at start-up and checked whole, so a typo stops the agent with a
+//! message naming the key, not an hour later in the middle of a publish.
+//! Relative paths are taken from the config file's own folder, so a config
+//! works the same whichever directory the operator starts the agent from.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kith_core::identity::{AuthorityCode, IdentityError};
+use kith_core::tls::TlsFiles;
+use serde::{Deserialize, Serialize};
+
+/// The most records one `PublishRecords` call may carry (see the proto).
+pub const MAX_BATCH_SIZE: usize = 1000;
+
+/// Everything the agent needs to run. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The authority's code (ODS or GSS). Must be the one in the certificate.
+    pub authority: String,
+    /// Folder for the agent's own state: `outbox.db`.
+    pub data_dir: PathBuf,
+    /// Folder source systems drop `*.jsonl` and `*.csv` files into.
+    pub drop_dir: PathBuf,
+    pub hub: HubConfig,
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub publish: PublishConfig,
+    #[serde(default)]
+    pub link: LinkConfig,
+}
+
+/// Where the hub is. Several addresses are tried in order, failing over to the
+/// next when one does not answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// `https://host:port` URLs, in order of preference.
+    pub addresses: Vec<String>,
+    /// The name the hub's certificate must carry.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// How long to wait for a TCP and TLS connection.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+/// The federation CA bundle, this agent's certificate and its private key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// How often the drop folder is scanned.
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// Records per `PublishRecords` call, 1 to 1,000.
+    pub batch_size: usize,
+    /// First retry delay after a failed publish.
+    pub backoff_initial_ms: u64,
+    /// Longest retry delay.
+    pub backoff_max_ms: u64,
+    /// Deadline of one publish call.
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkConfig {
+    /// How often the agent sends a heartbeat on its link to the hub.
+    pub heartbeat_interval_seconds: u64,
+}
+
+fn default_server_name() -> String {
+    "localhost".to_string()
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 500,
+        }
+    }
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            backoff_initial_ms: 200,
+            backoff_max_ms: 30_000,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_seconds: 10,
+        }
+    }
+}
+
+/// Why a configuration could not be used. Each names the file or the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error("cannot write config file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot serialise the config: {0}")]
+    Serialise(#[from] toml::ser::Error),
+    #[error("{what} {path}: {reason}")]
+    Certificate {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+impl AgentConfig {
+    /// A config with the defaults for everything but identity, hub and paths.
+    pub fn new(
+        authority: impl Into<String>,
+        hub_addresses: Vec<String>,
+        tls: TlsFiles,
+        data_dir: impl Into<PathBuf>,
+        drop_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            authority: authority.into(),
+            data_dir: data_dir.into(),
+            drop_dir: drop_dir.into(),
+            hub: HubConfig {
+                addresses: hub_addresses,
+                server_name: default_server_name(),
+                connect_timeout_ms: default_connect_timeout_ms(),
+            },
+            tls: TlsConfig {
+                ca: tls.ca,
+                cert: tls.cert,
+                key: tls.key,
+            },
+            ingest: IngestConfig::default(),
+            publish: PublishConfig::default(),
+            link: LinkConfig::default(),
+        }
+    }
+
+    /// The example an operator starts from (also `kith-agent example-config`).
+    pub fn example() -> Self {
+        Self::new(
+            "E08000003",
+            vec!["https://127.0.0.1:7443".to_string()],
+            TlsFiles {
+                // The layout `kith_core::pki` writes.
+                ca: "pki/ca.crt.pem".into(),
+                cert: "pki/authorities/E08000003.crt.pem".into(),
+                key: "pki/authorities/E08000003.key.pem".into(),
+            },
+            "data",
+            "drop",
+        )
+    }
+
+    /// The example config as TOML text.
+    pub fn example_toml() -> String {
+        toml::to_string_pretty(&Self::example()).expect("the example config serialises")
+    }
+
+    /// Writes the example config to `path`.
+    pub fn write_example(path: &Path) -> Result<(), ConfigError> {
+        Self::example().write(path)
+    }
+
+    /// Writes this config as TOML to `path`.
+    pub fn write(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self)?;
+        std::fs::write(path, text).map_err(|source| ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Reads, parses and checks a config file; relative paths in it are
+    /// resolved against the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Parses and checks TOML text; paths are left as written.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Makes every relative path absolute against `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.data_dir,
+            &mut self.drop_dir,
+            &mut self.tls.ca,
+            &mut self.tls.cert,
+            &mut self.tls.key,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            }
+        }
+        self.authority_code()
+            .map_err(|e| invalid("authority", e.to_string()))?;
+        if self.hub.addresses.is_empty() {
+            return Err(invalid("hub.addresses", "needs at least one address"));
+        }
+        for address in &self.hub.addresses {
+            if !address.starts_with("https://") {
+                return Err(invalid(
+                    "hub.addresses",
+                    format!(
+                        "{address:?} must be an https:// URL (the hub is reached over mutual TLS)"
+                    ),
+                ));
+            }
+            if address.parse::<tonic::transport::Uri>().is_err() {
+                return Err(invalid(
+                    "hub.addresses",
+                    format!("{address:?} is not a URL"),
+                ));
+            }
+        }
+        if self.hub.server_name.trim().is_empty() {
+            return Err(invalid("hub.server_name", "must not be empty"));
+        }
+        if self.hub.connect_timeout_ms == 0 {
+            return Err(invalid("hub.connect_timeout_ms", "must be more than 0"));
+        }
+        if self.ingest.poll_interval_ms == 0 {
+            return Err(invalid("ingest.poll_interval_ms", "must be more than 0"));
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.publish.batch_size) {
+            return Err(invalid(
+                "publish.batch_size",
+                format!(
+                    "must be 1 to {MAX_BATCH_SIZE}, found {}",
+                    self.publish.batch_size
+                ),
+            ));
+        }
+        if self.publish.backoff_initial_ms == 0 {
+            return Err(invalid("publish.backoff_initial_ms", "must be more than 0"));
+        }
+        if self.publish.backoff_max_ms < self.publish.backoff_initial_ms {
+            return Err(invalid(
+                "publish.backoff_max_ms",
+                "must not be less than publish.backoff_initial_ms",
+            ));
+        }
+        if self.publish.request_timeout_ms == 0 {
+            return Err(invalid("publish.request_timeout_ms", "must be more than 0"));
+        }
+        if self.link.heartbeat_interval_seconds == 0 {
+            return Err(invalid(
+                "link.heartbeat_interval_seconds",
+                "must be more than 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The authority as a checked code.
+    pub fn authority_code(&self) -> Result<AuthorityCode, IdentityError> {
+        AuthorityCode::new(self.authority.clone())
+    }
+
+    /// The TLS files in the shape `kith_core::tls` wants.
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.tls.ca.clone(),
+            cert: self.tls.cert.clone(),
+            key: self.tls.key.clone(),
+        }
+    }
+
+    /// Where the outbox database lives.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.data_dir.join("outbox.db")
+    }
+
+    /// Checks that the certificate names this config's authority, so an agent
+    /// with a mismatched pair stops at start-up instead of having every
+    /// publish refused by the hub.
+    pub fn check_certificate(&self) -> Result<(), ConfigError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let path = &self.tls.cert;
+        let bad = |reason: String| ConfigError::Certificate {
+            what: "certificate",
+            path: path.clone(),
+            reason,
+        };
+        let cert = CertificateDer::from_pem_file(path).map_err(|e| bad(e.to_string()))?;
+        let named = AuthorityCode::from_certificate(&cert).map_err(|e| bad(e.to_string()))?;
+        if named.as_str() != self.authority {
+            return Err(bad(format!(
+                "names authority {named} but config key `authority` is {}",
+                self.authority
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.ingest.poll_interval_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.hub.connect_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish.request_timeout_ms)
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.link.heartbeat_interval_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_round_trips_through_toml() {
+        let text = AgentConfig::example_toml();
+        assert_eq!(AgentConfig::parse(&text).unwrap(), AgentConfig::example());
+    }
+
+    #[test]
+    fn sections_with_defaults_may_be_left_out() {
+        let text = r#"
+            authority = "E08000003"
+            data_dir = "d"
+            drop_dir = "in"
+            [hub]
+            addresses = ["https://a:1", "https://b:2"]
+            [tls]
+            ca = "ca.pem"
+            cert = "c.pem"
+            key = "c.key"
+        "#;
+        let c = AgentConfig::parse(text).unwrap();
+        assert_eq!(c.publish.batch_size, 500);
+        assert_eq!(c.hub.server_name, "localhost");
+        assert_eq!(c.hub.addresses.len(), 2);
+        assert_eq!(c.link.heartbeat_interval_seconds, 10);
+    }
+}

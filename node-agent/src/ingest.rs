@@ -1,0 +1,609 @@
+//! Taking records in from source-system files.
+//!
+//! Source systems hand records to the agent by dropping files in the drop
+//! folder: `*.jsonl` (one [`Record`] as JSON per line, the shape
+//! `kith_core::Record` reads) or `*.csv` (see [`crate::csv_format`]). Each line
+//! is parsed, given the agent's authority as custodian when it names none,
+//! validated as the hub will validate it, and sealed with its content hash.
+//! The valid lines of a file go into the outbox in one transaction; bad lines
+//! never stop good ones, and each is reported with its line number, record id
+//! and the failing fields.
+//!
+//! ## The drop folder contract
+//!
+//! * Write the file under a temporary name (a name starting with `.`, or not
+//!   ending in `.jsonl`/`.csv`, e.g. `today.jsonl.part`), then rename it. The
+//!   agent only looks at `*.jsonl` and `*.csv` files not starting with `.`.
+//! * As a second guard, a file is taken only once its size and modification
+//!   time have stayed the same for one poll interval.
+//! * Once taken, the file moves to `done/` inside the drop folder (with a
+//!   timestamp added if a file of that name is already there), and its report
+//!   is written beside it as `done/<file>.report.json`. Files refused whole
+//!   (not UTF-8, empty, unknown CSV column) go the same way, so a bad file is
+//!   never retried in a loop.
+//! * If the agent stops between enqueueing and moving the file, the file is
+//!   taken again at the next start; enqueueing is idempotent on record id and
+//!   version, so nothing is doubled.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kith_core::Record;
+use kith_core::error::FieldError;
+use kith_core::identity::AuthorityCode;
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+use crate::csv_format::CsvHeader;
+use crate::outbox::{EnqueueSummary, Outbox, OutboxError};
+
+/// The folder, inside the drop folder, that taken files move to.
+pub const DONE_DIR: &str = "done";
+
+/// The two source formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    JsonLines,
+    Csv,
+}
+
+impl SourceFormat {
+    /// The format a file name announces, if any.
+    pub fn of(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "jsonl" => Some(Self::JsonLines),
+            "csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// One line (or CSV row) that could not be taken.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineError {
+    /// 1-based line number in the file.
+    pub line: usize,
+    pub record_id: Option<String>,
+    pub errors: Vec<FieldError>,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestReport {
+    pub file: PathBuf,
+    pub format: Option<SourceFormat>,
+    /// Lines (or CSV rows) holding a record, blank lines not counted.
+    pub records_read: usize,
+    /// Valid records (written now, or already in the outbox).
+    pub accepted: usize,
+    /// Of those, newly written to the outbox.
+    pub enqueued: usize,
+    /// Of those, already in the outbox with the same id and version.
+    pub duplicates: usize,
+    /// Each refused line, in file order.
+    pub rejected: Vec<LineError>,
+    /// Set when the whole file was refused; nothing was enqueued.
+    pub file_error: Option<String>,
+    /// Where the file went, when it came from the drop folder.
+    pub moved_to: Option<PathBuf>,
+    /// Where this report was written, when it was.
+    pub report_path: Option<PathBuf>,
+    pub finished_at: DateTime<Utc>,
+}
+
+impl IngestReport {
+    fn new(file: &Path) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            format: SourceFormat::of(file),
+            records_read: 0,
+            accepted: 0,
+            enqueued: 0,
+            duplicates: 0,
+            rejected: Vec::new(),
+            file_error: None,
+            moved_to: None,
+            report_path: None,
+            finished_at: Utc::now(),
+        }
+    }
+
+    /// True when every line was taken.
+    pub fn is_clean(&self) -> bool {
+        self.file_error.is_none() && self.rejected.is_empty()
+    }
+
+    /// A human-readable account: a summary line, then one line per refusal.
+    pub fn render(&self) -> String {
+        let mut out = format!("{}: ", self.file.display());
+        if let Some(e) = &self.file_error {
+            out.push_str(&format!("refused whole: {e}\n"));
+        } else {
+            out.push_str(&format!(
+                "{} read, {} accepted ({} new, {} already queued), {} rejected\n",
+                self.records_read,
+                self.accepted,
+                self.enqueued,
+                self.duplicates,
+                self.rejected.len()
+            ));
+        }
+        for line in &self.rejected {
+            let id = line.record_id.as_deref().unwrap_or("?");
+            out.push_str(&format!(
+                "  line {} (record {id}): {}\n",
+                line.line,
+                kith_core::error::join(&line.errors)
+            ));
+        }
+        if let Some(p) = &self.moved_to {
+            out.push_str(&format!("  moved to {}\n", p.display()));
+        }
+        if let Some(p) = &self.report_path {
+            out.push_str(&format!("  report {}\n", p.display()));
+        }
+        out
+    }
+
+    fn log(&self) {
+        if let Some(e) = &self.file_error {
+            tracing::warn!(file = %self.file.display(), error = %e, "source file refused");
+        } else if self.rejected.is_empty() {
+            tracing::info!(file = %self.file.display(), read = self.records_read, enqueued = self.enqueued,
+                duplicates = self.duplicates, "source file ingested");
+        } else {
+            tracing::warn!(file = %self.file.display(), read = self.records_read, enqueued = self.enqueued,
+                duplicates = self.duplicates, rejected = self.rejected.len(),
+                first = %self.rejected[0].errors.first().map(ToString::to_string).unwrap_or_default(),
+                "source file ingested with rejected lines");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}: not a source file (expected a name ending in .jsonl or .csv)")]
+    UnknownFormat(PathBuf),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("cannot move {from} to {to}: {source}")]
+    Move {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write report {path}: {source}")]
+    WriteReport {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The date records are validated against.
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// Reads one file and enqueues its valid records; the file stays where it
+/// is. This is `kith-agent ingest FILE`.
+pub async fn ingest_file(
+    path: &Path,
+    authority: &AuthorityCode,
+    outbox: &Outbox,
+) -> Result<IngestReport, IngestError> {
+    ingest_file_as_of(path, authority, outbox, today()).await
+}
+
+/// [`ingest_file`], validating as of `today`.
+pub async fn ingest_file_as_of(
+    path: &Path,
+    authority: &AuthorityCode,
+    outbox: &Outbox,
+    today: NaiveDate,
+) -> Result<IngestReport, IngestError> {
+    let format =
+        SourceFormat::of(path).ok_or_else(|| IngestError::UnknownFormat(path.to_path_buf()))?;
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|source| IngestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let (records, mut report) = parse_source(path, format, &bytes, authority, today);
+    let EnqueueSummary {
+        enqueued,
+        duplicates,
+    } = outbox.enqueue(&records).await?;
+    report.enqueued = enqueued;
+    report.duplicates = duplicates;
+    report.finished_at = Utc::now();
+    Ok(report)
+}
+
+/// Parses a file's bytes into valid, sealed records and a report of the rest.
+/// Pure: touches neither the disk nor the outbox.
+pub fn parse_source(
+    path: &Path,
+    format: SourceFormat,
+    bytes: &[u8],
+    authority: &AuthorityCode,
+    today: NaiveDate,
+) -> (Vec<Record>, IngestReport) {
+    let mut report = IngestReport::new(path);
+    report.format = Some(format);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            report.file_error = Some(format!(
+                "not UTF-8 text: invalid byte at line {line}, byte offset {}; save the file as UTF-8",
+                e.valid_up_to()
+            ));
+            return (Vec::new(), report);
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        report.file_error = Some("file is empty".to_string());
+        return (Vec::new(), report);
+    }
+    let parsed = match format {
+        SourceFormat::JsonLines => parse_json_lines(text),
+        SourceFormat::Csv => match parse_csv(text) {
+            Ok(rows) => rows,
+            Err(e) => {
+                report.file_error = Some(e);
+                return (Vec::new(), report);
+            }
+        },
+    };
+    let mut records = Vec::new();
+    for line in parsed {
+        report.records_read += 1;
+        let outcome = line
+            .record
+            .and_then(|record| accept(record, authority, today));
+        match outcome {
+            Ok(record) => records.push(record),
+            Err(errors) => report.rejected.push(LineError {
+                line: line.number,
+                record_id: line.record_id,
+                errors,
+            }),
+        }
+    }
+    report.accepted = records.len();
+    (records, report)
+}
+
+/// One parsed line: the record, or why it did not parse.
+struct ParsedLine {
+    number: usize,
+    record_id: Option<String>,
+    record: Result<Record, Vec<FieldError>>,
+}
+
+fn parse_json_lines(text: &str) -> Vec<ParsedLine> {
+    let mut lines = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut de = serde_json::Deserializer::from_str(line);
+        let record = serde_path_to_error::deserialize::<_, Record>(&mut de)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                // Broken JSON is the line's fault; a bad value is its field's.
+                let error = if inner.is_syntax() || inner.is_eof() {
+                    FieldError::new("(line)", format!("not valid JSON: {inner}"))
+                } else if path == "." {
+                    FieldError::new("(line)", inner.to_string())
+                } else {
+                    FieldError::new(path, inner.to_string())
+                };
+                vec![error]
+            })
+            .and_then(|r| {
+                de.end().map(|()| r).map_err(|e| {
+                    vec![FieldError::new(
+                        "(line)",
+                        format!("text after the record: {e}"),
+                    )]
+                })
+            });
+        let record_id = match &record {
+            Ok(r) => Some(r.record_id.clone()),
+            Err(_) => serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("record_id")?.as_str().map(str::to_string)),
+        };
+        lines.push(ParsedLine {
+            number: i + 1,
+            record_id,
+            record,
+        });
+    }
+    lines
+}
+
+fn parse_csv(text: &str) -> Result<Vec<ParsedLine>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| format!("cannot read the CSV header: {e}"))?
+        .clone();
+    let header = CsvHeader::parse(&header).map_err(|e| format!("CSV header: {e}"))?;
+    let mut lines = Vec::new();
+    let mut row = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) => {
+                if row.iter().all(|c| c.trim().is_empty()) {
+                    continue;
+                }
+                let number = row.position().map_or(0, |p| line_at(text, p.byte()));
+                lines.push(ParsedLine {
+                    number,
+                    record_id: header.record_id(&row),
+                    record: header.record(&row),
+                });
+            }
+            Err(e) => {
+                let number = e.position().map_or(0, |p| line_at(text, p.byte()));
+                let reason = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
+                        format!("row has {len} fields but the header has {expected_len}")
+                    }
+                    _ => e.to_string(),
+                };
+                lines.push(ParsedLine {
+                    number,
+                    record_id: None,
+                    record: Err(vec![FieldError::new("(row)", reason)]),
+                });
+                if !matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// The 1-based line holding byte `byte`. (The csv crate's own line count
+/// lags by one with CRLF line ends, which spreadsheets write; its byte offset
+/// is right but may point at the `\n` ending the previous line.)
+fn line_at(text: &str, byte: u64) -> usize {
+    let end = usize::try_from(byte).map_or(text.len(), |b| (b + 1).min(text.len()));
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Fills in or checks the custodian, validates, and seals one record.
+pub fn accept(
+    mut record: Record,
+    authority: &AuthorityCode,
+    today: NaiveDate,
+) -> Result<Record, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if record.custodian.is_empty() {
+        record.custodian = authority.as_str().to_string();
+    } else if record.custodian != authority.as_str() {
+        errors.push(FieldError::new(
+            "custodian",
+            format!(
+                "is {:?} but this agent publishes for {authority}; an authority publishes only its own records",
+                record.custodian
+            ),
+        ));
+    }
+    if let Err(more) = record.validate(today) {
+        errors.extend(more);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    record.seal();
+    Ok(record)
+}
+
+/// Ingests a file from the drop folder, moves it to `done/` and writes its
+/// report there. A file refused whole is moved and reported the same way.
+pub async fn take_dropped_file(
+    path: &Path,
+    authority: &AuthorityCode,
+    outbox: &Outbox,
+) -> Result<IngestReport, IngestError> {
+    let mut report = ingest_file(path, authority, outbox).await?;
+    let drop_dir = path.parent().unwrap_or(Path::new("."));
+    let done = drop_dir.join(DONE_DIR);
+    tokio::fs::create_dir_all(&done)
+        .await
+        .map_err(|source| IngestError::Move {
+            from: path.to_path_buf(),
+            to: done.clone(),
+            source,
+        })?;
+    let target = free_name(&done, path);
+    tokio::fs::rename(path, &target)
+        .await
+        .map_err(|source| IngestError::Move {
+            from: path.to_path_buf(),
+            to: target.clone(),
+            source,
+        })?;
+    let mut report_path = target.clone().into_os_string();
+    report_path.push(".report.json");
+    let report_path = PathBuf::from(report_path);
+    report.moved_to = Some(target);
+    report.report_path = Some(report_path.clone());
+    let json = serde_json::to_vec_pretty(&report).expect("reports always serialise");
+    tokio::fs::write(&report_path, json)
+        .await
+        .map_err(|source| IngestError::WriteReport {
+            path: report_path.clone(),
+            source,
+        })?;
+    report.log();
+    Ok(report)
+}
+
+/// `done/<name>`, or `done/<stem>.<timestamp>.<ext>` when that is taken.
+fn free_name(done: &Path, file: &Path) -> PathBuf {
+    let name = file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    let plain = done.join(&name);
+    if !plain.exists() {
+        return plain;
+    }
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = file
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut n = 0u32;
+    loop {
+        let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let candidate = if n == 0 {
+            done.join(format!("{stem}.{stamp}.{ext}"))
+        } else {
+            done.join(format!("{stem}.{stamp}-{n}.{ext}"))
+        };
+        if !candidate.exists() {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
+/// Watches the drop folder and takes each finished file.
+pub struct DropWatcher {
+    drop_dir: PathBuf,
+    authority: AuthorityCode,
+    outbox: Outbox,
+    /// Size and modification time of each candidate at the last poll.
+    seen: HashMap<PathBuf, (u64, Option<SystemTime>)>,
+}
+
+impl DropWatcher {
+    pub fn new(drop_dir: impl Into<PathBuf>, authority: AuthorityCode, outbox: Outbox) -> Self {
+        Self {
+            drop_dir: drop_dir.into(),
+            authority,
+            outbox,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Scans the folder once and takes every file that has not changed since
+    /// the previous scan. Returns the reports of the files taken.
+    pub async fn poll_once(&mut self) -> Result<Vec<IngestReport>, IngestError> {
+        tokio::fs::create_dir_all(&self.drop_dir)
+            .await
+            .map_err(|source| IngestError::Read {
+                path: self.drop_dir.clone(),
+                source,
+            })?;
+        let mut entries = tokio::fs::read_dir(&self.drop_dir)
+            .await
+            .map_err(|source| IngestError::Read {
+                path: self.drop_dir.clone(),
+                source,
+            })?;
+        let mut now_seen = HashMap::new();
+        let mut ready = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|source| IngestError::Read {
+                path: self.drop_dir.clone(),
+                source,
+            })?
+        {
+            let path = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if hidden || SourceFormat::of(&path).is_none() {
+                continue;
+            }
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let fingerprint = (meta.len(), meta.modified().ok());
+            if self.seen.get(&path) == Some(&fingerprint) {
+                ready.push(path.clone());
+            }
+            now_seen.insert(path, fingerprint);
+        }
+        ready.sort();
+        let mut reports = Vec::new();
+        for path in ready {
+            now_seen.remove(&path);
+            match take_dropped_file(&path, &self.authority, &self.outbox).await {
+                Ok(report) => reports.push(report),
+                Err(IngestError::Outbox(e)) => return Err(IngestError::Outbox(e)),
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "cannot take source file; will try again")
+                }
+            }
+        }
+        self.seen = now_seen;
+        Ok(reports)
+    }
+
+    /// Polls every `interval` until `shutdown` turns true, waking `enqueued`
+    /// whenever records were added to the outbox.
+    pub async fn run(
+        mut self,
+        interval: std::time::Duration,
+        enqueued: Arc<Notify>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        tracing::info!(drop_dir = %self.drop_dir.display(), "watching the drop folder");
+        loop {
+            match self.poll_once().await {
+                Ok(reports) => {
+                    if reports.iter().any(|r| r.enqueued > 0) {
+                        enqueued.notify_one();
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "drop folder scan failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = crate::agent::stopped(&mut shutdown) => break,
+            }
+        }
+        tracing::info!("drop folder watcher stopped");
+    }
+}

@@ -1,0 +1,43 @@
+//! `kith-agent`, the Kith node agent.
+//!
+//! Each authority runs one. It takes relationship records from the
+//! authority's source systems (files dropped in a folder), keeps them in a
+//! durable outbox, and publishes them to the hub over mutual TLS; it keeps an
+//! outbound link open so the hub can reach it; and it carries the case
+//! worker's queries. It only ever dials out.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`config`] | the TOML configuration |
+//! | [`outbox`] | the durable SQLite outbox |
+//! | [`csv_format`] | the flat CSV source format |
+//! | [`ingest`] | source files in the drop folder → outbox |
+//! | [`backoff`] | retry delays |
+//! | [`hub_client`] | mutual TLS channels and failover between hub addresses |
+//! | [`publisher`] | outbox → hub `PublishRecords` |
+//! | [`link`] | the long-lived `OpenLink` stream |
+//! | [`agent`] | the three tasks together, started and stopped as one |
+//! | [`query`] | the case worker's query |
+//! | [`status`] | the operator's health check |
+//! | [`logging`] | log output |
+
+pub mod agent;
+pub mod backoff;
+pub mod config;
+pub mod csv_format;
+pub mod hub_client;
+pub mod ingest;
+pub mod link;
+pub mod logging;
+pub mod outbox;
+pub mod publisher;
+pub mod query;
+pub mod status;
+
+pub use agent::{Agent, AgentError, RunningAgent};
+pub use config::{AgentConfig, ConfigError};
+pub use ingest::{IngestReport, ingest_file};
+pub use link::LinkState;
+pub use outbox::{Outbox, OutboxStats};
+pub use query::{QueryArgs, QueryResponse, query};
+pub use status::{Status, status};
