@@ -1,0 +1,37 @@
+-- Relationship records: the current version of each (custodian, record_id).
+CREATE TABLE records (
+    custodian         TEXT    NOT NULL,
+    record_id         TEXT    NOT NULL,
+    version           INTEGER NOT NULL CHECK (version >= 1),
+    nhs_number        TEXT,
+    relationship_type TEXT    NOT NULL,
+    status            TEXT    NOT NULL CHECK (status IN ('active', 'withdrawn')),
+    withdraw_reason   TEXT,
+    ended_on          TEXT,
+    content_hash      TEXT    NOT NULL,
+    retain_until      TEXT,
+    -- JSON of the domain record (kith_core::Record).
+    body              TEXT    NOT NULL,
+    updated_at        TEXT    NOT NULL,
+    PRIMARY KEY (custodian, record_id)
+);
+
+CREATE INDEX records_by_nhs_number ON records (nhs_number) WHERE nhs_number IS NOT NULL;
+
+-- The audit log. `idx` counts from 0 with no gaps; `entry` holds the exact
+-- canonical JSON bytes of the entry. Nothing updates or deletes a row.
+CREATE TABLE audit_log (
+    idx         INTEGER PRIMARY KEY,
+    recorded_at TEXT    NOT NULL,
+    entry       BLOB    NOT NULL
+);
+
+CREATE TRIGGER audit_log_is_append_only_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit entries are immutable');
+END;
+
+CREATE TRIGGER audit_log_is_append_only_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit entries are immutable');
+END;

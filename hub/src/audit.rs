@@ -1,0 +1,114 @@
+//! Audit entries: what the hub writes for every publish, change, query and
+//! refusal, before it answers.
+//!
+//! An entry is stored as its canonical JSON bytes (keys sorted, compact; see
+//! [`kith_core::content_hash::canonical_json`]). Those bytes are what an
+//! auditor reads and, with the verifiable log, what a Merkle leaf hashes, so
+//! they are produced once, here, and never re-serialised.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    Publish,
+    End,
+    Withdraw,
+    Query,
+    /// A call refused before it did anything (unknown authority, bad request).
+    Refusal,
+}
+
+/// One record touched by the audited act, and what was decided for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditedRecord {
+    pub custodian: String,
+    pub record_id: String,
+    pub version: u64,
+    /// Publish outcome (`accepted`, `unchanged`, `stale`, `rejected`,
+    /// `permission_denied`) or disclosure level (`detail`, `summary`,
+    /// `withheld`, `hidden`).
+    pub decision: String,
+    /// Policies or rules that decided it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decided_by: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// An audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub kind: AuditKind,
+    /// When the hub decided, RFC 3339 UTC with milliseconds.
+    pub at: String,
+    /// The calling authority, from its certificate.
+    pub authority: String,
+    /// The acting user, as the authority asserted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// The subject asked about (NHS number digits), for queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Overall outcome: `ok`, `refused`, `not_found`, ...
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<AuditedRecord>,
+    /// Query id, for queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+}
+
+impl AuditEntry {
+    /// A new entry of `kind` by `authority`, stamped now.
+    pub fn new(kind: AuditKind, authority: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            kind,
+            at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            authority: authority.to_string(),
+            user: None,
+            role: None,
+            purpose: None,
+            subject: None,
+            outcome: "ok".to_string(),
+            reason: String::new(),
+            records: Vec::new(),
+            query_id: None,
+        }
+    }
+
+    /// The canonical bytes stored and, later, hashed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        kith_core::content_hash::canonical_json(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_bytes_have_sorted_keys_and_round_trip() {
+        let mut e = AuditEntry::new(AuditKind::Query, "E08000003", DateTime::<Utc>::UNIX_EPOCH);
+        e.purpose = Some("safeguarding".into());
+        let bytes = e.to_bytes();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with(
+                r#"{"at":"1970-01-01T00:00:00.000Z","authority":"E08000003","kind":"query""#
+            ),
+            "{text}"
+        );
+        let back: AuditEntry = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.to_bytes(), bytes);
+    }
+}

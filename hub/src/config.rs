@@ -1,0 +1,122 @@
+//! The hub's configuration file (TOML).
+//!
+//! ```toml
+//! listen = "127.0.0.1:7443"
+//! database_url = "sqlite://kith-hub.db"   # relative paths: beside this file
+//! jurisdiction = "england"                # where this hub runs
+//! policy_dir = "policies"                 # Cedar schema, policies, agreements
+//!
+//! [tls]
+//! ca = "pki/ca.crt.pem"
+//! cert = "pki/hub.crt.pem"
+//! key = "pki/hub.key.pem"
+//!
+//! [[authorities]]                         # the federation's members
+//! code = "E08000003"
+//! name = "Manchester City Council"
+//! kind = "council"
+//! jurisdiction = "england"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kith_core::tls::TlsFiles;
+use serde::{Deserialize, Serialize};
+
+use crate::directory::Member;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `sqlite://path`, `sqlite::memory:`.
+    pub database_url: String,
+    /// The jurisdiction the hub runs in; data-location policy reads it.
+    pub jurisdiction: String,
+    /// Folder holding the policy set.
+    pub policy_dir: PathBuf,
+    pub tls: TlsFiles,
+    /// The authorities that belong to the federation.
+    #[serde(default)]
+    pub authorities: Vec<Member>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl HubConfig {
+    /// Reads a config file; relative paths in it are taken from its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut config: HubConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.policy_dir);
+        fix(&mut self.tls.ca);
+        fix(&mut self.tls.cert);
+        fix(&mut self.tls.key);
+        if let Some(rest) = self.database_url.strip_prefix("sqlite://")
+            && !rest.starts_with('/')
+            && !rest.is_empty()
+        {
+            self.database_url = format!("sqlite://{}", base.join(rest).display());
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for m in &self.authorities {
+            kith_core::AuthorityCode::new(m.code.clone())
+                .map_err(|e| format!("authorities: {e}"))?;
+            if !seen.insert(&m.code) {
+                return Err(format!("authorities: {} is listed twice", m.code));
+            }
+        }
+        if !(self.database_url.starts_with("sqlite:")) {
+            return Err(format!(
+                "database_url: {:?} is not supported; use sqlite://PATH (PostgreSQL support is not built yet)",
+                self.database_url
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serialises")
+    }
+}

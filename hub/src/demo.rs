@@ -1,0 +1,394 @@
+//! `kith-hub demo`: a whole federation in one command.
+//!
+//! Lays down a development PKI, the default policy set and configs in a
+//! folder; starts a hub on SQLite and three agents (two councils and an NHS
+//! trust) on loopback over mutual TLS; drops a synthetic data set into each
+//! agent's drop folder; waits until every record is delivered; runs
+//! case-worker queries and prints what each saw. With `--keep-running` the
+//! federation stays up for `kith-agent --config DIR/agents/CODE/agent.toml …`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use kith_agent::{Agent, AgentConfig, QueryArgs, RunningAgent};
+use kith_core::tls::TlsFiles;
+use kith_core::{AuthorityCode, Purpose, RelationshipType};
+
+use crate::config::HubConfig;
+use crate::directory::Member;
+use crate::synthetic::{Generator, Person};
+
+const MARKER: &str = ".kith-demo";
+const PEOPLE: u64 = 60;
+
+struct Authority {
+    code: &'static str,
+    name: &'static str,
+    kind: &'static str,
+}
+
+const AUTHORITIES: [Authority; 3] = [
+    Authority {
+        code: "E08000003",
+        name: "Manchester City Council",
+        kind: "council",
+    },
+    Authority {
+        code: "E08000006",
+        name: "Salford City Council",
+        kind: "council",
+    },
+    Authority {
+        code: "R0A",
+        name: "Manchester University NHS Foundation Trust",
+        kind: "nhs_trust",
+    },
+];
+
+/// Runs the demo in `dir` (a temporary folder when `None`).
+pub async fn run(
+    dir: Option<PathBuf>,
+    keep_running: bool,
+    signal: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let temp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            temp = tempfile::Builder::new().prefix("kith-demo-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    prepare(&dir)?;
+    println!("Kith demo: a hub and three agents on loopback, over mutual TLS");
+    println!("  folder: {}", dir.display());
+
+    // 1. PKI and policies.
+    let codes: Vec<AuthorityCode> = AUTHORITIES
+        .iter()
+        .map(|a| AuthorityCode::new(a.code))
+        .collect::<Result<_, _>>()?;
+    let pki = kith_core::pki::init(
+        &dir.join("pki"),
+        &["localhost".into(), "127.0.0.1".into()],
+        &codes,
+    )?;
+    crate::default_policies::write_to(&dir.join("policies"), true)?;
+    println!(
+        "[1/5] development PKI: federation CA, hub and {} authority certificates",
+        codes.len()
+    );
+
+    // 2. Hub.
+    let mut hub_config = HubConfig {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: format!("sqlite://{}", dir.join("hub.db").display()),
+        jurisdiction: "england".into(),
+        policy_dir: dir.join("policies"),
+        tls: TlsFiles {
+            ca: pki.ca_cert(),
+            cert: pki.hub_cert(),
+            key: pki.hub_key(),
+        },
+        authorities: AUTHORITIES
+            .iter()
+            .map(|a| Member {
+                code: a.code.into(),
+                name: a.name.into(),
+                kind: a.kind.into(),
+                jurisdiction: "england".into(),
+            })
+            .collect(),
+    };
+    let hub = crate::server::start(&hub_config)
+        .await
+        .context("starting the hub")?;
+    hub_config.listen = hub.addr();
+    std::fs::write(dir.join("hub.toml"), hub_config.to_toml())?;
+    println!(
+        "[2/5] hub serving on https://{} (SQLite {}/hub.db)",
+        hub.addr(),
+        dir.display()
+    );
+
+    // 3. Agents.
+    let mut agents = Vec::new();
+    for (a, code) in AUTHORITIES.iter().zip(&codes) {
+        let base = dir.join("agents").join(a.code);
+        let mut config = AgentConfig::new(
+            a.code,
+            vec![format!("https://{}", hub.addr())],
+            TlsFiles {
+                ca: pki.ca_cert(),
+                cert: pki.authority_cert(code),
+                key: pki.authority_key(code),
+            },
+            base.join("data"),
+            base.join("drop"),
+        );
+        config.ingest.poll_interval_ms = 100;
+        std::fs::create_dir_all(&config.drop_dir)?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        config.write(&base.join("agent.toml"))?;
+        let agent = Agent::start(config)
+            .await
+            .with_context(|| format!("starting the agent of {}", a.name))?;
+        agents.push(agent);
+    }
+    println!(
+        "[3/5] agents running: {}",
+        AUTHORITIES
+            .iter()
+            .map(|a| a.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // 4. Data.
+    let (people, counts) = drop_data_set(&agents)?;
+    for agent in &agents {
+        // First the agent takes the file (it moves to done/), then delivers.
+        let taken = agent.config().drop_dir.join("done").join("records.jsonl");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !taken.exists() {
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "the agent of {} did not take its drop file within 30 s",
+                    agent.config().authority
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        agent
+            .wait_until_drained(Duration::from_secs(60))
+            .await
+            .with_context(|| format!("waiting for {} to deliver", agent.config().authority))?;
+    }
+    let mut summary = String::new();
+    for (a, (accepted, refused)) in AUTHORITIES.iter().zip(&counts) {
+        let _ = write!(summary, "\n      {}: {accepted} records published", a.name);
+        if *refused > 0 {
+            let _ = write!(
+                summary,
+                ", {refused} line refused (see the report in its drop folder's done/)"
+            );
+        }
+    }
+    println!("[4/5] synthetic data set ({PEOPLE} people) delivered:{summary}");
+
+    // 5. Queries.
+    println!("[5/5] case-worker queries\n");
+    let child = &people[0];
+    let adult = &people[1];
+    let asks = [
+        (
+            1,
+            "s.okoye",
+            "Sam Okoye",
+            "social_worker",
+            "Children's Services",
+            Purpose::Safeguarding,
+            child,
+            "A Salford social worker, safeguarding, asks about a child",
+        ),
+        (
+            2,
+            "a.rahman",
+            "Dr Aisha Rahman",
+            "ed_clinician",
+            "Emergency Department",
+            Purpose::Safeguarding,
+            child,
+            "An emergency department doctor at the trust, safeguarding, asks about the same child",
+        ),
+        (
+            0,
+            "j.hargreaves",
+            "Jo Hargreaves",
+            "social_worker",
+            "Adult Social Care",
+            Purpose::CarePlanning,
+            adult,
+            "A Manchester adult social worker, care planning, asks about an adult",
+        ),
+        (
+            1,
+            "t.brennan",
+            "Tom Brennan",
+            "social_worker",
+            "Housing",
+            Purpose::PublicProtection,
+            adult,
+            "A Salford worker asks about the same adult for a purpose no agreement covers",
+        ),
+    ];
+    for (i, (agent, user, name, role, team, purpose, person, title)) in asks.into_iter().enumerate()
+    {
+        let config = agents[agent].config().clone();
+        println!("Query {}: {title}", i + 1);
+        println!(
+            "  kith-agent --config {}/agents/{}/agent.toml query --nhs-number {} --purpose {purpose} --as {user} --role {role}",
+            dir.display(),
+            config.authority,
+            person.nhs_number.as_digits()
+        );
+        let args = QueryArgs {
+            nhs_number: person.nhs_number.as_digits(),
+            purpose,
+            user_id: user.into(),
+            role: role.into(),
+            display_name: name.into(),
+            team: team.into(),
+        };
+        let answer = kith_agent::query(&config, args).await.context("query")?;
+        println!("{}", indent(&answer.render_table()));
+    }
+
+    if keep_running {
+        println!("The federation is running. In another terminal, for example:");
+        println!(
+            "  cargo run -p kith-agent -- --config {}/agents/E08000006/agent.toml status",
+            dir.display()
+        );
+        println!(
+            "  cargo run -p kith-agent -- --config {}/agents/E08000006/agent.toml query --nhs-number {} --purpose safeguarding --as me --role social_worker",
+            dir.display(),
+            child.nhs_number.as_digits()
+        );
+        println!("Press Ctrl-C to stop.");
+        signal.await;
+    }
+    for agent in agents {
+        agent.shutdown().await;
+    }
+    hub.shutdown().await?;
+    println!("Stopped. Everything the demo made is in {}", dir.display());
+    Ok(())
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Refuses a non-empty folder that is not an earlier demo; clears an earlier demo.
+fn prepare(dir: &Path) -> Result<()> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        if !dir.join(MARKER).exists() {
+            bail!(
+                "{} is not empty and was not made by `kith-hub demo`; choose another --dir",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("clearing the earlier demo in {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by kith-hub demo; the next demo run in this folder replaces it\n",
+    )?;
+    Ok(())
+}
+
+/// What the demo dropped: the people, and per authority (records written,
+/// deliberately bad lines).
+type DataSet = (Vec<Person>, Vec<(usize, usize)>);
+
+/// Writes each authority's records into its agent's drop folder (write to a
+/// temporary name, then rename, as a source system should).
+fn drop_data_set(agents: &[RunningAgent]) -> Result<DataSet> {
+    let mut generator = Generator::new(2026);
+    let mut people: Vec<Person> = (0..PEOPLE).map(|n| generator.person(n)).collect();
+    // The people the queries ask about: a child and an adult.
+    people[0].date_of_birth = chrono::NaiveDate::from_ymd_opt(2016, 5, 14).expect("date");
+    people[1].date_of_birth = chrono::NaiveDate::from_ymd_opt(1958, 11, 2).expect("date");
+    let mut files: Vec<Vec<String>> = vec![Vec::new(); AUTHORITIES.len()];
+    let mut push = |i: usize, record: kith_core::Record| {
+        files[i].push(serde_json::to_string(&record).expect("record serialises"));
+    };
+    use RelationshipType::*;
+    let (child, adult) = (people[0].clone(), people[1].clone());
+    push(
+        0,
+        generator.record_of_type(
+            AUTHORITIES[0].code,
+            &child,
+            "mcc-cpp-0001".into(),
+            ChildProtectionPlan,
+        ),
+    );
+    push(
+        1,
+        generator.record_of_type(
+            AUTHORITIES[1].code,
+            &child,
+            "scc-lac-0001".into(),
+            LookedAfterChild,
+        ),
+    );
+    push(
+        2,
+        generator.record_of_type(
+            AUTHORITIES[2].code,
+            &child,
+            "mft-mh-0001".into(),
+            MentalHealth,
+        ),
+    );
+    push(
+        0,
+        generator.record_of_type(
+            AUTHORITIES[0].code,
+            &adult,
+            "mcc-asc-0002".into(),
+            AdultSocialCare,
+        ),
+    );
+    push(
+        1,
+        generator.record_of_type(
+            AUTHORITIES[1].code,
+            &adult,
+            "scc-hs-0002".into(),
+            HousingSupport,
+        ),
+    );
+    push(
+        2,
+        generator.record_of_type(
+            AUTHORITIES[2].code,
+            &adult,
+            "mft-mh-0002".into(),
+            MentalHealth,
+        ),
+    );
+    for (n, person) in people.iter().enumerate().skip(2) {
+        for (i, a) in AUTHORITIES.iter().enumerate() {
+            if (n + i) % 3 != 0 {
+                let id = format!("{}-{:04}", a.code.to_lowercase(), n);
+                push(i, generator.record(a.code, a.kind, person, id));
+            }
+        }
+    }
+    let mut counts = Vec::new();
+    for (i, (agent, mut lines)) in agents.iter().zip(files).enumerate() {
+        let written = lines.len();
+        let mut refused = 0;
+        if i == 0 {
+            // One line a source system got wrong: a mistyped NHS number.
+            let mut bad: serde_json::Value = serde_json::from_str(&lines[2]).expect("json");
+            bad["record_id"] = "mcc-typo-9999".into();
+            bad["subject"]["nhs_number"] = "9990000019".into();
+            lines.push(bad.to_string());
+            refused = 1;
+        }
+        let drop_dir = &agent.config().drop_dir;
+        let temp = drop_dir.join(".records.jsonl.partial");
+        std::fs::write(&temp, lines.join("\n") + "\n")?;
+        std::fs::rename(&temp, drop_dir.join("records.jsonl"))?;
+        counts.push((written, refused));
+    }
+    Ok((people, counts))
+}

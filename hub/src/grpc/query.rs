@@ -1,0 +1,110 @@
+//! `kith.v1.QueryService`: a case worker's query.
+
+use std::sync::Arc;
+
+use kith_core::wire::{nhs_number_from_wire, record_to_wire};
+use kith_core::{FieldError, Purpose};
+use kith_policy::Level;
+use kith_proto::v1 as pb;
+use pb::query_service_server::QueryService;
+use tonic::{Request, Response, Status};
+
+use super::{caller, to_status};
+use crate::disclosure::{ActingUser, View};
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::query::{Disclosed, QueryRequest};
+
+pub struct QueryServiceImpl {
+    pub hub: Arc<Hub>,
+}
+
+fn contact(c: &kith_core::Contact) -> Option<pb::Contact> {
+    (!c.is_empty()).then(|| pb::Contact {
+        name: c.name.clone(),
+        role: c.role.clone(),
+        phone: c.phone.clone(),
+        email: c.email.clone(),
+    })
+}
+
+fn disclosed_to_wire(d: Disclosed) -> pb::DisclosedRecord {
+    let (level, record) = match d.view {
+        View::Detail(r) => (pb::DisclosureLevel::Detail, record_to_wire(&r)),
+        View::Summary(s) => (
+            pb::DisclosureLevel::Summary,
+            pb::RelationshipRecord {
+                record_id: s.record_id,
+                custodian: d.custodian.clone(),
+                relationship_type: s.relationship_type.to_wire() as i32,
+                service: s.service,
+                key_worker: contact(&s.key_worker),
+                out_of_hours: contact(&s.out_of_hours),
+                ..Default::default()
+            },
+        ),
+        View::Withheld => (
+            pb::DisclosureLevel::Withheld,
+            pb::RelationshipRecord {
+                custodian: d.custodian.clone(),
+                ..Default::default()
+            },
+        ),
+    };
+    debug_assert!(d.level != Level::Hidden, "hidden records are never sent");
+    pb::DisclosedRecord {
+        level: level as i32,
+        record: Some(record),
+        reason: d.reason,
+        decided_by: d.decided_by,
+        custodian_name: d.custodian_name,
+    }
+}
+
+#[tonic::async_trait]
+impl QueryService for QueryServiceImpl {
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        let caller = caller(&self.hub, &request).await?;
+        let req = request.into_inner();
+        let mut errors = Vec::new();
+        let purpose = match req.purpose {
+            0 => None,
+            n => {
+                let p = Purpose::from_wire(n);
+                if p.is_none() {
+                    errors.push(FieldError::new(
+                        "purpose",
+                        format!("{n} is not a known purpose"),
+                    ));
+                }
+                p
+            }
+        };
+        let subject = req.subject.unwrap_or_default();
+        let nhs_number =
+            nhs_number_from_wire("subject.nhs_number", &subject.nhs_number, &mut errors);
+        if !errors.is_empty() {
+            return Err(to_status(HubError::InvalidArgument(errors)));
+        }
+        let user = req.acting_user.unwrap_or_default();
+        let request = QueryRequest {
+            user: ActingUser {
+                user_id: user.user_id,
+                display_name: user.display_name,
+                role: user.role,
+                team: user.team,
+            },
+            purpose,
+            nhs_number,
+        };
+        let answer = self.hub.query(&caller, request).await.map_err(to_status)?;
+        Ok(Response::new(pb::QueryResponse {
+            query_id: answer.query_id,
+            records: answer.records.into_iter().map(disclosed_to_wire).collect(),
+            audit_index: answer.audit_index,
+        }))
+    }
+}

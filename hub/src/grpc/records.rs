@@ -1,0 +1,131 @@
+//! `kith.v1.RecordService`: publish, end and withdraw.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use kith_core::wire::{field_errors_to_wire, parse_date, record_from_wire};
+use kith_core::{FieldError, WithdrawReason};
+use kith_proto::v1 as pb;
+use pb::record_service_server::RecordService;
+use tonic::{Request, Response, Status};
+
+use super::{caller, to_status};
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::publish::{Candidate, PublishOutcome};
+use crate::store::RecordKey;
+
+pub struct RecordServiceImpl {
+    pub hub: Arc<Hub>,
+}
+
+fn outcome_to_wire(o: PublishOutcome) -> pb::PublishOutcome {
+    match o {
+        PublishOutcome::Accepted => pb::PublishOutcome::Accepted,
+        PublishOutcome::Unchanged => pb::PublishOutcome::Unchanged,
+        PublishOutcome::Stale => pb::PublishOutcome::Stale,
+        PublishOutcome::Rejected => pb::PublishOutcome::Rejected,
+        PublishOutcome::PermissionDenied => pb::PublishOutcome::PermissionDenied,
+    }
+}
+
+fn record_key(r: Option<pb::RecordRef>) -> Result<RecordKey, Status> {
+    let r = r.unwrap_or_default();
+    let mut errors = Vec::new();
+    if r.custodian.is_empty() {
+        errors.push(FieldError::new("record.custodian", "is required"));
+    }
+    if r.record_id.is_empty() {
+        errors.push(FieldError::new("record.record_id", "is required"));
+    }
+    if !errors.is_empty() {
+        return Err(to_status(HubError::InvalidArgument(errors)));
+    }
+    Ok(RecordKey {
+        custodian: r.custodian,
+        record_id: r.record_id,
+    })
+}
+
+#[tonic::async_trait]
+impl RecordService for RecordServiceImpl {
+    async fn publish_records(
+        &self,
+        request: Request<pb::PublishRecordsRequest>,
+    ) -> Result<Response<pb::PublishRecordsResponse>, Status> {
+        let caller = caller(&self.hub, &request).await?;
+        let today = Utc::now().date_naive();
+        let candidates = request
+            .into_inner()
+            .records
+            .into_iter()
+            .map(|r| Candidate {
+                custodian: r.custodian.clone(),
+                record_id: r.record_id.clone(),
+                version: r.version,
+                parsed: record_from_wire(r, today),
+            })
+            .collect();
+        let results = self
+            .hub
+            .publish(&caller, candidates)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PublishRecordsResponse {
+            results: results
+                .into_iter()
+                .map(|r| pb::PublishResult {
+                    record_id: r.record_id,
+                    version: r.version,
+                    outcome: outcome_to_wire(r.outcome) as i32,
+                    errors: field_errors_to_wire(&r.errors),
+                    audit_index: r.audit_index,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn end_record(
+        &self,
+        request: Request<pb::EndRecordRequest>,
+    ) -> Result<Response<pb::EndRecordResponse>, Status> {
+        let caller = caller(&self.hub, &request).await?;
+        let req = request.into_inner();
+        let key = record_key(req.record)?;
+        let mut errors = Vec::new();
+        let end = parse_date("end", &req.end, &mut errors);
+        let Some(end) = end else {
+            if errors.is_empty() {
+                errors.push(FieldError::new("end", "is required"));
+            }
+            return Err(to_status(HubError::InvalidArgument(errors)));
+        };
+        let audit_index = self
+            .hub
+            .end_record(&caller, key, end)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::EndRecordResponse { audit_index }))
+    }
+
+    async fn withdraw_record(
+        &self,
+        request: Request<pb::WithdrawRecordRequest>,
+    ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
+        let caller = caller(&self.hub, &request).await?;
+        let req = request.into_inner();
+        let key = record_key(req.record)?;
+        let reason = WithdrawReason::from_wire(req.reason).ok_or_else(|| {
+            to_status(HubError::InvalidArgument(vec![FieldError::new(
+                "reason",
+                "is required",
+            )]))
+        })?;
+        let audit_index = self
+            .hub
+            .withdraw_record(&caller, key, reason)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::WithdrawRecordResponse { audit_index }))
+    }
+}

@@ -1,0 +1,92 @@
+//! The hub's state and its one door: [`Hub::authenticate`].
+//!
+//! Everything the gRPC layer may ask of the hub is a method on [`Hub`]
+//! (in [`crate::publish`] and [`crate::query`]), taking an authenticated
+//! [`Caller`]. No method takes a tonic type.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use kith_core::AuthorityCode;
+use kith_policy::PolicySet;
+
+use crate::audit::{AuditEntry, AuditKind};
+use crate::directory::{Directory, Member};
+use crate::error::HubError;
+use crate::store::Store;
+
+/// An authenticated member authority.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub authority: AuthorityCode,
+    pub member: Member,
+}
+
+pub struct Hub {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) directory: Directory,
+    policies: RwLock<Arc<PolicySet>>,
+    pub(crate) jurisdiction: String,
+}
+
+impl Hub {
+    pub fn new(
+        store: Arc<dyn Store>,
+        directory: Directory,
+        policies: PolicySet,
+        jurisdiction: String,
+    ) -> Self {
+        Self {
+            store,
+            directory,
+            policies: RwLock::new(Arc::new(policies)),
+            jurisdiction,
+        }
+    }
+
+    /// The policy set serving now.
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Where this hub runs (england, wales, …), as configured.
+    pub fn jurisdiction(&self) -> &str {
+        &self.jurisdiction
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Turns a certificate-proven authority into a caller, if it is a member
+    /// of the federation. Refusals are audited.
+    pub async fn authenticate(&self, authority: AuthorityCode) -> Result<Caller, HubError> {
+        match self.directory.member(authority.as_str()) {
+            Some(member) => Ok(Caller {
+                member: member.clone(),
+                authority,
+            }),
+            None => {
+                let mut entry = AuditEntry::new(AuditKind::Refusal, authority.as_str(), now());
+                entry.outcome = "refused".into();
+                entry.reason = "not a member of the federation".into();
+                self.store.append_audit(&entry).await?;
+                Err(HubError::PermissionDenied(format!(
+                    "authority {authority} is not a member of this federation"
+                )))
+            }
+        }
+    }
+}
+
+/// The hub's clock.
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}

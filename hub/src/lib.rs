@@ -1,0 +1,24 @@
+//! `kith-hub`: the central exchange.
+//!
+//! Layers, outside in: [`grpc`] (tonic adapters, identity from the client
+//! certificate) → [`hub::Hub`] and its domain methods ([`publish`],
+//! [`query`], [`disclosure`]) → [`store::Store`] (SQLite today). Policy
+//! decisions come from the Cedar set loaded by `kith-policy`; every act is
+//! written to the audit log ([`audit`]) in the same transaction as its
+//! effect, or before its answer.
+
+pub mod audit;
+pub mod config;
+pub mod default_policies;
+pub mod demo;
+pub mod directory;
+pub mod disclosure;
+pub mod error;
+pub mod grpc;
+pub mod hub;
+pub mod publish;
+pub mod query;
+pub mod server;
+pub mod store;
+pub mod synthetic;
+pub mod telemetry;

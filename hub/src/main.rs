@@ -1,0 +1,162 @@
+//! `kith-hub`: wires the command line to the library. Decisions live in the
+//! library; this file parses arguments, sets up logging and exits with a
+//! message and a non-zero status on failure.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use kith_core::AuthorityCode;
+use kith_hub::telemetry::{self, LogFormat};
+
+/// The Kith hub: the central exchange where authorities publish
+/// relationship records and case workers find who else is involved with a
+/// person, under sharing agreements written as Cedar policies.
+#[derive(Parser)]
+#[command(name = "kith-hub", version, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "KITH_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the hub over mutual TLS until Ctrl-C or SIGTERM.
+    Serve {
+        /// The hub's TOML configuration (see docs/operators.md).
+        #[arg(long, short, env = "KITH_HUB_CONFIG")]
+        config: PathBuf,
+    },
+    /// Make or extend a development PKI (federation CA, hub and authority certificates).
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Check and manage policy sets.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Bring up a hub and three agents on loopback, publish a synthetic data
+    /// set, run case-worker queries and print what each saw.
+    Demo {
+        /// Keep the PKI, configs and databases here (default: a temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Leave the federation running after the queries, until Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create a new CA, a hub certificate and certificates for the named authorities.
+    Init {
+        /// Folder to create the PKI in.
+        #[arg(long)]
+        dir: PathBuf,
+        /// DNS names or IP addresses the hub certificate is valid for.
+        #[arg(long = "hub-name", default_values = ["localhost", "127.0.0.1"])]
+        hub_names: Vec<String>,
+        /// Authority codes to issue agent certificates for (repeatable).
+        #[arg(long = "authority")]
+        authorities: Vec<String>,
+    },
+    /// Issue an agent certificate for one more authority with an existing CA.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        authority: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy set against its schema and run its test cases
+    /// (DIR/tests/*.json). Exits non-zero on any failure.
+    Check {
+        /// The policy folder.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Write the default policy set into DIR, to start your own from.
+    Init { dir: PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Serve { config } => {
+            let config = kith_hub::config::HubConfig::load(&config)?;
+            let running = kith_hub::server::start(&config).await?;
+            running.serve_until(shutdown_signal()).await?;
+        }
+        Command::Pki(PkiCommand::Init {
+            dir,
+            hub_names,
+            authorities,
+        }) => {
+            let codes = authorities
+                .into_iter()
+                .map(AuthorityCode::new)
+                .collect::<Result<Vec<_>, _>>()?;
+            let layout = kith_core::pki::init(&dir, &hub_names, &codes)?;
+            println!("development PKI written to {}", layout.dir.display());
+            println!("  CA:  {}", layout.ca_cert().display());
+            println!("  hub: {}", layout.hub_cert().display());
+            for code in &codes {
+                println!("  {code}: {}", layout.authority_cert(code).display());
+            }
+        }
+        Command::Pki(PkiCommand::Issue { dir, authority }) => {
+            let code = AuthorityCode::new(authority)?;
+            let layout = kith_core::pki::PkiLayout::new(dir);
+            kith_core::pki::issue(&layout, &code)?;
+            println!("{code}: {}", layout.authority_cert(&code).display());
+        }
+        Command::Policy(PolicyCommand::Check { dir }) => {
+            if !dir.is_dir() {
+                bail!("{} is not a folder", dir.display());
+            }
+            let report = kith_policy::check(&dir);
+            print!("{report}");
+            if !report.passed() {
+                std::process::exit(1);
+            }
+        }
+        Command::Policy(PolicyCommand::Init { dir }) => {
+            kith_hub::default_policies::write_to(&dir, false)
+                .with_context(|| format!("writing the default policy set to {}", dir.display()))?;
+            println!("default policy set written to {}", dir.display());
+        }
+        Command::Demo { dir, keep_running } => {
+            kith_hub::demo::run(dir, keep_running, shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,286 @@
+//! Publishing, ending and withdrawing records: the custodian's side.
+//!
+//! A batch is checked record by record (field validation, custodian, content
+//! hash); what passes is stored in one transaction with one audit entry that
+//! lists every record of the batch and its outcome, refused ones included.
+//! A refused record never stops the rest of its batch.
+
+use chrono::NaiveDate;
+use kith_core::{FieldError, Record, WithdrawReason};
+
+use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
+use crate::error::HubError;
+use crate::hub::{Caller, Hub, now};
+use crate::store::{ChangeOutcome, RecordKey, StoreOutcome};
+
+/// Most records one publish call may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// One record of a publish call, as it came off the wire: its claimed key,
+/// and either the parsed record or why it did not parse.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub custodian: String,
+    pub record_id: String,
+    pub version: u64,
+    pub parsed: Result<Record, Vec<FieldError>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Accepted,
+    Unchanged,
+    Stale,
+    Rejected,
+    PermissionDenied,
+}
+
+impl PublishOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishOutcome::Accepted => "accepted",
+            PublishOutcome::Unchanged => "unchanged",
+            PublishOutcome::Stale => "stale",
+            PublishOutcome::Rejected => "rejected",
+            PublishOutcome::PermissionDenied => "permission_denied",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PublishResult {
+    pub record_id: String,
+    pub version: u64,
+    pub outcome: PublishOutcome,
+    pub errors: Vec<FieldError>,
+    pub audit_index: u64,
+}
+
+enum Checked {
+    Valid(Box<Record>),
+    Refused(PublishOutcome, Vec<FieldError>),
+}
+
+fn check(caller: &Caller, candidate: &Candidate) -> Checked {
+    if candidate.custodian != caller.authority.as_str() {
+        return Checked::Refused(
+            PublishOutcome::PermissionDenied,
+            vec![FieldError::new(
+                "custodian",
+                format!(
+                    "{} may publish only its own records, not {:?}'s",
+                    caller.authority, candidate.custodian
+                ),
+            )],
+        );
+    }
+    match &candidate.parsed {
+        Err(errors) => Checked::Refused(PublishOutcome::Rejected, errors.clone()),
+        Ok(record) => {
+            let mut record = record.clone();
+            let computed = record.content_hash();
+            if record.provenance.content_hash.is_empty() {
+                record.provenance.content_hash = computed;
+            } else if record.provenance.content_hash != computed {
+                return Checked::Refused(
+                    PublishOutcome::Rejected,
+                    vec![FieldError::new(
+                        "provenance.content_hash",
+                        "does not match the record's content",
+                    )],
+                );
+            }
+            Checked::Valid(Box::new(record))
+        }
+    }
+}
+
+impl Hub {
+    /// Publishes a batch for `caller`.
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        candidates: Vec<Candidate>,
+    ) -> Result<Vec<PublishResult>, HubError> {
+        if candidates.len() > MAX_BATCH {
+            return Err(HubError::InvalidArgument(vec![FieldError::new(
+                "records",
+                format!(
+                    "{} records in one call; at most {MAX_BATCH}",
+                    candidates.len()
+                ),
+            )]));
+        }
+        let checked: Vec<Checked> = candidates.iter().map(|c| check(caller, c)).collect();
+        let valid: Vec<Record> = checked
+            .iter()
+            .filter_map(|c| match c {
+                Checked::Valid(r) => Some(r.as_ref().clone()),
+                Checked::Refused(..) => None,
+            })
+            .collect();
+
+        // Merge store outcomes back into request order.
+        let merge = |stored: &[StoreOutcome]| -> Vec<(PublishOutcome, Vec<FieldError>)> {
+            let mut stored = stored.iter();
+            checked
+                .iter()
+                .map(|c| match c {
+                    Checked::Refused(outcome, errors) => (*outcome, errors.clone()),
+                    Checked::Valid(r) => match stored.next().expect("one store outcome per valid record") {
+                        StoreOutcome::Accepted => (PublishOutcome::Accepted, vec![]),
+                        StoreOutcome::Unchanged => (PublishOutcome::Unchanged, vec![]),
+                        StoreOutcome::Stale { held } => (
+                            PublishOutcome::Stale,
+                            vec![FieldError::new("version", format!("the hub holds version {held}, newer than {}", r.version))],
+                        ),
+                        StoreOutcome::Conflict => (
+                            PublishOutcome::Rejected,
+                            vec![FieldError::new(
+                                "version",
+                                format!("version {} is already published with different content; publish a new version", r.version),
+                            )],
+                        ),
+                    },
+                })
+                .collect()
+        };
+        let at = now();
+        let audit = |stored: &[StoreOutcome]| {
+            let mut entry = AuditEntry::new(AuditKind::Publish, caller.authority.as_str(), at);
+            entry.records = candidates
+                .iter()
+                .zip(merge(stored))
+                .map(|(c, (outcome, errors))| AuditedRecord {
+                    custodian: c.custodian.clone(),
+                    record_id: c.record_id.clone(),
+                    version: c.version,
+                    decision: outcome.as_str().to_string(),
+                    decided_by: vec![],
+                    reason: kith_core::error::join(&errors),
+                })
+                .collect();
+            entry
+        };
+        let (stored, audit_index) = self.store.publish(&valid, &audit).await?;
+        let results = candidates
+            .iter()
+            .zip(merge(&stored))
+            .map(|(c, (outcome, errors))| PublishResult {
+                record_id: c.record_id.clone(),
+                version: c.version,
+                outcome,
+                errors,
+                audit_index,
+            })
+            .collect();
+        Ok(results)
+    }
+
+    fn own(&self, caller: &Caller, key: &RecordKey) -> Result<(), FieldError> {
+        if key.custodian == caller.authority.as_str() {
+            Ok(())
+        } else {
+            Err(FieldError::new(
+                "record.custodian",
+                format!(
+                    "{} may change only its own records, not {:?}'s",
+                    caller.authority, key.custodian
+                ),
+            ))
+        }
+    }
+
+    async fn refuse_change(
+        &self,
+        caller: &Caller,
+        kind: AuditKind,
+        key: &RecordKey,
+        why: FieldError,
+    ) -> HubError {
+        let mut entry = AuditEntry::new(kind, caller.authority.as_str(), now());
+        entry.outcome = "refused".into();
+        entry.reason = why.to_string();
+        entry.records = vec![AuditedRecord {
+            custodian: key.custodian.clone(),
+            record_id: key.record_id.clone(),
+            version: 0,
+            decision: "permission_denied".into(),
+            decided_by: vec![],
+            reason: String::new(),
+        }];
+        if let Err(e) = self.store.append_audit(&entry).await {
+            return e.into();
+        }
+        HubError::PermissionDenied(why.reason)
+    }
+
+    fn change_entry(
+        caller: &Caller,
+        kind: AuditKind,
+        key: &RecordKey,
+        outcome: ChangeOutcome,
+        detail: &str,
+    ) -> AuditEntry {
+        let mut entry = AuditEntry::new(kind, caller.authority.as_str(), now());
+        entry.outcome = match outcome {
+            ChangeOutcome::Done => "ok".into(),
+            ChangeOutcome::NotFound => "not_found".into(),
+        };
+        entry.reason = detail.to_string();
+        entry.records = vec![AuditedRecord {
+            custodian: key.custodian.clone(),
+            record_id: key.record_id.clone(),
+            version: 0,
+            decision: entry.outcome.clone(),
+            decided_by: vec![],
+            reason: String::new(),
+        }];
+        entry
+    }
+
+    /// Ends a relationship on `end`.
+    pub async fn end_record(
+        &self,
+        caller: &Caller,
+        key: RecordKey,
+        end: NaiveDate,
+    ) -> Result<u64, HubError> {
+        if let Err(why) = self.own(caller, &key) {
+            return Err(self.refuse_change(caller, AuditKind::End, &key, why).await);
+        }
+        let detail = format!("ended on {end}");
+        let audit = |o| Self::change_entry(caller, AuditKind::End, &key, o, &detail);
+        match self.store.end_record(&key, end, &audit).await? {
+            (ChangeOutcome::Done, index) => Ok(index),
+            (ChangeOutcome::NotFound, _) => Err(not_found(&key)),
+        }
+    }
+
+    /// Withdraws a record from sharing.
+    pub async fn withdraw_record(
+        &self,
+        caller: &Caller,
+        key: RecordKey,
+        reason: WithdrawReason,
+    ) -> Result<u64, HubError> {
+        if let Err(why) = self.own(caller, &key) {
+            return Err(self
+                .refuse_change(caller, AuditKind::Withdraw, &key, why)
+                .await);
+        }
+        let detail = format!("withdrawn: {reason}");
+        let audit = |o| Self::change_entry(caller, AuditKind::Withdraw, &key, o, &detail);
+        match self.store.withdraw_record(&key, reason, &audit).await? {
+            (ChangeOutcome::Done, index) => Ok(index),
+            (ChangeOutcome::NotFound, _) => Err(not_found(&key)),
+        }
+    }
+}
+
+fn not_found(key: &RecordKey) -> HubError {
+    HubError::NotFound(format!(
+        "no active record {} of {}",
+        key.record_id, key.custodian
+    ))
+}

@@ -1,0 +1,153 @@
+//! A case worker's query: who else is involved with this person?
+//!
+//! Order matters: the request is checked before any lookup; each candidate
+//! record gets its own policy decision; the audit entry naming every
+//! decision (hidden ones too) is durable before anything is returned. If the
+//! entry cannot be written the query fails, closed.
+
+use kith_core::{FieldError, NhsNumber, Purpose};
+use kith_policy::Level;
+
+use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
+use crate::disclosure::{self, ActingUser, View};
+use crate::error::HubError;
+use crate::hub::{Caller, Hub, now};
+
+/// A query as the domain sees it. `purpose` and `nhs_number` are `None`
+/// when the request left them out.
+#[derive(Debug, Clone)]
+pub struct QueryRequest {
+    pub user: ActingUser,
+    pub purpose: Option<Purpose>,
+    pub nhs_number: Option<NhsNumber>,
+}
+
+/// One record in an answer.
+#[derive(Debug, Clone)]
+pub struct Disclosed {
+    pub custodian: String,
+    pub custodian_name: String,
+    pub level: Level,
+    pub view: View,
+    pub reason: String,
+    pub decided_by: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryAnswer {
+    pub query_id: String,
+    pub records: Vec<Disclosed>,
+    pub audit_index: u64,
+}
+
+fn check(request: &QueryRequest) -> Result<(Purpose, NhsNumber), HubError> {
+    let mut errors = Vec::new();
+    let user = &request.user;
+    let mut required = |field: &str, value: &str| {
+        if value.trim().is_empty() {
+            errors.push(FieldError::new(field, "is required"));
+        } else if value.chars().count() > 128 || value.chars().any(char::is_control) {
+            errors.push(FieldError::new(
+                field,
+                "must be at most 128 printable characters",
+            ));
+        }
+    };
+    required("acting_user.user_id", &user.user_id);
+    required("acting_user.role", &user.role);
+    if request.purpose.is_none() {
+        errors.push(FieldError::new(
+            "purpose",
+            format!(
+                "is required: one of {}",
+                Purpose::ALL
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    if request.nhs_number.is_none() {
+        errors.push(FieldError::new("subject.nhs_number", "is required"));
+    }
+    match (request.purpose, request.nhs_number) {
+        (Some(p), Some(n)) if errors.is_empty() => Ok((p, n)),
+        _ => Err(HubError::InvalidArgument(errors)),
+    }
+}
+
+fn new_query_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl Hub {
+    /// Answers a query for `caller`.
+    pub async fn query(
+        &self,
+        caller: &Caller,
+        request: QueryRequest,
+    ) -> Result<QueryAnswer, HubError> {
+        let (purpose, nhs_number) = check(&request)?;
+        let candidates = self.store.records_for_nhs_number(&nhs_number).await?;
+        let policies = self.policies();
+        let requester = disclosure::requester(caller, &request.user);
+        let at = now();
+
+        let mut audited = Vec::with_capacity(candidates.len());
+        let mut records = Vec::new();
+        for stored in &candidates {
+            let decision = disclosure::decide(
+                &policies,
+                &self.directory,
+                &requester,
+                stored,
+                purpose,
+                at.timestamp(),
+            );
+            // Both sides: what permitted the level and what forbade more.
+            let decided_by: Vec<String> = decision
+                .permitting
+                .iter()
+                .chain(&decision.forbidding)
+                .cloned()
+                .collect();
+            let r = &stored.record;
+            audited.push(AuditedRecord {
+                custodian: r.custodian.clone(),
+                record_id: r.record_id.clone(),
+                version: r.version,
+                decision: decision.level.as_str().to_string(),
+                decided_by: decided_by.clone(),
+                reason: decision.reason.clone(),
+            });
+            if let Some(view) = View::of(stored, decision.level) {
+                records.push(Disclosed {
+                    custodian: r.custodian.clone(),
+                    custodian_name: self.directory.name_of(&r.custodian),
+                    level: decision.level,
+                    view,
+                    reason: decision.reason,
+                    decided_by,
+                });
+            }
+        }
+
+        let query_id = new_query_id();
+        let mut entry = AuditEntry::new(AuditKind::Query, caller.authority.as_str(), at);
+        entry.user = Some(request.user.user_id.clone());
+        entry.role = Some(request.user.role.clone());
+        entry.purpose = Some(purpose.as_str().to_string());
+        entry.subject = Some(nhs_number.as_digits());
+        entry.query_id = Some(query_id.clone());
+        entry.records = audited;
+        entry.reason = format!("policy set {}", policies.fingerprint());
+        // Durable before disclosure: nothing is returned unless this commits.
+        let audit_index = self.store.append_audit(&entry).await?;
+        Ok(QueryAnswer {
+            query_id,
+            records,
+            audit_index,
+        })
+    }
+}

@@ -1,0 +1,169 @@
+//! Starting and stopping a hub: load everything, bind, serve over mutual
+//! TLS, and stop gracefully, letting in-flight calls finish.
+//!
+//! Tests and the demo use [`start`] exactly as the binary does; port 0 in
+//! the config picks a free port, reported by [`RunningHub::addr`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kith_policy::PolicySet;
+use kith_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::config::HubConfig;
+use crate::directory::Directory;
+use crate::grpc::link::{AgentLinkServiceImpl, Links};
+use crate::grpc::query::QueryServiceImpl;
+use crate::grpc::records::RecordServiceImpl;
+use crate::hub::Hub;
+use crate::store::SqliteStore;
+
+/// How often agents are asked to send heartbeats.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("policy set in {dir}: {source}")]
+    Policy {
+        dir: String,
+        source: kith_policy::PolicyError,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] kith_core::tls::TlsError),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// A hub serving in the background.
+pub struct RunningHub {
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    links: Arc<Links>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningHub {
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn links(&self) -> &Arc<Links> {
+        &self.links
+    }
+
+    /// Stops accepting, lets in-flight calls finish, and returns.
+    pub async fn shutdown(self) -> Result<(), tonic::transport::Error> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) => {
+                tracing::error!(error = %join, "hub server task failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn serve_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error> {
+        signal.await;
+        tracing::info!("shutting down: finishing in-flight calls");
+        self.shutdown().await
+    }
+}
+
+/// Loads the store and policy set named in `config`, binds, and serves.
+pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
+    kith_core::tls::install_crypto_provider();
+    let policies = PolicySet::load(&config.policy_dir).map_err(|source| StartError::Policy {
+        dir: config.policy_dir.display().to_string(),
+        source,
+    })?;
+    let store = Arc::new(SqliteStore::open(&config.database_url).await?);
+    let hub = Arc::new(Hub::new(
+        store,
+        Directory::new(config.authorities.clone()),
+        policies,
+        config.jurisdiction.clone(),
+    ));
+    let tls = config.tls.server_config()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::record_service_server::RecordServiceServer<RecordServiceImpl>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::query_service_server::QueryServiceServer<QueryServiceImpl>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let links = Arc::new(Links::default());
+
+    let router = Server::builder()
+        .tls_config(tls)?
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(pb::record_service_server::RecordServiceServer::new(
+            RecordServiceImpl { hub: hub.clone() },
+        ))
+        .add_service(pb::query_service_server::QueryServiceServer::new(
+            QueryServiceImpl { hub: hub.clone() },
+        ))
+        .add_service(pb::agent_link_service_server::AgentLinkServiceServer::new(
+            AgentLinkServiceImpl {
+                hub: hub.clone(),
+                links: links.clone(),
+                heartbeat_interval: HEARTBEAT_INTERVAL,
+            },
+        ));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    tracing::info!(%addr, jurisdiction = %config.jurisdiction, "kith-hub serving over mutual TLS");
+    Ok(RunningHub {
+        addr,
+        hub,
+        links,
+        stop,
+        task,
+    })
+}

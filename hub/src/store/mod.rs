@@ -1,0 +1,126 @@
+//! The hub's store: one interface, one implementation per database.
+//!
+//! The domain ([`crate::publish`], [`crate::query`]) talks only to the
+//! [`Store`] trait. Each write that changes records commits in the same
+//! transaction as the audit entry recording it, so no change is ever
+//! acknowledged, or lost, without its entry. Audit entries are append-only:
+//! no method here updates or deletes one.
+//!
+//! SQLite ([`sqlite`]) is the embedded default. PostgreSQL is a later,
+//! additional implementation of the same trait.
+
+pub mod migrations;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use kith_core::{NhsNumber, Record, WithdrawReason};
+
+use crate::audit::AuditEntry;
+
+pub use sqlite::SqliteStore;
+
+/// Names one record: its custodian and the custodian's record id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordKey {
+    pub custodian: String,
+    pub record_id: String,
+}
+
+/// Whether a record is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordStatus {
+    Active,
+    Withdrawn(WithdrawReason),
+}
+
+/// A record as held, with what happened to it since it was published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub record: Record,
+    pub status: RecordStatus,
+    /// Set when the custodian ended the relationship after publishing.
+    pub ended_on: Option<NaiveDate>,
+}
+
+/// What storing one published record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored as the current version.
+    Accepted,
+    /// This exact version is already held.
+    Unchanged,
+    /// A newer version is held.
+    Stale { held: u64 },
+    /// This version is held with different content.
+    Conflict,
+}
+
+/// What a change to an existing record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    Done,
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Builds the audit entry for a publish once the outcomes are known.
+pub type PublishAudit<'a> = &'a (dyn Fn(&[StoreOutcome]) -> AuditEntry + Send + Sync);
+/// Builds the audit entry for a change once its outcome is known.
+pub type ChangeAudit<'a> = &'a (dyn Fn(ChangeOutcome) -> AuditEntry + Send + Sync);
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch of valid records of one custodian, each idempotent on
+    /// (custodian, record id, version), and the batch's audit entry, in one
+    /// transaction. Returns one outcome per record and the entry's index.
+    async fn publish(
+        &self,
+        records: &[Record],
+        audit: PublishAudit<'_>,
+    ) -> Result<(Vec<StoreOutcome>, u64), StoreError>;
+
+    /// Sets the end of a record's relationship.
+    async fn end_record(
+        &self,
+        key: &RecordKey,
+        end: NaiveDate,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError>;
+
+    /// Withdraws a record from sharing.
+    async fn withdraw_record(
+        &self,
+        key: &RecordKey,
+        reason: WithdrawReason,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError>;
+
+    /// Every active record about the person with this NHS number.
+    async fn records_for_nhs_number(
+        &self,
+        nhs_number: &NhsNumber,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// The record with this key, whatever its status.
+    async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError>;
+
+    /// Appends one audit entry on its own; returns its index.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError>;
+
+    /// Up to `limit` audit entries from index `from`, as stored bytes.
+    async fn audit_entries(&self, from: u64, limit: u32)
+    -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// How many audit entries there are.
+    async fn audit_len(&self) -> Result<u64, StoreError>;
+}

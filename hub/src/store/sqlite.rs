@@ -1,0 +1,289 @@
+//! The SQLite store: the embedded default, one file, WAL mode, every commit
+//! durable (`synchronous = FULL`).
+//!
+//! SQLite takes one writer at a time; rather than have concurrent writers
+//! collide and retry, the store queues them on one async mutex, and reads go
+//! on in parallel on the pool's other connections (WAL lets them).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, SecondsFormat, Utc};
+use kith_core::{NhsNumber, Record, WithdrawReason};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use tokio::sync::Mutex;
+
+use super::migrations::{self, SQLITE};
+use super::{
+    ChangeAudit, ChangeOutcome, PublishAudit, RecordKey, RecordStatus, Store, StoreError,
+    StoreOutcome, StoredRecord,
+};
+use crate::audit::AuditEntry;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: Mutex<()>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path` or
+    /// `sqlite::memory:`) and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            // Each in-memory connection is its own database: keep one.
+            .max_connections(if in_memory { 1 } else { 4 })
+            .connect_with(options)
+            .await?;
+        migrations::migrator(SQLITE).await?.run(&pool).await?;
+        Ok(Self {
+            pool,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The underlying pool, for tests that must reach past the interface
+    /// (for example to tamper with a stored row).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+async fn append_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    entry: &AuditEntry,
+) -> Result<u64, StoreError> {
+    let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log")
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO audit_log (idx, recorded_at, entry) VALUES (?, ?, ?)")
+        .bind(next)
+        .bind(&entry.at)
+        .bind(entry.to_bytes())
+        .execute(&mut **tx)
+        .await?;
+    Ok(next as u64)
+}
+
+fn body_of(record: &Record) -> String {
+    serde_json::to_string(record).expect("a record always serialises")
+}
+
+fn row_to_stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
+    let body: String = row.try_get("body")?;
+    let record: Record = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("record body: {e}")))?;
+    let status: String = row.try_get("status")?;
+    let status = match status.as_str() {
+        "active" => RecordStatus::Active,
+        "withdrawn" => {
+            let reason: Option<String> = row.try_get("withdraw_reason")?;
+            let reason = reason
+                .as_deref()
+                .unwrap_or("no_longer_shared")
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("withdraw reason: {e}")))?;
+            RecordStatus::Withdrawn(reason)
+        }
+        other => return Err(StoreError::Corrupt(format!("record status {other:?}"))),
+    };
+    let ended_on: Option<String> = row.try_get("ended_on")?;
+    let ended_on = ended_on
+        .map(|d| NaiveDate::from_str(&d).map_err(|e| StoreError::Corrupt(format!("ended_on: {e}"))))
+        .transpose()?;
+    Ok(StoredRecord {
+        record,
+        status,
+        ended_on,
+    })
+}
+
+impl SqliteStore {
+    async fn change(
+        &self,
+        key: &RecordKey,
+        sql: &'static str,
+        value: String,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(sql)
+            .bind(value)
+            .bind(now_text())
+            .bind(&key.custodian)
+            .bind(&key.record_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let outcome = if changed == 1 {
+            ChangeOutcome::Done
+        } else {
+            ChangeOutcome::NotFound
+        };
+        let index = append_in(&mut tx, &audit(outcome)).await?;
+        tx.commit().await?;
+        Ok((outcome, index))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn publish(
+        &self,
+        records: &[Record],
+        audit: PublishAudit<'_>,
+    ) -> Result<(Vec<StoreOutcome>, u64), StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let now = now_text();
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let held: Option<(i64, String)> = sqlx::query_as(
+                "SELECT version, content_hash FROM records WHERE custodian = ? AND record_id = ?",
+            )
+            .bind(&record.custodian)
+            .bind(&record.record_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let version = record.version as i64;
+            let outcome = match held {
+                Some((held, _)) if held > version => StoreOutcome::Stale { held: held as u64 },
+                Some((held, hash)) if held == version => {
+                    if hash == record.provenance.content_hash {
+                        StoreOutcome::Unchanged
+                    } else {
+                        StoreOutcome::Conflict
+                    }
+                }
+                _ => {
+                    sqlx::query(
+                        "INSERT INTO records (custodian, record_id, version, nhs_number, relationship_type, status, \
+                         withdraw_reason, ended_on, content_hash, retain_until, body, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, 'active', NULL, NULL, ?, ?, ?, ?) \
+                         ON CONFLICT (custodian, record_id) DO UPDATE SET version = excluded.version, \
+                         nhs_number = excluded.nhs_number, relationship_type = excluded.relationship_type, \
+                         status = 'active', withdraw_reason = NULL, ended_on = NULL, \
+                         content_hash = excluded.content_hash, retain_until = excluded.retain_until, \
+                         body = excluded.body, updated_at = excluded.updated_at",
+                    )
+                    .bind(&record.custodian)
+                    .bind(&record.record_id)
+                    .bind(version)
+                    .bind(record.subject.nhs_number.map(|n| n.as_digits()))
+                    .bind(record.relationship_type.as_str())
+                    .bind(&record.provenance.content_hash)
+                    .bind(record.retain_until.map(|d| d.to_string()))
+                    .bind(body_of(record))
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                    StoreOutcome::Accepted
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let index = append_in(&mut tx, &audit(&outcomes)).await?;
+        tx.commit().await?;
+        Ok((outcomes, index))
+    }
+
+    async fn end_record(
+        &self,
+        key: &RecordKey,
+        end: NaiveDate,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        self.change(
+            key,
+            "UPDATE records SET ended_on = ?, updated_at = ? WHERE custodian = ? AND record_id = ? AND status = 'active'",
+            end.to_string(),
+            audit,
+        )
+        .await
+    }
+
+    async fn withdraw_record(
+        &self,
+        key: &RecordKey,
+        reason: WithdrawReason,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        self.change(
+            key,
+            "UPDATE records SET status = 'withdrawn', withdraw_reason = ?, updated_at = ? \
+             WHERE custodian = ? AND record_id = ? AND status = 'active'",
+            reason.as_str().to_string(),
+            audit,
+        )
+        .await
+    }
+
+    async fn records_for_nhs_number(
+        &self,
+        nhs_number: &NhsNumber,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT body, status, withdraw_reason, ended_on FROM records \
+             WHERE nhs_number = ? AND status = 'active' ORDER BY custodian, record_id",
+        )
+        .bind(nhs_number.as_digits())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_stored).collect()
+    }
+
+    async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT body, status, withdraw_reason, ended_on FROM records WHERE custodian = ? AND record_id = ?",
+        )
+        .bind(&key.custodian)
+        .bind(&key.record_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_to_stored).transpose()
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let index = append_in(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(index)
+    }
+
+    async fn audit_entries(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT idx, entry FROM audit_log WHERE idx >= ? ORDER BY idx LIMIT ?")
+                .bind(from as i64)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(i, e)| (i as u64, e)).collect())
+    }
+
+    async fn audit_len(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+}
