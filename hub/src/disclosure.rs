@@ -5,8 +5,8 @@
 //! from code here: this module only translates the hub's records and
 //! callers into the policy's inputs, and applies the level it returns.
 
-use kith_core::{Contact, Purpose, Record, RelationshipType};
-use kith_policy::{Decision, Level, PolicySet, RecordFacts, Requester};
+use kith_core::{Contact, Record, RelationshipType};
+use kith_policy::{Level, RecordFacts, Requester};
 
 use crate::directory::Directory;
 use crate::hub::Caller;
@@ -55,24 +55,6 @@ pub fn facts(directory: &Directory, record: &Record) -> RecordFacts {
             .collect(),
         objection: false,
     }
-}
-
-/// Decides one record for one requester.
-pub fn decide(
-    policies: &PolicySet,
-    directory: &Directory,
-    requester: &Requester,
-    stored: &StoredRecord,
-    purpose: Purpose,
-    now_epoch_seconds: i64,
-) -> Decision {
-    policies.decide(
-        requester,
-        &facts(directory, &stored.record),
-        purpose.as_str(),
-        now_epoch_seconds,
-        false,
-    )
 }
 
 /// A record cut down to a disclosure level.

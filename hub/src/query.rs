@@ -96,15 +96,10 @@ impl Hub {
 
         let mut audited = Vec::with_capacity(candidates.len());
         let mut records = Vec::new();
+        // One decider per query: the requester's side is built once.
+        let decider = policies.decider(&requester, purpose.as_str(), at.timestamp(), false);
         for stored in &candidates {
-            let decision = disclosure::decide(
-                &policies,
-                &self.directory,
-                &requester,
-                stored,
-                purpose,
-                at.timestamp(),
-            );
+            let decision = decider.decide(&disclosure::facts(&self.directory, &stored.record));
             // Both sides: what permitted the level and what forbade more.
             let decided_by: Vec<String> = decision
                 .permitting

@@ -74,6 +74,7 @@ impl RunningHub {
 
     /// Stops accepting, lets in-flight calls finish, and returns.
     pub async fn shutdown(self) -> Result<(), tonic::transport::Error> {
+        self.links.close_all();
         let _ = self.stop.send(());
         match self.task.await {
             Ok(result) => result,

@@ -241,9 +241,12 @@ fn member_condition(c: &Compiled) -> Option<Value> {
 }
 
 /// Units are built only from policies whose ids are unique, so the guard's
-/// id just has to differ from theirs.
+/// id just has to differ from theirs. It names the first member, so that
+/// guards of units with disjoint members differ too (see
+/// `attach_record_guard`).
 fn guard_id(members: &[&&Compiled]) -> PolicyId {
-    let mut id = GUARD_ID.to_string();
+    let first = members.first().map(|c| c.policy.id().to_string());
+    let mut id = format!("{GUARD_ID}:{}", first.unwrap_or_default());
     while members.iter().any(|c| c.policy.id().to_string() == id) {
         id.push('_');
     }

@@ -538,6 +538,7 @@ fn run(
     resource: &EntityUid,
     entities: &Entities,
     part: &Part<'_>,
+    use_fast: bool,
 ) -> UnitResult {
     let eval = |policies| {
         set.evaluate(
@@ -550,7 +551,7 @@ fn run(
         )
     };
     let mut resp = None;
-    if let Some(fast) = &part.unit.fast {
+    if let Some(fast) = part.unit.fast.as_ref().filter(|_| use_fast) {
         match eval(fast) {
             Ok(r) => {
                 let guard = &part.unit.guard;
@@ -662,6 +663,13 @@ fn together(
     let allow = resp.decision() == CedarDecision::Allow;
     let reasons: Vec<PolicyId> = resp.diagnostics().reason().cloned().collect();
     let guards = [&record.guard, &other.unit.guard];
+    if errors.contains(&record.guard) || reasons.contains(&record.guard) {
+        // A record forbid holds (or errs): evaluate them one by one; the
+        // other unit is left to `run`.
+        let r = run(set, principal, resource, entities, first, false);
+        *first.result = Some(r);
+        return;
+    }
     if errors.iter().any(|e| guards.contains(&e)) || (!allow && !reasons.is_empty()) {
         return;
     }
@@ -693,7 +701,7 @@ fn combine(
     together(set, principal, resource, entities, parts);
     for part in parts.iter_mut() {
         if part.result.is_none() {
-            let r = run(set, principal, resource, entities, part);
+            let r = run(set, principal, resource, entities, part, true);
             *part.result = Some(r);
         }
     }
@@ -1221,12 +1229,6 @@ mod timing {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
         let set = PolicySet::load(&dir).unwrap();
         let r = reference_sets(&set, &dir);
-        println!(
-            "with_record: general {}, agreements {:?}, record fast {:?}",
-            set.general_units.any.as_ref().is_some_and(|u| u.with_record.is_some()),
-            set.agreement_units.iter().map(|u| u.any.as_ref().is_some_and(|u| u.with_record.is_some())).collect::<Vec<_>>(),
-            set.record_units.any.as_ref().map(|u| u.fast.as_ref().map(|f| f.policies().count()))
-        );
         let req = |code: &str, kind: &str, role: &str| Requester {
             authority_code: code.into(),
             authority_kind: kind.into(),
@@ -1250,12 +1252,42 @@ mod timing {
             objection,
         };
         let mix = [
-            (req("E08000007", "council", "social_worker"), rec("E08000003", "council", "child_protection_plan", false), "safeguarding", false),
-            (req("R0A", "nhs_trust", "ed_clinician"), rec("E08000003", "council", "child_protection_plan", false), "direct_care", false),
-            (req("E08000007", "council", "social_worker"), rec("E08000003", "council", "child_in_need", true), "safeguarding", false),
-            (req("E23000005", "police", "police_officer"), rec("E08000003", "council", "adult_social_care", false), "care_planning", false),
-            (req("RX7", "ambulance", "paramedic"), rec("E08000003", "council", "child_protection_plan", false), "emergency", true),
-            (req("RX7", "ambulance", "paramedic"), rec("E23000005", "police", "vulnerability_marker", false), "emergency", false),
+            (
+                req("E08000007", "council", "social_worker"),
+                rec("E08000003", "council", "child_protection_plan", false),
+                "safeguarding",
+                false,
+            ),
+            (
+                req("R0A", "nhs_trust", "ed_clinician"),
+                rec("E08000003", "council", "child_protection_plan", false),
+                "direct_care",
+                false,
+            ),
+            (
+                req("E08000007", "council", "social_worker"),
+                rec("E08000003", "council", "child_in_need", true),
+                "safeguarding",
+                false,
+            ),
+            (
+                req("E23000005", "police", "police_officer"),
+                rec("E08000003", "council", "adult_social_care", false),
+                "care_planning",
+                false,
+            ),
+            (
+                req("RX7", "ambulance", "paramedic"),
+                rec("E08000003", "council", "child_protection_plan", false),
+                "emergency",
+                true,
+            ),
+            (
+                req("RX7", "ambulance", "paramedic"),
+                rec("E23000005", "police", "vulnerability_marker", false),
+                "emergency",
+                false,
+            ),
         ];
         const NOW: i64 = 1_768_435_200;
         let mut samples = [Vec::new(), Vec::new(), Vec::new()];
@@ -1280,7 +1312,10 @@ mod timing {
                 }
             }
         }
-        for (name, s) in ["reference", "decide", "decider (8 records)"].iter().zip(&mut samples) {
+        for (name, s) in ["reference", "decide", "decider (8 records)"]
+            .iter()
+            .zip(&mut samples)
+        {
             s.sort();
             println!("{name}: median {:.1}µs", s[s.len() / 2].as_secs_f64() * 1e6);
         }

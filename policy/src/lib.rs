@@ -5,7 +5,9 @@
 //! and test cases in a `policies/` folder, edited by an information
 //! governance lead). [`PolicySet::load`] loads and strictly validates it,
 //! whole or not at all; [`PolicySet::decide`] gives the disclosure
-//! [`Level`] for one record and one request; [`PolicySet::may_hold_at_hub`]
+//! [`Level`] for one record and one request, and [`PolicySet::decider`]
+//! gives a [`Decider`] that decides the many records of one query (one
+//! requester, purpose and time) more cheaply; [`PolicySet::may_hold_at_hub`]
 //! answers the data-location question; [`check`] runs the set's own test
 //! cases.
 //!

@@ -24,9 +24,21 @@ use super::caller;
 use crate::hub::Hub;
 
 /// Which agents have a link open, and when each was last heard from.
-#[derive(Debug, Default)]
+/// Closing it ends every open link, so a graceful shutdown is not held up
+/// by streams that would otherwise never finish.
+#[derive(Debug)]
 pub struct Links {
     open: Mutex<HashMap<String, LinkInfo>>,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Self {
+            open: Mutex::new(HashMap::new()),
+            closing: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +58,13 @@ impl Links {
             .cloned()
     }
 
-    fn update(&self, authority: &str, f: impl FnOnce(&mut HashMap<String, LinkInfo>)) {
-        let _ = authority;
+    fn update(&self, f: impl FnOnce(&mut HashMap<String, LinkInfo>)) {
         f(&mut self.open.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Ends every open link (agents reconnect to another replica, or later).
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
     }
 }
 
@@ -80,8 +96,16 @@ impl AgentLinkService for AgentLinkServiceImpl {
         let interval = self.heartbeat_interval;
         tokio::spawn(async move {
             let silence = interval * 3;
+            let mut closing = links.closing.subscribe();
             loop {
-                let next = match tokio::time::timeout(silence, inbound.message()).await {
+                let received = tokio::select! {
+                    _ = closing.wait_for(|c| *c) => {
+                        tracing::debug!(%authority, "hub shutting down; closing agent link");
+                        break;
+                    }
+                    received = tokio::time::timeout(silence, inbound.message()) => received,
+                };
+                let next = match received {
                     Err(_) => {
                         tracing::info!(%authority, "agent link silent for three heartbeat intervals; closing");
                         let _ = tx
@@ -99,7 +123,7 @@ impl AgentLinkService for AgentLinkServiceImpl {
                 let reply = match next.message {
                     Some(agent_message::Message::Hello(hello)) => {
                         let now = Utc::now();
-                        links.update(&authority, |open| {
+                        links.update(|open| {
                             open.insert(
                                 authority.clone(),
                                 LinkInfo {
@@ -116,7 +140,7 @@ impl AgentLinkService for AgentLinkServiceImpl {
                         })
                     }
                     Some(agent_message::Message::Heartbeat(_)) => {
-                        links.update(&authority, |open| {
+                        links.update(|open| {
                             if let Some(info) = open.get_mut(&authority) {
                                 info.last_heard = Utc::now();
                             }
@@ -137,7 +161,7 @@ impl AgentLinkService for AgentLinkServiceImpl {
                     break;
                 }
             }
-            links.update(&authority, |open| {
+            links.update(|open| {
                 open.remove(&authority);
             });
         });
