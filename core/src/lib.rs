@@ -11,6 +11,7 @@ pub mod codes;
 pub mod content_hash;
 pub mod error;
 pub mod identity;
+pub mod matching;
 pub mod nhs_number;
 pub mod pki;
 pub mod record;
