@@ -6,6 +6,10 @@
 //! jurisdiction = "england"                # where this hub runs
 //! policy_dir = "policies"                 # Cedar schema, policies, agreements
 //!
+//! [audit]
+//! signing_key = "pki/audit-log.skey"      # Ed25519, Go note format
+//! checkpoint_interval_ms = 1000
+//!
 //! [tls]
 //! ca = "pki/ca.crt.pem"
 //! cert = "pki/hub.crt.pem"
@@ -38,9 +42,35 @@ pub struct HubConfig {
     /// Folder holding the policy set.
     pub policy_dir: PathBuf,
     pub tls: TlsFiles,
+    pub audit: AuditConfig,
     /// The authorities that belong to the federation.
     #[serde(default)]
     pub authorities: Vec<Member>,
+}
+
+/// The verifiable audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The log's Ed25519 signing key, in the Go `note` text format
+    /// (`PRIVATE+KEY+<origin>+<key id>+<key>`); its name is the log's origin.
+    pub signing_key: PathBuf,
+    /// How often new entries are sequenced and a checkpoint signed.
+    #[serde(default = "default_checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+}
+
+fn default_checkpoint_interval_ms() -> u64 {
+    1000
+}
+
+impl AuditConfig {
+    pub fn new(signing_key: PathBuf) -> Self {
+        Self {
+            signing_key,
+            checkpoint_interval_ms: default_checkpoint_interval_ms(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +119,7 @@ impl HubConfig {
         fix(&mut self.tls.ca);
         fix(&mut self.tls.cert);
         fix(&mut self.tls.key);
+        fix(&mut self.audit.signing_key);
         if let Some(rest) = self.database_url.strip_prefix("sqlite://")
             && !rest.starts_with('/')
             && !rest.is_empty()

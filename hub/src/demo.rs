@@ -76,6 +76,10 @@ pub async fn run(
         &codes,
     )?;
     crate::default_policies::write_to(&dir.join("policies"), true)?;
+    let (skey, vkey) =
+        crate::transparency::write_key(&dir.join("pki"), crate::transparency::DEV_ORIGIN)
+            .map_err(anyhow::Error::msg)?;
+    std::fs::copy(&vkey, dir.join("audit-log.vkey"))?;
     println!(
         "[1/5] development PKI: federation CA, hub and {} authority certificates",
         codes.len()
@@ -92,6 +96,7 @@ pub async fn run(
             cert: pki.hub_cert(),
             key: pki.hub_key(),
         },
+        audit: crate::config::AuditConfig::new(skey),
         authorities: AUTHORITIES
             .iter()
             .map(|a| Member {

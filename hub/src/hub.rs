@@ -11,6 +11,7 @@ use kith_core::AuthorityCode;
 use kith_policy::PolicySet;
 
 use crate::audit::{AuditEntry, AuditKind};
+use crate::audit_writer::AuditWriter;
 use crate::directory::{Directory, Member};
 use crate::error::HubError;
 use crate::store::Store;
@@ -24,6 +25,7 @@ pub struct Caller {
 
 pub struct Hub {
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) audit: AuditWriter,
     pub(crate) directory: Directory,
     policies: RwLock<Arc<PolicySet>>,
     pub(crate) jurisdiction: String,
@@ -37,6 +39,7 @@ impl Hub {
         jurisdiction: String,
     ) -> Self {
         Self {
+            audit: AuditWriter::spawn(store.clone()),
             store,
             directory,
             policies: RwLock::new(Arc::new(policies)),
@@ -77,7 +80,7 @@ impl Hub {
                 let mut entry = AuditEntry::new(AuditKind::Refusal, authority.as_str(), now());
                 entry.outcome = "refused".into();
                 entry.reason = "not a member of the federation".into();
-                self.store.append_audit(&entry).await?;
+                self.audit.append(entry).await?;
                 Err(HubError::PermissionDenied(format!(
                     "authority {authority} is not a member of this federation"
                 )))

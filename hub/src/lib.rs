@@ -8,6 +8,7 @@
 //! effect, or before its answer.
 
 pub mod audit;
+pub mod audit_writer;
 pub mod config;
 pub mod default_policies;
 pub mod demo;
@@ -22,3 +23,4 @@ pub mod server;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;
+pub mod transparency;

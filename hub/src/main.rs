@@ -61,6 +61,9 @@ enum PkiCommand {
         /// Authority codes to issue agent certificates for (repeatable).
         #[arg(long = "authority")]
         authorities: Vec<String>,
+        /// Origin (and key name) of the hub's verifiable audit log.
+        #[arg(long, default_value = kith_hub::transparency::DEV_ORIGIN)]
+        log_origin: String,
     },
     /// Issue an agent certificate for one more authority with an existing CA.
     Issue {
@@ -98,13 +101,17 @@ async fn main() -> Result<()> {
             dir,
             hub_names,
             authorities,
+            log_origin,
         }) => {
             let codes = authorities
                 .into_iter()
                 .map(AuthorityCode::new)
                 .collect::<Result<Vec<_>, _>>()?;
             let layout = kith_core::pki::init(&dir, &hub_names, &codes)?;
+            let (skey, _) =
+                kith_hub::transparency::write_key(&dir, &log_origin).map_err(anyhow::Error::msg)?;
             println!("development PKI written to {}", layout.dir.display());
+            println!("  audit log key: {} (origin {log_origin})", skey.display());
             println!("  CA:  {}", layout.ca_cert().display());
             println!("  hub: {}", layout.hub_cert().display());
             for code in &codes {

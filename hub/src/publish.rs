@@ -209,8 +209,8 @@ impl Hub {
             decided_by: vec![],
             reason: String::new(),
         }];
-        if let Err(e) = self.store.append_audit(&entry).await {
-            return e.into();
+        if let Err(e) = self.audit.append(entry).await {
+            return e;
         }
         HubError::PermissionDenied(why.reason)
     }

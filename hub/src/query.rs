@@ -138,7 +138,7 @@ impl Hub {
         entry.records = audited;
         entry.reason = format!("policy set {}", policies.fingerprint());
         // Durable before disclosure: nothing is returned unless this commits.
-        let audit_index = self.store.append_audit(&entry).await?;
+        let audit_index = self.audit.append(entry).await?;
         Ok(QueryAnswer {
             query_id,
             records,

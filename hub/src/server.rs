@@ -11,7 +11,7 @@ use std::time::Duration;
 use kith_policy::PolicySet;
 use kith_proto::v1 as pb;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
@@ -23,6 +23,7 @@ use crate::grpc::query::QueryServiceImpl;
 use crate::grpc::records::RecordServiceImpl;
 use crate::hub::Hub;
 use crate::store::SqliteStore;
+use crate::transparency::TransparencyLog;
 
 /// How often agents are asked to send heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -45,6 +46,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("audit log: {0}")]
+    Log(#[from] crate::transparency::LogError),
+    #[error("audit log signing key {path}: {reason}")]
+    SigningKey { path: String, reason: String },
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -54,6 +59,9 @@ pub struct RunningHub {
     addr: SocketAddr,
     hub: Arc<Hub>,
     links: Arc<Links>,
+    log: Arc<TransparencyLog>,
+    stop_sequencer: watch::Sender<bool>,
+    sequencer: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -72,17 +80,25 @@ impl RunningHub {
         &self.links
     }
 
+    pub fn log(&self) -> &Arc<TransparencyLog> {
+        &self.log
+    }
+
     /// Stops accepting, lets in-flight calls finish, and returns.
     pub async fn shutdown(self) -> Result<(), tonic::transport::Error> {
         self.links.close_all();
         let _ = self.stop.send(());
-        match self.task.await {
+        let served = match self.task.await {
             Ok(result) => result,
             Err(join) => {
                 tracing::error!(error = %join, "hub server task failed");
                 Ok(())
             }
-        }
+        };
+        // Sequence what the last calls wrote, then stop.
+        self.stop_sequencer.send_replace(true);
+        let _ = self.sequencer.await;
+        served
     }
 
     /// Serves until `signal` completes, then shuts down gracefully.
@@ -103,7 +119,20 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         dir: config.policy_dir.display().to_string(),
         source,
     })?;
-    let store = Arc::new(SqliteStore::open(&config.database_url).await?);
+    let store: Arc<dyn crate::store::Store> =
+        Arc::new(SqliteStore::open(&config.database_url).await?);
+    let key_path = config.audit.signing_key.display().to_string();
+    let skey =
+        std::fs::read_to_string(&config.audit.signing_key).map_err(|e| StartError::SigningKey {
+            path: key_path.clone(),
+            reason: e.to_string(),
+        })?;
+    let signer =
+        kith_tlog::NoteSigner::from_skey(skey.trim()).map_err(|e| StartError::SigningKey {
+            path: key_path,
+            reason: e.to_string(),
+        })?;
+    let log = Arc::new(TransparencyLog::open(store.clone(), signer).await?);
     let hub = Arc::new(Hub::new(
         store,
         Directory::new(config.authorities.clone()),
@@ -153,6 +182,11 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
             },
         ));
     let (stop, stopped) = oneshot::channel::<()>();
+    let (stop_sequencer, sequencer_stopped) = watch::channel(false);
+    let sequencer = log.spawn(
+        Duration::from_millis(config.audit.checkpoint_interval_ms.max(10)),
+        sequencer_stopped,
+    );
     let task = tokio::spawn(router.serve_with_incoming_shutdown(
         TcpListenerStream::new(listener),
         async {
@@ -164,6 +198,9 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         addr,
         hub,
         links,
+        log,
+        stop_sequencer,
+        sequencer,
         stop,
         task,
     })

@@ -76,6 +76,11 @@ impl TestDir {
         )
         .expect("dev PKI");
         kith_hub::default_policies::write_to(&dir.path().join("policies"), true).expect("policies");
+        kith_hub::transparency::write_key(
+            &dir.path().join("pki"),
+            kith_hub::transparency::DEV_ORIGIN,
+        )
+        .expect("log key");
         Self { dir, pki }
     }
 
@@ -104,6 +109,10 @@ impl TestDir {
                 ca: self.pki.ca_cert(),
                 cert: self.pki.hub_cert(),
                 key: self.pki.hub_key(),
+            },
+            audit: kith_hub::config::AuditConfig {
+                signing_key: self.path().join("pki").join("audit-log.skey"),
+                checkpoint_interval_ms: 50,
             },
             authorities: members(),
         }
@@ -295,7 +304,7 @@ pub async fn audit_entries(hub: &RunningHub) -> Vec<serde_json::Value> {
     let entries = hub.hub().store().audit_entries(0, 100_000).await.unwrap();
     entries
         .into_iter()
-        .map(|(_, bytes)| serde_json::from_slice(&bytes).unwrap())
+        .map(|e| serde_json::from_slice(&e.entry).unwrap())
         .collect()
 }
 

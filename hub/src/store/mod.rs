@@ -18,6 +18,11 @@ use kith_core::{NhsNumber, Record, WithdrawReason};
 
 use crate::audit::AuditEntry;
 
+/// SHA-256 leaf hash of an entry's bytes (RFC 9162 section 2.1.1).
+pub fn leaf_hash_of(entry: &[u8]) -> [u8; 32] {
+    kith_tlog::leaf_hash(entry)
+}
+
 pub use sqlite::SqliteStore;
 
 /// Names one record: its custodian and the custodian's record id.
@@ -114,13 +119,45 @@ pub trait Store: Send + Sync + 'static {
     /// The record with this key, whatever its status.
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError>;
 
-    /// Appends one audit entry on its own; returns its index.
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError>;
+    /// Appends audit entries in one transaction (one durable commit for the
+    /// lot: group commit); returns the index of the first. Entries get
+    /// consecutive indexes in order.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError>;
 
-    /// Up to `limit` audit entries from index `from`, as stored bytes.
-    async fn audit_entries(&self, from: u64, limit: u32)
-    -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// Up to `limit` audit entries from index `from`, as stored.
+    async fn audit_entries(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError>;
+
+    /// Up to `limit` leaf hashes from index `from`, in order.
+    async fn audit_leaf_hashes(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>, StoreError>;
 
     /// How many audit entries there are.
     async fn audit_len(&self) -> Result<u64, StoreError>;
+
+    /// The checkpoint with the largest tree size, if any.
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Records a newly signed checkpoint.
+    async fn append_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+}
+
+/// An audit entry as stored: its index, its exact bytes, and the leaf hash
+/// computed from them when it was appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAuditEntry {
+    pub index: u64,
+    pub entry: Vec<u8>,
+    pub leaf_hash: [u8; 32],
+}
+
+/// A signed checkpoint of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub tree_size: u64,
+    pub root_hash: [u8; 32],
+    /// The C2SP signed note, exactly as signed.
+    pub signed_note: String,
 }

@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use super::migrations::{self, SQLITE};
 use super::{
     ChangeAudit, ChangeOutcome, PublishAudit, RecordKey, RecordStatus, Store, StoreError,
-    StoreOutcome, StoredRecord,
+    StoreOutcome, StoredAuditEntry, StoredCheckpoint, StoredRecord,
 };
 use crate::audit::AuditEntry;
 
@@ -63,20 +63,38 @@ fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Appends `entries` with consecutive indexes inside `tx`, in multi-row
+/// INSERTs (one statement per chunk: each statement costs far more than
+/// each row). Returns the first index.
 async fn append_in(
     tx: &mut Transaction<'_, Sqlite>,
-    entry: &AuditEntry,
+    entries: &[AuditEntry],
 ) -> Result<u64, StoreError> {
-    let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log")
+    let first: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log")
         .fetch_one(&mut **tx)
         .await?;
-    sqlx::query("INSERT INTO audit_log (idx, recorded_at, entry) VALUES (?, ?, ?)")
-        .bind(next)
-        .bind(&entry.at)
-        .bind(entry.to_bytes())
-        .execute(&mut **tx)
-        .await?;
-    Ok(next as u64)
+    // SQLite allows 32,766 bound parameters; 4 per row.
+    for (chunk_no, chunk) in entries.chunks(1000).enumerate() {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_log (idx, recorded_at, entry, leaf_hash) ",
+        );
+        insert.push_values(chunk.iter().enumerate(), |mut row, (i, entry)| {
+            let bytes = entry.to_bytes();
+            let leaf = super::leaf_hash_of(&bytes);
+            row.push_bind(first + (chunk_no * 1000 + i) as i64)
+                .push_bind(entry.at.clone())
+                .push_bind(bytes)
+                .push_bind(leaf.to_vec());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(first as u64)
+}
+
+fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
 }
 
 fn body_of(record: &Record) -> String {
@@ -113,6 +131,18 @@ fn row_to_stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
 }
 
 impl SqliteStore {
+    /// Starts a write transaction: queued behind this process's other
+    /// writers, and `BEGIN IMMEDIATE` so SQLite takes the write lock at once
+    /// (a deferred transaction that upgrades later can fail with "database
+    /// is locked" without waiting).
+    async fn write(
+        &self,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Transaction<'_, Sqlite>), StoreError> {
+        let guard = self.writer.lock().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok((guard, tx))
+    }
+
     async fn change(
         &self,
         key: &RecordKey,
@@ -120,8 +150,7 @@ impl SqliteStore {
         value: String,
         audit: ChangeAudit<'_>,
     ) -> Result<(ChangeOutcome, u64), StoreError> {
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.write().await?;
         let changed = sqlx::query(sql)
             .bind(value)
             .bind(now_text())
@@ -135,7 +164,7 @@ impl SqliteStore {
         } else {
             ChangeOutcome::NotFound
         };
-        let index = append_in(&mut tx, &audit(outcome)).await?;
+        let index = append_in(&mut tx, std::slice::from_ref(&audit(outcome))).await?;
         tx.commit().await?;
         Ok((outcome, index))
     }
@@ -148,8 +177,7 @@ impl Store for SqliteStore {
         records: &[Record],
         audit: PublishAudit<'_>,
     ) -> Result<(Vec<StoreOutcome>, u64), StoreError> {
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.write().await?;
         let now = now_text();
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {
@@ -197,7 +225,7 @@ impl Store for SqliteStore {
             };
             outcomes.push(outcome);
         }
-        let index = append_in(&mut tx, &audit(&outcomes)).await?;
+        let index = append_in(&mut tx, std::slice::from_ref(&audit(&outcomes))).await?;
         tx.commit().await?;
         Ok((outcomes, index))
     }
@@ -258,26 +286,78 @@ impl Store for SqliteStore {
         row.as_ref().map(row_to_stored).transpose()
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let index = append_in(&mut tx, entry).await?;
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+        let (_writer, mut tx) = self.write().await?;
+        let first = append_in(&mut tx, entries).await?;
         tx.commit().await?;
-        Ok(index)
+        Ok(first)
     }
 
     async fn audit_entries(
         &self,
         from: u64,
         limit: u32,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT idx, entry FROM audit_log WHERE idx >= ? ORDER BY idx LIMIT ?")
-                .bind(from as i64)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().map(|(i, e)| (i as u64, e)).collect())
+    ) -> Result<Vec<StoredAuditEntry>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? ORDER BY idx LIMIT ?",
+        )
+        .bind(from as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(index, entry, leaf)| {
+                Ok(StoredAuditEntry {
+                    index: index as u64,
+                    entry,
+                    leaf_hash: hash32(leaf, "leaf hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_leaf_hashes(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT leaf_hash FROM audit_log WHERE idx >= ? ORDER BY idx LIMIT ?",
+        )
+        .bind(from as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|h| hash32(h, "leaf hash")).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT tree_size, root_hash, signed_note FROM audit_checkpoints \
+             ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(size, root, note)| {
+            Ok(StoredCheckpoint {
+                tree_size: size as u64,
+                root_hash: hash32(root, "checkpoint root")?,
+                signed_note: note,
+            })
+        })
+        .transpose()
+    }
+
+    async fn append_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        let (_writer, mut tx) = self.write().await?;
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (tree_size, root_hash, signed_note, signed_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(checkpoint.tree_size as i64)
+        .bind(checkpoint.root_hash.to_vec())
+        .bind(&checkpoint.signed_note)
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn audit_len(&self) -> Result<u64, StoreError> {

@@ -1,0 +1,66 @@
+//! Group commit for audit entries.
+//!
+//! A query may not answer before its audit entry is durable, and each
+//! durable commit costs an fsync. Rather than one commit per query, callers
+//! hand their entry to one writer task, which takes whatever entries are
+//! waiting, commits them together, and tells each caller its index. Under
+//! load many queries share one fsync; alone, a query waits for just its own.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::AuditEntry;
+use crate::error::HubError;
+use crate::store::Store;
+
+/// Most entries committed together.
+const MAX_GROUP: usize = 1024;
+
+type Reply = oneshot::Sender<Result<u64, HubError>>;
+
+/// A handle to the writer task. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: mpsc::Sender<(AuditEntry, Reply)>,
+}
+
+impl AuditWriter {
+    /// Starts the writer task for `store`. It ends when every handle is dropped.
+    pub fn spawn(store: Arc<dyn Store>) -> Self {
+        let (queue, mut waiting) = mpsc::channel::<(AuditEntry, Reply)>(4 * MAX_GROUP);
+        tokio::spawn(async move {
+            let mut group: Vec<(AuditEntry, Reply)> = Vec::with_capacity(MAX_GROUP);
+            while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
+                let entries: Vec<AuditEntry> = group.iter().map(|(e, _)| e.clone()).collect();
+                match store.append_audit(&entries).await {
+                    Ok(first) => {
+                        for (i, (_, reply)) in group.drain(..).enumerate() {
+                            let _ = reply.send(Ok(first + i as u64));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, entries = group.len(), "audit append failed");
+                        for (_, reply) in group.drain(..) {
+                            let _ = reply.send(Err(HubError::Unavailable(
+                                "the audit log cannot be written".into(),
+                            )));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Appends `entry` and returns its index once it is durable.
+    pub async fn append(&self, entry: AuditEntry) -> Result<u64, HubError> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || HubError::Unavailable("the audit log writer has stopped".into());
+        self.queue
+            .send((entry, reply))
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
