@@ -17,8 +17,11 @@ pub enum AuditKind {
     End,
     Withdraw,
     Query,
-    /// A call refused before it did anything (unknown authority, bad request).
+    /// A call refused before it did anything (an authority that is not a
+    /// member of the federation).
     Refusal,
+    /// An auditor read entries of the log.
+    AuditRead,
 }
 
 /// One record touched by the audited act, and what was decided for it.

@@ -8,6 +8,7 @@
 //! effect, or before its answer.
 
 pub mod audit;
+pub mod audit_access;
 pub mod audit_writer;
 pub mod config;
 pub mod default_policies;

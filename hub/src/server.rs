@@ -18,6 +18,7 @@ use tonic::transport::Server;
 
 use crate::config::HubConfig;
 use crate::directory::Directory;
+use crate::grpc::audit::AuditServiceImpl;
 use crate::grpc::link::{AgentLinkServiceImpl, Links};
 use crate::grpc::query::QueryServiceImpl;
 use crate::grpc::records::RecordServiceImpl;
@@ -170,6 +171,12 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         .add_service(reflection)
         .add_service(pb::record_service_server::RecordServiceServer::new(
             RecordServiceImpl { hub: hub.clone() },
+        ))
+        .add_service(pb::audit_service_server::AuditServiceServer::new(
+            AuditServiceImpl {
+                hub: hub.clone(),
+                log: log.clone(),
+            },
         ))
         .add_service(pb::query_service_server::QueryServiceServer::new(
             QueryServiceImpl { hub: hub.clone() },

@@ -6,6 +6,7 @@
 //! field errors), and convert the domain answer back. Decisions are made in
 //! the domain.
 
+pub mod audit;
 pub mod link;
 pub mod query;
 pub mod records;

@@ -1,0 +1,112 @@
+//! Who may read which audit entries.
+//!
+//! The scope comes from the policy set (`audit_scope`): an authority's
+//! auditor sees the entries about its own users and its own records, a
+//! federation auditor sees all, anyone else none. An entry outside the
+//! caller's scope is still listed, as its leaf hash alone, so every auditor
+//! can recompute the tree and check it against the signed checkpoint
+//! without reading other authorities' business. Every read is itself
+//! audited.
+
+use kith_core::FieldError;
+use kith_policy::AuditScope;
+
+use crate::audit::{AuditEntry, AuditKind};
+use crate::disclosure::{self, ActingUser};
+use crate::error::HubError;
+use crate::hub::{Caller, Hub, now};
+
+/// Most entries one read returns.
+pub const MAX_ENTRIES: u32 = 1000;
+
+/// One entry as an auditor sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditView {
+    pub index: u64,
+    pub leaf_hash: [u8; 32],
+    /// `None` when withheld from this auditor.
+    pub entry: Option<Vec<u8>>,
+}
+
+/// Whether an entry's bytes concern `authority`: made by it, or naming one
+/// of its records.
+pub fn concerns(entry: &[u8], authority: &str) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(entry) else {
+        return false;
+    };
+    value["authority"] == authority
+        || value["records"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|r| r["custodian"] == authority))
+}
+
+impl Hub {
+    /// Entries `start .. start + count` (capped at `tree_size`, the latest
+    /// checkpoint's) as `user` at `caller` may see them.
+    pub async fn audit_entries(
+        &self,
+        caller: &Caller,
+        user: &ActingUser,
+        start: u64,
+        count: u32,
+        tree_size: u64,
+    ) -> Result<Vec<AuditView>, HubError> {
+        if count == 0 || count > MAX_ENTRIES {
+            return Err(HubError::InvalidArgument(vec![FieldError::new(
+                "count",
+                format!("must be 1 to {MAX_ENTRIES}"),
+            )]));
+        }
+        let access = self
+            .policies()
+            .audit_scope(&disclosure::requester(caller, user));
+        let mut record = AuditEntry::new(AuditKind::AuditRead, caller.authority.as_str(), now());
+        record.user = Some(user.user_id.clone());
+        record.role = Some(user.role.clone());
+        record.reason = format!(
+            "entries {start}..{} scope {:?}",
+            start + u64::from(count),
+            access.scope
+        );
+        if access.scope == AuditScope::None {
+            record.outcome = "refused".into();
+            self.audit.append(record).await?;
+            return Err(HubError::PermissionDenied(access.reason));
+        }
+        if start >= tree_size {
+            self.audit.append(record).await?;
+            return Ok(Vec::new());
+        }
+        let count = count.min((tree_size - start).min(u64::from(u32::MAX)) as u32);
+        let stored = self.store.audit_entries(start, count).await?;
+        // The read is audited before anything is returned.
+        self.audit.append(record).await?;
+        let authority = caller.authority.as_str();
+        Ok(stored
+            .into_iter()
+            .map(|e| {
+                let visible =
+                    access.scope == AuditScope::Federation || concerns(&e.entry, authority);
+                AuditView {
+                    index: e.index,
+                    leaf_hash: e.leaf_hash,
+                    entry: visible.then_some(e.entry),
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_concerns_its_actor_and_the_custodians_it_names() {
+        let e = br#"{"authority":"A","records":[{"custodian":"B"},{"custodian":"C"}]}"#;
+        assert!(concerns(e, "A"));
+        assert!(concerns(e, "C"));
+        assert!(!concerns(e, "D"));
+        assert!(!concerns(b"not json", "A"));
+    }
+}
