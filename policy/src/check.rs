@@ -6,7 +6,9 @@
 //! over the defaults), `purpose`, `now` (a date, UTC time or epoch seconds),
 //! `break_glass`, and `expect`: `detail`, `summary`, `withheld` or `hidden`
 //! for a disclosure case, or `hold` / `no_hold` (with `hub_jurisdiction`)
-//! for a data-location case. `expect_permitting` / `expect_forbidding`, when
+//! for a data-location case. An audit-access case has `expect_scope`
+//! (`federation`, `own_authority` or `none`) instead of `expect`, and needs
+//! only a `requester`. `expect_permitting` / `expect_forbidding`, when
 //! given, must equal the determining policy ids (in any order).
 
 use std::fmt;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::audit::AuditScope;
 use crate::decision::Level;
 use crate::input::{RecordFacts, Requester};
 use crate::policy_set::PolicySet;
@@ -99,7 +102,8 @@ struct Case {
     note: Option<String>,
     #[serde(default)]
     requester: Option<Requester>,
-    record: RecordFacts,
+    #[serde(default)]
+    record: Option<RecordFacts>,
     #[serde(default)]
     purpose: Option<String>,
     #[serde(default)]
@@ -108,7 +112,11 @@ struct Case {
     break_glass: bool,
     #[serde(default)]
     hub_jurisdiction: Option<String>,
-    expect: String,
+    #[serde(default)]
+    expect: Option<String>,
+    /// For an audit-access case: `federation`, `own_authority` or `none`.
+    #[serde(default)]
+    expect_scope: Option<String>,
     #[serde(default)]
     expect_permitting: Option<Vec<String>>,
     #[serde(default)]
@@ -165,14 +173,34 @@ fn run_case(set: &PolicySet, case: &Case) -> Result<(), (String, String)> {
             .as_ref()
             .map_or("(any)".into(), |v| format!("{v:?}"))
     );
-    let words = set.vocabulary_problems(case.requester.as_ref(), Some(&case.record));
+    let expect = match (&case.expect, &case.expect_scope) {
+        (Some(e), None) => e.as_str(),
+        (None, Some(scope)) => return run_audit_case(set, case, scope, &want_ids),
+        (Some(_), Some(_)) => {
+            return Err((
+                "either expect (a disclosure or data-location case) or expect_scope (an audit case)".into(),
+                "both given".into(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                "expect (or expect_scope for an audit case)".into(),
+                "neither given".into(),
+            ));
+        }
+    };
+    let record = case
+        .record
+        .as_ref()
+        .ok_or_else(|| ("a record".to_string(), "none given".to_string()))?;
+    let words = set.vocabulary_problems(case.requester.as_ref(), Some(record));
     if !words.is_empty() {
         return Err((
             format!("case {:?} to use the vocabulary", case.name),
             words.join("; "),
         ));
     }
-    match case.expect.as_str() {
+    match expect {
         "hold" | "no_hold" => {
             let hub = case.hub_jurisdiction.as_deref().ok_or_else(|| {
                 (
@@ -180,14 +208,14 @@ fn run_case(set: &PolicySet, case: &Case) -> Result<(), (String, String)> {
                     "none given".to_string(),
                 )
             })?;
-            let d = set.may_hold_at_hub(&case.record, hub);
+            let d = set.may_hold_at_hub(record, hub);
             let got = if d.allowed { "hold" } else { "no_hold" };
-            if got != case.expect
+            if got != expect
                 || !same_ids(&case.expect_permitting, &d.permitting)
                 || !same_ids(&case.expect_forbidding, &d.forbidding)
             {
                 return Err((
-                    format!("{} ({want_ids})", case.expect),
+                    format!("{expect} ({want_ids})"),
                     format!("{got} ({})", ids(&d.permitting, &d.forbidding)),
                 ));
             }
@@ -206,7 +234,7 @@ fn run_case(set: &PolicySet, case: &Case) -> Result<(), (String, String)> {
                 .as_deref()
                 .ok_or_else(|| ("a purpose".to_string(), "none given".to_string()))?;
             let now = now_of(&case.now).map_err(|e| ("a valid now".to_string(), e))?;
-            let d = set.decide(requester, &case.record, purpose, now, case.break_glass);
+            let d = set.decide(requester, record, purpose, now, case.break_glass);
             if d.level != want
                 || !same_ids(&case.expect_permitting, &d.permitting)
                 || !same_ids(&case.expect_forbidding, &d.forbidding)
@@ -224,6 +252,43 @@ fn run_case(set: &PolicySet, case: &Case) -> Result<(), (String, String)> {
             Ok(())
         }
     }
+}
+
+/// Runs an audit-access case (`expect_scope`).
+fn run_audit_case(
+    set: &PolicySet,
+    case: &Case,
+    scope: &str,
+    want_ids: &str,
+) -> Result<(), (String, String)> {
+    let want: AuditScope = scope
+        .parse()
+        .map_err(|e: String| ("a valid expect_scope".to_string(), e))?;
+    let requester = case
+        .requester
+        .as_ref()
+        .ok_or_else(|| ("a requester".to_string(), "none given".to_string()))?;
+    let words = set.vocabulary_problems(Some(requester), None);
+    if !words.is_empty() {
+        return Err((
+            format!("case {:?} to use the vocabulary", case.name),
+            words.join("; "),
+        ));
+    }
+    let a = set.audit_scope(requester);
+    if a.scope != want
+        || !same_ids(&case.expect_permitting, &a.permitting)
+        || !same_ids(&case.expect_forbidding, &a.forbidding)
+    {
+        return Err((
+            format!("audit scope {want} ({want_ids})"),
+            format!(
+                "audit scope {} (permitting {:?}, forbidding {:?}; reason {:?})",
+                a.scope, a.permitting, a.forbidding, a.reason
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Loads the policy set in `dir` strictly, then runs every case in

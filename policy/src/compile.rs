@@ -112,7 +112,7 @@ fn uses_var(v: &Value, name: &str) -> bool {
 
 /// Whether every use of `context` is `context.<attr>` or `context has
 /// <attr>` with `<attr>` a plain name other than `agreement`.
-fn agreement_free(v: &Value) -> bool {
+pub(crate) fn agreement_free(v: &Value) -> bool {
     match v {
         Value::Object(m) => {
             for op in [".", "has"] {
@@ -214,14 +214,17 @@ pub(crate) struct Unit {
 /// order (`when c` as `c`, `unless c` as `!c`) joined by `&&`, as Cedar
 /// joins them. `None` when it cannot be a member.
 fn member_condition(c: &Compiled) -> Option<Value> {
-    let est = c.est.as_ref()?;
+    member_condition_est(
+        c.est.as_ref()?,
+        c.policy.effect() == Effect::Forbid,
+        c.action_free,
+    )
+}
+
+/// As [`member_condition`], from a policy's evaluation form.
+pub(crate) fn member_condition_est(est: &Value, forbid: bool, action_free: bool) -> Option<Value> {
     let all = |k: &str| est.get(k).and_then(|s| s.get("op")).and_then(Value::as_str) == Some("All");
-    if c.policy.effect() != Effect::Forbid
-        || !c.action_free
-        || !all("principal")
-        || !all("resource")
-        || !all("action")
-    {
+    if !forbid || !action_free || !all("principal") || !all("resource") || !all("action") {
         return None;
     }
     let mut expr: Option<Value> = None;

@@ -10,17 +10,24 @@
 //! policy errs.
 //!
 //! Mechanics: those evaluations share most of their policies, so the engine
-//! evaluates *units* (see `compile.rs`) once per decision, lazily, and
-//! combines their per-policy results per action exactly as one Cedar
-//! evaluation of the combined set would.
+//! gets per-policy results and combines them per action exactly as one
+//! Cedar evaluation of the combined set would. It gets them from one
+//! *batch* (see `batch.rs`: every candidate agreement specialised into one
+//! request, permits flipped so that one response lists every satisfied
+//! policy) where every candidate can be specialised, else from *units*
+//! (see `compile.rs`) evaluated lazily, one request per agreement.
 
 use cedar_policy::{Context, Decision as CedarDecision, Entities, EntityUid, PolicyId, Response};
 
 use std::sync::Mutex;
 
+use crate::batch::{ANY, Batch};
 use crate::compile::{Unit, Units};
 use crate::decision::{Decision, HoldDecision, Level};
-use crate::entities::{RequesterEntities, hold_entities, query_context, record_entities};
+use crate::entities::{
+    RequesterEntities, StoreCache, cached_record_entities, hold_entities, query_context,
+    record_entities,
+};
 use crate::input::{RecordFacts, Requester};
 use crate::policy_set::PolicySet;
 
@@ -109,10 +116,14 @@ pub struct Decider<'a> {
     base: Result<Context, String>,
     /// The query context with each agreement met so far.
     agreement_contexts: Mutex<Vec<(usize, Context)>>,
+    /// Decide through batches (see `batch.rs`) where possible.
+    batch: bool,
+    /// Entity stores (requester, custodian, candidate agreements) met so far.
+    stores: StoreCache,
 }
 
 impl PolicySet {
-    fn evaluate(
+    pub(crate) fn evaluate(
         &self,
         principal: &EntityUid,
         action: &EntityUid,
@@ -143,16 +154,17 @@ impl PolicySet {
         now: i64,
         break_glass: bool,
     ) -> Decider<'a> {
-        self.make_decider(requester, purpose, now, break_glass, true)
+        self.make_decider(requester, purpose, now, break_glass, true, true)
     }
 
-    fn make_decider<'a>(
+    pub(crate) fn make_decider<'a>(
         &'a self,
         requester: &'a Requester,
         purpose: &'a str,
         now: i64,
         break_glass: bool,
         shared: bool,
+        batch: bool,
     ) -> Decider<'a> {
         let entities = if shared {
             RequesterEntities::shared(&self.names, requester)
@@ -169,6 +181,8 @@ impl PolicySet {
             entities,
             base: query_context(purpose, now, break_glass, None),
             agreement_contexts: Mutex::new(Vec::new()),
+            batch,
+            stores: Mutex::new(Vec::new()),
         }
     }
 
@@ -184,7 +198,7 @@ impl PolicySet {
         now: i64,
         break_glass: bool,
     ) -> Decision {
-        self.make_decider(requester, purpose, now, break_glass, false)
+        self.make_decider(requester, purpose, now, break_glass, false, true)
             .decide(record)
     }
     /// Case-worker text: what was shared and under what, or what to do next.
@@ -311,6 +325,124 @@ impl Decider<'_> {
 
     /// The disclosure level of `record` for this query.
     pub fn decide(&self, record: &RecordFacts) -> Decision {
+        if self.batch
+            && let Some(d) = self.decide_batched(record)
+        {
+            return d;
+        }
+        self.decide_units(record)
+    }
+
+    /// The decision through one batch (see `batch.rs`); `None` when the
+    /// record's candidate agreements cannot be batched.
+    fn decide_batched(&self, record: &RecordFacts) -> Option<Decision> {
+        let set = self.set;
+        let base_items = set.batch_base.as_ref()?;
+        let requester = self.requester;
+        let purpose = self.purpose;
+        let category = set.category_of(&record.relationship_type);
+        let candidates =
+            set.index
+                .candidates(&set.agreements, requester, record, category, purpose);
+        let mut items = Vec::with_capacity(candidates.len());
+        for &i in &candidates {
+            items.push(set.agreement_items(i)?);
+        }
+        let batch = set
+            .batches
+            .get_or_build(&candidates, || Batch::build(base_items, &items))?;
+        let fail = |what: String| Decision {
+            level: Level::Hidden,
+            permitting: Vec::new(),
+            forbidding: vec!["error:request".into()],
+            reason: format!("the request could not be evaluated ({what}); nothing is disclosed"),
+        };
+        let entities = match cached_record_entities(
+            &set.names,
+            &self.entities,
+            requester,
+            record,
+            category,
+            &candidates,
+            &set.agreements,
+            &self.stores,
+        ) {
+            Ok(e) => e,
+            Err(e) => return Some(fail(e)),
+        };
+        let base = match &self.base {
+            Ok(c) => c,
+            Err(e) => return Some(fail(e.clone())),
+        };
+        let mut run = BatchRun {
+            set,
+            batch: &batch,
+            principal: &self.principal,
+            resource: set.names.record(record),
+            ctx: base,
+            entities: &entities,
+            state: vec![UNKNOWN; batch.entries.len()],
+            done_any: false,
+            done_action: [false; 3],
+            request_error: false,
+        };
+        let mut forbidding = Vec::new();
+        for (k, level) in LEVELS.into_iter().enumerate() {
+            let general = set.general_applies[k];
+            let applies = |j: usize| set.agreement_applies[candidates[j]][k];
+            if !general && !(0..candidates.len()).any(applies) {
+                continue;
+            }
+            run.evaluate(k);
+            let mut permitting = Vec::new();
+            let mut consider = |o: Outcome| match o {
+                Outcome::Allow(ids) => permitting.extend(ids),
+                Outcome::Deny(ids) => forbidding.extend(ids),
+            };
+            if general {
+                consider(run.outcome(1, k));
+            }
+            for j in (0..candidates.len()).filter(|&j| applies(j)) {
+                consider(run.outcome(2 + j, k));
+            }
+            if !permitting.is_empty() {
+                let permitting = sorted(permitting);
+                let forbidding = sorted(forbidding);
+                let reason = set.reason(
+                    level,
+                    &permitting,
+                    &forbidding,
+                    &candidates,
+                    requester,
+                    purpose,
+                );
+                return Some(Decision {
+                    level,
+                    permitting,
+                    forbidding,
+                    reason,
+                });
+            }
+        }
+        let forbidding = sorted(forbidding);
+        let reason = set.reason(
+            Level::Hidden,
+            &[],
+            &forbidding,
+            &candidates,
+            requester,
+            purpose,
+        );
+        Some(Decision {
+            level: Level::Hidden,
+            permitting: Vec::new(),
+            forbidding,
+            reason,
+        })
+    }
+
+    /// The decision unit by unit (see `compile.rs`).
+    fn decide_units(&self, record: &RecordFacts) -> Decision {
         let set = self.set;
         let requester = self.requester;
         let purpose = self.purpose;
@@ -415,6 +547,154 @@ impl Decider<'_> {
             permitting: Vec::new(),
             forbidding,
             reason,
+        }
+    }
+}
+
+const UNKNOWN: u8 = 0;
+const FALSE: u8 = 1;
+const SATISFIED: u8 = 2;
+const ERRED: u8 = 3;
+
+/// One record's evaluation through a batch: each entry's result so far.
+struct BatchRun<'r> {
+    set: &'r PolicySet,
+    batch: &'r Batch,
+    principal: &'r EntityUid,
+    resource: EntityUid,
+    ctx: &'r Context,
+    entities: &'r Entities,
+    state: Vec<u8>,
+    done_any: bool,
+    done_action: [bool; 3],
+    /// A request could not be built (every evaluation counts as
+    /// `error:request`).
+    request_error: bool,
+}
+
+impl BatchRun<'_> {
+    /// Makes sure every entry action `k`'s evaluations use has a result.
+    fn evaluate(&mut self, k: usize) {
+        let batch = self.batch;
+        if !self.done_any {
+            self.done_any = true;
+            if let Some(any) = &batch.any {
+                self.run(any, &batch.any_index, ANY, &self.set.names.disclosure[0]);
+            }
+        }
+        if !self.done_action[k] {
+            self.done_action[k] = true;
+            if let Some(set) = &batch.per_action[k] {
+                self.run(
+                    set,
+                    &batch.action_index[k],
+                    k as u8,
+                    &self.set.names.disclosure[k],
+                );
+            }
+        }
+    }
+
+    fn call(&self, policies: &cedar_policy::PolicySet, action: &EntityUid) -> Option<Response> {
+        self.set
+            .evaluate(
+                self.principal,
+                action,
+                &self.resource,
+                self.ctx,
+                policies,
+                self.entities,
+            )
+            .ok()
+    }
+
+    /// Evaluates one slot's set; the entries of the members of a guard that
+    /// holds or errs are evaluated on their own.
+    fn run(
+        &mut self,
+        policies: &cedar_policy::PolicySet,
+        index: &std::collections::HashMap<PolicyId, usize>,
+        slot: u8,
+        action: &EntityUid,
+    ) {
+        let Some(resp) = self.call(policies, action) else {
+            self.request_error = true;
+            return;
+        };
+        for (i, e) in self.batch.entries.iter().enumerate() {
+            if e.slot == slot {
+                self.state[i] = FALSE;
+            }
+        }
+        let mut open = Vec::new();
+        let mut mark = |state: &mut Vec<u8>, id: &PolicyId, value: u8| match index.get(id) {
+            Some(&i) => state[i] = value,
+            None => {
+                if self.batch.guards.contains_key(id) && !open.contains(id) {
+                    open.push(id.clone());
+                }
+            }
+        };
+        for id in resp.diagnostics().reason() {
+            mark(&mut self.state, id, SATISFIED);
+        }
+        for e in resp.diagnostics().errors() {
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
+            mark(&mut self.state, pe.policy_id(), ERRED);
+        }
+        for g in open {
+            let members = &self.batch.guards[&g].members;
+            let Some(resp) = self.call(members, action) else {
+                self.request_error = true;
+                return;
+            };
+            for id in resp.diagnostics().reason() {
+                if let Some(&i) = index.get(id) {
+                    self.state[i] = SATISFIED;
+                }
+            }
+            for e in resp.diagnostics().errors() {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(pe) = e;
+                if let Some(&i) = index.get(pe.policy_id()) {
+                    self.state[i] = ERRED;
+                }
+            }
+        }
+    }
+
+    /// The outcome, for action `k`, of the evaluation of group `group`
+    /// (1: without an agreement, 2 + j: with the j-th candidate) together
+    /// with the record forbids: what Cedar gives for it, from the entries'
+    /// results.
+    fn outcome(&self, group: usize, k: usize) -> Outcome {
+        if self.request_error {
+            return Outcome::Deny(vec!["error:request".into()]);
+        }
+        let mut errors = Vec::new();
+        let mut forbids = Vec::new();
+        let mut permits = Vec::new();
+        for g in [0, group] {
+            for &i in &self.batch.groups[g] {
+                let e = &self.batch.entries[i];
+                if e.mask & (1 << k) == 0 || (e.slot != ANY && usize::from(e.slot) != k) {
+                    continue;
+                }
+                match self.state[i] {
+                    ERRED => errors.push(format!("error:{}", e.orig)),
+                    SATISFIED if e.permit => permits.push(e.orig.to_string()),
+                    SATISFIED => forbids.push(e.orig.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        if !errors.is_empty() {
+            Outcome::Deny(errors)
+        } else if !forbids.is_empty() {
+            Outcome::Deny(forbids)
+        } else if permits.is_empty() {
+            Outcome::Deny(Vec::new())
+        } else {
+            Outcome::Allow(permits)
         }
     }
 }
@@ -816,11 +1096,7 @@ mod equivalence {
                 }
             }
         }
-        let known = [
-            set.names.disclosure.to_vec(),
-            vec![set.names.hold_detail.clone()],
-        ]
-        .concat();
+        let known = set.names.known_actions();
         let slice = |from: &mut dyn Iterator<Item = &cedar_policy::Policy>, a: &EntityUid| {
             let mut out = cedar_policy::PolicySet::new();
             let mut any_permit = false;
@@ -960,8 +1236,25 @@ mod equivalence {
         }
     }
 
-    fn compare(dir: &Path, n: usize, seed: u64) -> [usize; 4] {
-        let set = PolicySet::load(dir).unwrap();
+    /// Compares every path with the reference on `n` generated requests.
+    /// The agreements named in `unbatched` are made unbatchable (as if a
+    /// policy of theirs could not be specialised), so that decisions with
+    /// them take the unit path.
+    fn compare(dir: &Path, n: usize, seed: u64, unbatched: &[&str]) -> [usize; 4] {
+        let mut set = PolicySet::load(dir).unwrap();
+        for (i, a) in set.agreements.iter().enumerate() {
+            if unbatched.contains(&a.id.as_str()) {
+                set.agreement_items[i] = std::sync::OnceLock::from(None);
+            }
+        }
+        let set = set;
+        let batchable = set.batch_base.is_some()
+            && (0..set.agreements.len()).all(|i| set.agreement_items(i).is_some());
+        assert_eq!(
+            batchable,
+            unbatched.is_empty(),
+            "every policy can be batched"
+        );
         let r = reference_sets(&set, dir);
         let mut rng = Rng(seed);
         let kinds = ["council", "nhs_trust", "police", "fire", "ambulance"];
@@ -1091,6 +1384,25 @@ mod equivalence {
             let decider = set.decider(&requester, purpose, now, bg);
             assert_eq!(decider.decide(&record), want);
             assert_eq!(decider.decide(&record), want, "second use of a decider");
+            // The batch path (above) and the unit path, each with and
+            // without a shared store; a sibling record reuses the query's
+            // cached store.
+            assert!(
+                decider.decide_batched(&record).is_some() || !batchable,
+                "the batch path is taken"
+            );
+            for (shared, batch) in [(true, false), (false, false), (false, true)] {
+                let d = set.make_decider(&requester, purpose, now, bg, shared, batch);
+                assert_eq!(d.decide(&record), want, "shared {shared}, batch {batch}");
+            }
+            let mut sibling = record.clone();
+            sibling.record_key = format!("{}-b", record.record_key);
+            assert_eq!(
+                decider.decide(&sibling),
+                set.make_decider(&requester, purpose, now, bg, false, false)
+                    .decide(&sibling),
+                "sibling record"
+            );
             levels[want.level as usize] += 1;
         }
         levels
@@ -1102,9 +1414,23 @@ mod equivalence {
 
     #[test]
     fn decides_as_the_reference_on_the_default_set() {
-        let levels = compare(&default_dir(), 10_000, 0x9e37_79b9_7f4a_7c15);
+        let levels = compare(&default_dir(), 10_000, 0x9e37_79b9_7f4a_7c15, &[]);
         assert!(
             levels.iter().all(|&n| n > 20),
+            "every level is exercised: {levels:?}"
+        );
+    }
+
+    #[test]
+    fn decides_as_the_reference_with_an_unbatchable_agreement() {
+        let levels = compare(
+            &default_dir(),
+            4_000,
+            0x0bad_cafe_f00d_d00d,
+            &["adult-care-integration"],
+        );
+        assert!(
+            levels.iter().all(|&n| n > 10),
             "every level is exercised: {levels:?}"
         );
     }
@@ -1203,7 +1529,19 @@ when { principal.role == "paramedic" && principal.team == "suspended" && context
 "#,
         )
         .unwrap();
-        let levels = compare(tmp.path(), 10_000, 0x2545_f491_4f6c_dd1d);
+        let levels = compare(tmp.path(), 10_000, 0x2545_f491_4f6c_dd1d, &[]);
+        assert!(
+            levels.iter().all(|&n| n > 20),
+            "every level is exercised: {levels:?}"
+        );
+        // With one agreement unbatchable, decisions with it as a candidate
+        // take the unit path, the others the batch path.
+        let levels = compare(
+            tmp.path(),
+            4_000,
+            0x1234_5678_9abc_def1,
+            &["children-safeguarding"],
+        );
         assert!(
             levels.iter().all(|&n| n > 20),
             "every level is exercised: {levels:?}"
@@ -1214,9 +1552,9 @@ when { principal.role == "paramedic" && principal.team == "suspended" && context
 #[cfg(test)]
 mod timing {
     //! `cargo test --release --lib timing -- --ignored --nocapture`: the
-    //! reference (pre-unit) implementation against `decide` and a `Decider`,
-    //! interleaved on the benchmark's default mix, so that machine load
-    //! affects all three alike.
+    //! reference (pre-unit) implementation against `decide`, a `Decider`
+    //! (batch path) and a `Decider` on the unit path, interleaved on the
+    //! benchmark's default mix, so that machine load affects all alike.
 
     use std::time::Instant;
 
@@ -1290,7 +1628,7 @@ mod timing {
             ),
         ];
         const NOW: i64 = 1_768_435_200;
-        let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+        let mut samples = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         for round in 0..3000 {
             for (q, rc, p, bg) in &mix {
                 let t = Instant::now();
@@ -1305,16 +1643,28 @@ mod timing {
                     std::hint::black_box(d.decide(rc));
                 }
                 let c = t.elapsed() / 8;
+                let t = Instant::now();
+                let d = set.make_decider(q, p, NOW, *bg, true, false);
+                for _ in 0..8 {
+                    std::hint::black_box(d.decide(rc));
+                }
+                let u = t.elapsed() / 8;
                 if round >= 300 {
                     samples[0].push(a);
                     samples[1].push(b);
                     samples[2].push(c);
+                    samples[3].push(u);
                 }
             }
         }
-        for (name, s) in ["reference", "decide", "decider (8 records)"]
-            .iter()
-            .zip(&mut samples)
+        for (name, s) in [
+            "reference",
+            "decide",
+            "decider (8 records)",
+            "decider, unit path (8 records)",
+        ]
+        .iter()
+        .zip(&mut samples)
         {
             s.sort();
             println!("{name}: median {:.1}µs", s[s.len() / 2].as_secs_f64() * 1e6);

@@ -14,6 +14,9 @@ use crate::input::{RecordFacts, Requester};
 /// The disclosure actions, highest level first.
 pub(crate) const DISCLOSURE_ACTIONS: [&str; 3] = ["view_detail", "view_summary", "acknowledge"];
 
+/// The audit actions, widest scope first.
+pub(crate) const AUDIT_ACTIONS: [&str; 2] = ["audit_federation", "audit_own_authority"];
+
 /// Pre-parsed Cedar names (parsing them per request would cost time).
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
@@ -22,9 +25,12 @@ pub(crate) struct Names {
     record: EntityTypeName,
     agreement: EntityTypeName,
     hub: EntityTypeName,
+    federation: EntityTypeName,
     /// view_detail, view_summary, acknowledge.
     pub disclosure: [EntityUid; 3],
     pub hold_detail: EntityUid,
+    /// audit_federation, audit_own_authority.
+    pub audit: [EntityUid; 2],
 }
 
 impl Names {
@@ -38,9 +44,22 @@ impl Names {
             record: ty("Kith::Record"),
             agreement: ty("Kith::Agreement"),
             hub: ty("Kith::Hub"),
+            federation: ty("Kith::Federation"),
             disclosure: DISCLOSURE_ACTIONS.map(action),
             hold_detail: action("hold_detail"),
+            audit: AUDIT_ACTIONS.map(action),
         }
+    }
+
+    /// Every action the engine asks about (an action scope naming only
+    /// these is applied exactly; anything else may be a group).
+    pub(crate) fn known_actions(&self) -> Vec<EntityUid> {
+        self.disclosure
+            .iter()
+            .chain([&self.hold_detail])
+            .chain(&self.audit)
+            .cloned()
+            .collect()
     }
 
     fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
@@ -64,6 +83,9 @@ impl Names {
     }
     pub(crate) fn hub(&self, jurisdiction: &str) -> EntityUid {
         Self::uid(&self.hub, jurisdiction)
+    }
+    pub(crate) fn federation(&self, id: &str) -> EntityUid {
+        Self::uid(&self.federation, id)
     }
 }
 
@@ -149,6 +171,11 @@ impl RequesterEntities {
         }
     }
 
+    /// The requester's authority and user entities (the first failure).
+    pub(crate) fn parts(&self) -> Result<(Entity, Entity), String> {
+        Ok((self.authority.clone()?, self.user.clone()?))
+    }
+
     /// As `new`, with the two entities also kept as a store, for deciding
     /// several records: extending it per record is cheaper than building
     /// the whole store each time.
@@ -209,6 +236,93 @@ pub(crate) fn record_entities<'a>(
         None => Entities::from_entities(list, schema),
     }
     .map_err(|e| e.to_string())
+}
+
+/// Stores of requester, custodian and candidate agreements met so far in a
+/// query, by (custodian code, kind, jurisdiction, candidates).
+pub(crate) type StoreCache = std::sync::Mutex<Vec<(StoreKey, Entities)>>;
+pub(crate) type StoreKey = (String, String, String, Vec<usize>);
+
+/// As [`record_entities`] for the candidate agreements `candidates` (indices
+/// into `agreements`), reusing, within a query, the store of the
+/// requester, the custodian and those agreements: only the record is added
+/// per record. The same store, and the same failures, as
+/// [`record_entities`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cached_record_entities(
+    names: &Names,
+    requester_entities: &RequesterEntities,
+    requester: &Requester,
+    record: &RecordFacts,
+    category: &str,
+    candidates: &[usize],
+    agreements: &[Agreement],
+    cache: &StoreCache,
+) -> Result<Entities, String> {
+    const CAP: usize = 32;
+    let Some(shared) = &requester_entities.store else {
+        return record_entities(
+            names,
+            requester_entities,
+            requester,
+            record,
+            category,
+            candidates.iter().map(|&i| &agreements[i]),
+            None,
+        );
+    };
+    // With a shared store, the requester's authority and user were built.
+    let differs = record.custodian_code != requester.authority_code;
+    if !differs
+        && (record.custodian_kind != requester.authority_kind
+            || record.custodian_jurisdiction != requester.jurisdiction)
+    {
+        return Err("the custodian and the requester share an authority code but not its kind or jurisdiction".into());
+    }
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let found = cache.iter().position(|((code, kind, jurisdiction, c), _)| {
+        *code == record.custodian_code
+            && *kind == record.custodian_kind
+            && *jurisdiction == record.custodian_jurisdiction
+            && c == candidates
+    });
+    let store = match found {
+        Some(i) => cache[i].1.clone(),
+        None => {
+            let mut list = Vec::with_capacity(1 + candidates.len());
+            if differs {
+                list.push(authority_entity(
+                    names.authority(&record.custodian_code),
+                    &record.custodian_kind,
+                    &record.custodian_jurisdiction,
+                )?);
+            }
+            // As `record_entities` would fail for the record itself.
+            let rec = record_entity(names, record, category)?;
+            list.extend(candidates.iter().map(|&i| agreements[i].entity.clone()));
+            let store = shared
+                .clone()
+                .add_entities(list, None)
+                .map_err(|e| e.to_string())?;
+            if cache.len() >= CAP {
+                cache.clear();
+            }
+            cache.push((
+                (
+                    record.custodian_code.clone(),
+                    record.custodian_kind.clone(),
+                    record.custodian_jurisdiction.clone(),
+                    candidates.to_vec(),
+                ),
+                store.clone(),
+            ));
+            drop(cache);
+            return store.add_entities([rec], None).map_err(|e| e.to_string());
+        }
+    };
+    drop(cache);
+    let rec = record_entity(names, record, category)?;
+    store.add_entities([rec], None).map_err(|e| e.to_string())
 }
 
 /// The entity store for one disclosure decision, built from scratch.

@@ -9,14 +9,16 @@ use serde::{Deserialize, Serialize};
 pub struct Requester {
     /// ODS or GSS code of the requester's authority (from its certificate).
     pub authority_code: String,
-    /// council | nhs_trust | police | fire | ambulance
+    /// council | nhs_trust | police | fire | ambulance | federation (the
+    /// federation's oversight body)
     pub authority_kind: String,
     /// england | wales | scotland | northern_ireland
     pub jurisdiction: String,
     /// The acting user's id within their authority.
     pub user_id: String,
     /// social_worker | safeguarding_lead | ed_clinician | nurse | gp |
-    /// police_officer | public_protection_officer | paramedic | firefighter | auditor
+    /// police_officer | public_protection_officer | paramedic | firefighter |
+    /// auditor | federation_auditor
     pub role: String,
     /// Free text, e.g. "children's services".
     pub team: String,

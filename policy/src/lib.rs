@@ -8,13 +8,16 @@
 //! [`Level`] for one record and one request, and [`PolicySet::decider`]
 //! gives a [`Decider`] that decides the many records of one query (one
 //! requester, purpose and time) more cheaply; [`PolicySet::may_hold_at_hub`]
-//! answers the data-location question; [`check`] runs the set's own test
-//! cases.
+//! answers the data-location question; [`PolicySet::audit_scope`] says how
+//! much of the audit log a requester may read; [`check`] runs the set's own
+//! test cases.
 //!
 //! The input types here deliberately depend on no other Kith crate: the hub
 //! maps its domain types onto [`Requester`] and [`RecordFacts`].
 
 mod agreement;
+mod audit;
+mod batch;
 mod check;
 mod compile;
 mod decide;
@@ -26,6 +29,7 @@ mod policy_set;
 mod time;
 mod vocabulary;
 
+pub use audit::{AuditAccess, AuditScope};
 pub use check::{CaseFailure, CheckReport, check};
 pub use decide::Decider;
 pub use decision::{Decision, HoldDecision, Level};

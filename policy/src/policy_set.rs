@@ -6,13 +6,18 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
-use cedar_policy::{Authorizer, Effect, PolicyId, Schema, ValidationMode, Validator};
+use cedar_policy::{
+    ActionConstraint, Authorizer, Effect, PolicyId, Schema, SchemaFragment, ValidationMode,
+    Validator,
+};
 use miette::Diagnostic;
 
 use crate::agreement::{Agreement, AgreementIndex, parse_agreements};
+use crate::batch::{Base, BatchCache, Item, copy_id};
 use crate::compile::{Compiled, GuardCache, Units, compile, may_apply};
-use crate::entities::{Names, hold_entities, query_context, request_entities};
+use crate::entities::{AUDIT_ACTIONS, Names, hold_entities, query_context, request_entities};
 use crate::error::{PolicyError, Problem};
 use crate::input::{RecordFacts, Requester};
 use crate::vocabulary::Vocabulary;
@@ -55,11 +60,28 @@ pub struct PolicySet {
     /// Per agreement and disclosure action: whether one of its own permits
     /// may apply, so it is evaluated for that action.
     pub(crate) agreement_applies: Vec<[bool; 3]>,
+    /// The batch form (see `batch.rs`) of the record forbids and general
+    /// policies; `None` if one of them has none (every decision is then
+    /// made unit by unit).
+    pub(crate) batch_base: Option<Base>,
+    /// The general forbids that read `context.agreement`, and each
+    /// agreement's own policies, in evaluation form, to specialise ...
+    pub(crate) bound_compiled: Vec<Compiled>,
+    pub(crate) own_compiled: Vec<Vec<Compiled>>,
+    /// ... per agreement, on first use (`None`: not specialisable).
+    pub(crate) agreement_items: Vec<OnceLock<Option<Vec<Item>>>>,
+    /// Batches by candidate list.
+    pub(crate) batches: BatchCache,
     /// Which disclosure actions each policy's scope applies to (bit k for
     /// `DISCLOSURE_ACTIONS[k]`).
     pub(crate) masks: HashMap<PolicyId, u8>,
     /// General policies whose scope may apply to `hold_detail`.
     pub(crate) hold: cedar_policy::PolicySet,
+    /// General policies whose scope may apply to an audit action.
+    pub(crate) audit: cedar_policy::PolicySet,
+    /// The schema declares both audit actions (a set written before they
+    /// existed loads, and gives no one audit access).
+    pub(crate) audit_defined: bool,
     pub(crate) agreements: Vec<Agreement>,
     pub(crate) index: AgreementIndex,
     pub(crate) categories: HashMap<String, String>,
@@ -354,11 +376,49 @@ impl PolicySet {
             }
         }
 
+        let audit_defined = schema
+            .as_ref()
+            .is_some_and(|s| names.audit.iter().all(|a| s.actions().any(|x| x == a)));
         if let Some(schema) = &schema {
-            // Strict validation of the whole set.
-            let result =
-                Validator::new(schema.clone()).validate(&everything, ValidationMode::Strict);
-            for e in result.validation_errors() {
+            // Strict validation of the whole set. A rule that names an audit
+            // action is validated against the whole schema; any other rule
+            // against the schema without the audit actions, so that a rule
+            // with an unconstrained action scope is checked (and applies)
+            // only for disclosure and data location, as before the audit
+            // actions existed. Audit access is decided only by rules that
+            // name an audit action (see `audit.rs`).
+            let without_audit = if audit_defined {
+                schema_without_audit(&schema_text)
+            } else {
+                None
+            };
+            let mut audit_rules = cedar_policy::PolicySet::new();
+            let mut other_rules = cedar_policy::PolicySet::new();
+            for p in everything.policies() {
+                let to = if names_audit_action(p, &names) {
+                    &mut audit_rules
+                } else {
+                    &mut other_rules
+                };
+                // Cannot fail: the ids are those of `everything`.
+                let _ = to.add(p.clone());
+            }
+            let mut errors = Vec::new();
+            let whole = Validator::new(schema.clone());
+            match &without_audit {
+                Some(narrow) => {
+                    let r = whole.validate(&audit_rules, ValidationMode::Strict);
+                    errors.extend(r.validation_errors().cloned());
+                    let r = Validator::new(narrow.clone())
+                        .validate(&other_rules, ValidationMode::Strict);
+                    errors.extend(r.validation_errors().cloned());
+                }
+                None => {
+                    let r = whole.validate(&everything, ValidationMode::Strict);
+                    errors.extend(r.validation_errors().cloned());
+                }
+            }
+            for e in &errors {
                 let id = e.policy_id().to_string();
                 let (path, text) = match file_of.get(&id) {
                     Some(&fi) => (cedar_files[fi].clone(), cedar_texts[fi].as_str()),
@@ -371,8 +431,20 @@ impl PolicySet {
                     format!("policy {id:?} fails schema validation: {msg}"),
                 ));
             }
+            for p in audit_rules.policies() {
+                let id = p.id().to_string();
+                if meta.get(&id).is_some_and(|m| m.agreement.is_some()) {
+                    let path = file_of
+                        .get(&id)
+                        .map_or_else(|| dir.to_path_buf(), |&fi| cedar_files[fi].clone());
+                    problems.push(Problem::new(
+                        path,
+                        format!("policy {id:?} names an audit action and has @agreement: audit access does not depend on sharing agreements; remove one or the other"),
+                    ));
+                }
+            }
             // The schema must describe what the engine supplies.
-            if let Some(p) = probe(&names, schema, agreements.first()) {
+            if let Some(p) = probe(&names, schema, agreements.first(), audit_defined) {
                 problems.push(Problem::new(
                     &schema_path,
                     format!("the schema does not match the requests Kith makes: {p}"),
@@ -384,7 +456,7 @@ impl PolicySet {
             return Err(PolicyError::Invalid(problems));
         }
 
-        let known = [names.disclosure.to_vec(), vec![names.hold_detail.clone()]].concat();
+        let known = names.known_actions();
         // Hold decisions: the general policies whose scope may apply to
         // `hold_detail`, evaluated as written.
         let mut hold = cedar_policy::PolicySet::new();
@@ -394,6 +466,12 @@ impl PolicySet {
         {
             // Cannot fail: ids are unique (checked above).
             let _ = hold.add(p.clone());
+        }
+        // Audit access: the general policies that name an audit action.
+        let mut audit = cedar_policy::PolicySet::new();
+        for p in general.policies().filter(|p| names_audit_action(p, &names)) {
+            // Cannot fail: ids are unique (checked above).
+            let _ = audit.add(p.clone());
         }
         // Disclosure decisions: every policy in its evaluation form.
         let compiled_general: Vec<Compiled> = general
@@ -450,6 +528,26 @@ impl PolicySet {
                 u
             })
             .collect();
+        let batch_base = (|| {
+            let record = compiled_general
+                .iter()
+                .filter(is_record_forbid)
+                .map(|c| Item::own(c, None))
+                .collect::<Option<Vec<_>>>()?;
+            let general = compiled_general
+                .iter()
+                .filter(|c| c.policy.effect() == Effect::Permit)
+                .chain(bound_forbids.iter().copied())
+                .map(|c| Item::own(c, None))
+                .collect::<Option<Vec<_>>>()?;
+            Some(Base {
+                record,
+                general,
+                taken: meta.keys().cloned().collect(),
+            })
+        })();
+        let bound_compiled: Vec<Compiled> = bound_forbids.into_iter().cloned().collect();
+        let agreement_items = agreements.iter().map(|_| OnceLock::new()).collect();
         let index = AgreementIndex::build(&agreements);
         let Some(vocabulary) = vocab else {
             unreachable!("a vocabulary parse failure is a problem, returned above")
@@ -463,8 +561,15 @@ impl PolicySet {
             general_units,
             agreement_units,
             agreement_applies,
+            batch_base,
+            bound_compiled,
+            own_compiled: compiled_own,
+            agreement_items,
+            batches: BatchCache::default(),
             masks,
             hold,
+            audit,
+            audit_defined,
             agreements,
             index,
             categories,
@@ -574,6 +679,23 @@ impl PolicySet {
         out
     }
 
+    /// Agreement `i`'s policies in batch form: the general forbids that
+    /// read `context.agreement` (renamed copies) and its own, specialised to
+    /// it. `None` when one cannot be.
+    pub(crate) fn agreement_items(&self, i: usize) -> Option<&[Item]> {
+        self.agreement_items[i]
+            .get_or_init(|| {
+                let id = self.agreements[i].id.as_str();
+                let taken = |s: &str| self.meta.contains_key(s);
+                self.bound_compiled
+                    .iter()
+                    .map(|c| Item::new(c, copy_id(id, c.policy.id().as_ref(), &taken), Some(id)))
+                    .chain(self.own_compiled[i].iter().map(|c| Item::own(c, Some(id))))
+                    .collect()
+            })
+            .as_deref()
+    }
+
     /// The category of a relationship type (`uncategorised` when unlisted).
     pub fn category_of(&self, relationship_type: &str) -> &str {
         self.categories
@@ -583,9 +705,35 @@ impl PolicySet {
     }
 }
 
+/// Whether `p`'s action scope names an audit action.
+fn names_audit_action(p: &cedar_policy::Policy, names: &Names) -> bool {
+    match p.action_constraint() {
+        ActionConstraint::Any => false,
+        ActionConstraint::Eq(a) => names.audit.contains(&a),
+        ActionConstraint::In(list) => list.iter().any(|a| names.audit.contains(a)),
+    }
+}
+
+/// The schema with the audit actions removed (to validate the rules that do
+/// not name them); `None` if it cannot be built.
+fn schema_without_audit(text: &str) -> Option<Schema> {
+    let (fragment, _warnings) = SchemaFragment::from_cedarschema_str(text).ok()?;
+    let mut json = fragment.to_json_value().ok()?;
+    let actions = json.get_mut("Kith")?.get_mut("actions")?.as_object_mut()?;
+    for a in AUDIT_ACTIONS {
+        actions.remove(a);
+    }
+    Schema::from_json_value(json).ok()
+}
+
 /// Builds one request of each shape the engine makes, validated against the
 /// schema; returns the first mismatch.
-fn probe(names: &Names, schema: &Schema, agreement: Option<&Agreement>) -> Option<String> {
+fn probe(
+    names: &Names,
+    schema: &Schema,
+    agreement: Option<&Agreement>,
+    audit: bool,
+) -> Option<String> {
     let requester = Requester {
         authority_code: "PROBE-A".into(),
         authority_kind: "council".into(),
@@ -635,6 +783,26 @@ fn probe(names: &Names, schema: &Schema, agreement: Option<&Agreement>) -> Optio
                 action.clone(),
                 names.record(&record),
                 ctx.clone(),
+                Some(schema),
+            ) {
+                return Some(e.to_string());
+            }
+        }
+    }
+    if audit {
+        if let Err(e) = crate::audit::audit_entities(names, &requester, Some(schema)) {
+            return Some(e);
+        }
+        let resources = [
+            names.federation(crate::audit::FEDERATION_ID),
+            names.authority(&requester.authority_code),
+        ];
+        for (action, resource) in names.audit.iter().zip(resources) {
+            if let Err(e) = cedar_policy::Request::new(
+                names.user(&requester),
+                action.clone(),
+                resource,
+                cedar_policy::Context::empty(),
                 Some(schema),
             ) {
                 return Some(e.to_string());
