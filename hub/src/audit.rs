@@ -22,6 +22,8 @@ pub enum AuditKind {
     Refusal,
     /// An auditor read entries of the log.
     AuditRead,
+    /// A policy set was loaded, or a new one rejected.
+    PolicyLoad,
 }
 
 /// One record touched by the audited act, and what was decided for it.

@@ -41,6 +41,13 @@ pub struct HubConfig {
     pub jurisdiction: String,
     /// Folder holding the policy set.
     pub policy_dir: PathBuf,
+    /// How long a query waits for a custodian's agent to send the detail of
+    /// a record held at source before answering without it.
+    #[serde(default = "default_detail_timeout_ms")]
+    pub detail_timeout_ms: u64,
+    /// How often the policy folder is checked for changes (SIGHUP reloads at once).
+    #[serde(default = "default_policy_reload_interval_ms")]
+    pub policy_reload_interval_ms: u64,
     pub tls: TlsFiles,
     pub audit: AuditConfig,
     /// The authorities that belong to the federation.
@@ -59,6 +66,20 @@ pub struct AuditConfig {
     #[serde(default = "default_checkpoint_interval_ms")]
     pub checkpoint_interval_ms: u64,
 }
+
+fn default_detail_timeout_ms() -> u64 {
+    DEFAULT_DETAIL_TIMEOUT_MS
+}
+
+/// The default for `detail_timeout_ms`: 2 s.
+pub const DEFAULT_DETAIL_TIMEOUT_MS: u64 = 2000;
+
+fn default_policy_reload_interval_ms() -> u64 {
+    2000
+}
+
+/// The default for `policy_reload_interval_ms`.
+pub const DEFAULT_POLICY_RELOAD_INTERVAL_MS: u64 = 2000;
 
 fn default_checkpoint_interval_ms() -> u64 {
     1000

@@ -29,6 +29,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../policies/default/30-data-location.cedar"),
     ),
     (
+        "default/40-audit.cedar",
+        include_str!("../../policies/default/40-audit.cedar"),
+    ),
+    (
         "default/agreement-adult-care-integration.cedar",
         include_str!("../../policies/default/agreement-adult-care-integration.cedar"),
     ),
@@ -51,6 +55,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "tests/adult-care-integration.json",
         include_str!("../../policies/tests/adult-care-integration.json"),
+    ),
+    (
+        "tests/audit.json",
+        include_str!("../../policies/tests/audit.json"),
     ),
     (
         "tests/children-safeguarding.json",

@@ -91,6 +91,8 @@ pub async fn run(
         database_url: format!("sqlite://{}", dir.join("hub.db").display()),
         jurisdiction: "england".into(),
         policy_dir: dir.join("policies"),
+        policy_reload_interval_ms: crate::config::DEFAULT_POLICY_RELOAD_INTERVAL_MS,
+        detail_timeout_ms: crate::config::DEFAULT_DETAIL_TIMEOUT_MS,
         tls: TlsFiles {
             ca: pki.ca_cert(),
             cert: pki.hub_cert(),

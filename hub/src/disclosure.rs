@@ -118,6 +118,7 @@ mod tests {
         .unwrap();
         StoredRecord {
             record,
+            held_at_source: false,
             status: RecordStatus::Active,
             ended_on: chrono::NaiveDate::from_ymd_opt(2025, 6, 1),
         }

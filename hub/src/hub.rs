@@ -12,6 +12,7 @@ use kith_policy::PolicySet;
 
 use crate::audit::{AuditEntry, AuditKind};
 use crate::audit_writer::AuditWriter;
+use crate::detail::DetailSource;
 use crate::directory::{Directory, Member};
 use crate::error::HubError;
 use crate::store::Store;
@@ -29,6 +30,7 @@ pub struct Hub {
     pub(crate) directory: Directory,
     policies: RwLock<Arc<PolicySet>>,
     pub(crate) jurisdiction: String,
+    pub(crate) detail: Arc<dyn DetailSource>,
 }
 
 impl Hub {
@@ -37,6 +39,7 @@ impl Hub {
         directory: Directory,
         policies: PolicySet,
         jurisdiction: String,
+        detail: Arc<dyn DetailSource>,
     ) -> Self {
         Self {
             audit: AuditWriter::spawn(store.clone()),
@@ -44,6 +47,7 @@ impl Hub {
             directory,
             policies: RwLock::new(Arc::new(policies)),
             jurisdiction,
+            detail,
         }
     }
 
@@ -53,6 +57,11 @@ impl Hub {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Puts a new, already validated policy set in service.
+    pub(crate) fn replace_policies(&self, set: PolicySet) {
+        *self.policies.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

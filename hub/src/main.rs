@@ -95,6 +95,19 @@ async fn main() -> Result<()> {
         Command::Serve { config } => {
             let config = kith_hub::config::HubConfig::load(&config)?;
             let running = kith_hub::server::start(&config).await?;
+            #[cfg(unix)]
+            {
+                // SIGHUP: reload the policy set now.
+                let reload = running.reload_handle();
+                let mut hup =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the policy set");
+                        let _ = reload.send(()).await;
+                    }
+                });
+            }
             running.serve_until(shutdown_signal()).await?;
         }
         Command::Pki(PkiCommand::Init {

@@ -11,7 +11,9 @@ use kith_core::{FieldError, Record, WithdrawReason};
 use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
 use crate::error::HubError;
 use crate::hub::{Caller, Hub, now};
-use crate::store::{ChangeOutcome, RecordKey, StoreOutcome};
+use crate::store::{ChangeOutcome, Publishable, RecordKey, StoreOutcome};
+use crate::{data_location, disclosure};
+use kith_policy::HoldDecision;
 
 /// Most records one publish call may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -112,11 +114,32 @@ impl Hub {
             )]));
         }
         let checked: Vec<Checked> = candidates.iter().map(|c| check(caller, c)).collect();
-        let valid: Vec<Record> = checked
+        // Data location: may the hub hold each record's detail?
+        let policies = self.policies();
+        let holds: Vec<Option<HoldDecision>> =
+            checked
+                .iter()
+                .map(|c| match c {
+                    Checked::Valid(r) => Some(policies.may_hold_at_hub(
+                        &disclosure::facts(&self.directory, r),
+                        &self.jurisdiction,
+                    )),
+                    Checked::Refused(..) => None,
+                })
+                .collect();
+        let valid: Vec<Publishable> = checked
             .iter()
-            .filter_map(|c| match c {
-                Checked::Valid(r) => Some(r.as_ref().clone()),
-                Checked::Refused(..) => None,
+            .zip(&holds)
+            .filter_map(|(c, hold)| match (c, hold) {
+                (Checked::Valid(r), Some(hold)) if hold.allowed => Some(Publishable {
+                    record: r.as_ref().clone(),
+                    held_at_source: false,
+                }),
+                (Checked::Valid(r), Some(_)) => Some(Publishable {
+                    record: data_location::index_only(r),
+                    held_at_source: true,
+                }),
+                _ => None,
             })
             .collect();
 
@@ -151,13 +174,24 @@ impl Hub {
             entry.records = candidates
                 .iter()
                 .zip(merge(stored))
-                .map(|(c, (outcome, errors))| AuditedRecord {
-                    custodian: c.custodian.clone(),
-                    record_id: c.record_id.clone(),
-                    version: c.version,
-                    decision: outcome.as_str().to_string(),
-                    decided_by: vec![],
-                    reason: kith_core::error::join(&errors),
+                .zip(&holds)
+                .map(|((c, (outcome, errors)), hold)| {
+                    let mut reason = kith_core::error::join(&errors);
+                    let decided_by = hold.as_ref().map_or_else(Vec::new, |h| {
+                        if !h.allowed && outcome == PublishOutcome::Accepted {
+                            reason = "detail held at source (residency); index and summary stored"
+                                .into();
+                        }
+                        h.permitting.iter().chain(&h.forbidding).cloned().collect()
+                    });
+                    AuditedRecord {
+                        custodian: c.custodian.clone(),
+                        record_id: c.record_id.clone(),
+                        version: c.version,
+                        decision: outcome.as_str().to_string(),
+                        decided_by,
+                        reason,
+                    }
                 })
                 .collect();
             entry

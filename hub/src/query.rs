@@ -3,12 +3,15 @@
 //! Order matters: the request is checked before any lookup; each candidate
 //! record gets its own policy decision; the audit entry naming every
 //! decision (hidden ones too) is durable before anything is returned. If the
-//! entry cannot be written the query fails, closed.
+//! entry cannot be written the query fails, closed. Detail held at source
+//! is fetched from the custodian's agent before the entry is written, so the
+//! entry records what was actually disclosed.
 
-use kith_core::{FieldError, NhsNumber, Purpose};
+use kith_core::{FieldError, NhsNumber, Purpose, Record};
 use kith_policy::Level;
 
 use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
+use crate::detail::{DetailError, DetailRequest};
 use crate::disclosure::{self, ActingUser, View};
 use crate::error::HubError;
 use crate::hub::{Caller, Hub, now};
@@ -38,6 +41,8 @@ pub struct QueryAnswer {
     pub query_id: String,
     pub records: Vec<Disclosed>,
     pub audit_index: u64,
+    /// One per custodian asked for detail held at source.
+    pub statuses: Vec<AuthorityStatus>,
 }
 
 fn check(request: &QueryRequest) -> Result<(Purpose, NhsNumber), HubError> {
@@ -94,12 +99,41 @@ impl Hub {
         let requester = disclosure::requester(caller, &request.user);
         let at = now();
 
-        let mut audited = Vec::with_capacity(candidates.len());
-        let mut records = Vec::new();
         // One decider per query: the requester's side is built once.
         let decider = policies.decider(&requester, purpose.as_str(), at.timestamp(), false);
-        for stored in &candidates {
-            let decision = decider.decide(&disclosure::facts(&self.directory, &stored.record));
+        let decisions: Vec<_> = candidates
+            .iter()
+            .map(|stored| decider.decide(&disclosure::facts(&self.directory, &stored.record)))
+            .collect();
+
+        // Detail held at source: ask the custodians' agents, all at once,
+        // each bounded in time.
+        let fetches = candidates.iter().zip(&decisions).map(|(stored, decision)| {
+            let wanted = decision.level == Level::Detail && stored.held_at_source;
+            let request = wanted.then(|| DetailRequest {
+                custodian: stored.record.custodian.clone(),
+                record_id: stored.record.record_id.clone(),
+                version: stored.record.version,
+                requester: caller.member.clone(),
+                user: request.user.clone(),
+                purpose,
+            });
+            async move {
+                match request {
+                    Some(r) => Some(
+                        self.fetch_detail(r, &stored.record.provenance.content_hash)
+                            .await,
+                    ),
+                    None => None,
+                }
+            }
+        });
+        let fetched = futures::future::join_all(fetches).await;
+
+        let mut audited = Vec::with_capacity(candidates.len());
+        let mut records = Vec::new();
+        let mut statuses: Vec<AuthorityStatus> = Vec::new();
+        for ((stored, decision), fetch) in candidates.iter().zip(decisions).zip(fetched) {
             // Both sides: what permitted the level and what forbade more.
             let decided_by: Vec<String> = decision
                 .permitting
@@ -108,21 +142,48 @@ impl Hub {
                 .cloned()
                 .collect();
             let r = &stored.record;
+            let mut level = decision.level;
+            let mut reason = decision.reason;
+            let mut view = View::of(stored, level);
+            if let Some(outcome) = fetch {
+                let status = match outcome {
+                    Ok(full) => {
+                        let mut full = full;
+                        if stored.ended_on.is_some() {
+                            full.period.end = stored.ended_on;
+                        }
+                        view = Some(View::Detail(Box::new(full)));
+                        AuthorityState::Ok(String::new())
+                    }
+                    Err(e) => {
+                        level = Level::Summary;
+                        view = View::of(stored, Level::Summary);
+                        reason = format!(
+                            "{reason}; the detail is held by the custodian and could not be fetched ({e}): contact them"
+                        );
+                        match e {
+                            DetailError::Unreachable(m) => AuthorityState::Unreachable(m),
+                            DetailError::Refused(m) => AuthorityState::Refused(m),
+                        }
+                    }
+                };
+                note_status(&mut statuses, &r.custodian, status);
+            }
             audited.push(AuditedRecord {
                 custodian: r.custodian.clone(),
                 record_id: r.record_id.clone(),
                 version: r.version,
-                decision: decision.level.as_str().to_string(),
+                decision: level.as_str().to_string(),
                 decided_by: decided_by.clone(),
-                reason: decision.reason.clone(),
+                reason: reason.clone(),
             });
-            if let Some(view) = View::of(stored, decision.level) {
+            if let Some(view) = view {
                 records.push(Disclosed {
                     custodian: r.custodian.clone(),
                     custodian_name: self.directory.name_of(&r.custodian),
-                    level: decision.level,
+                    level,
                     view,
-                    reason: decision.reason,
+                    reason,
                     decided_by,
                 });
             }
@@ -143,6 +204,50 @@ impl Hub {
             query_id,
             records,
             audit_index,
+            statuses,
         })
+    }
+
+    /// Fetches one record's detail and checks it is the version published
+    /// (same content hash as the index).
+    async fn fetch_detail(
+        &self,
+        request: DetailRequest,
+        content_hash: &str,
+    ) -> Result<Record, DetailError> {
+        let record = self.detail.fetch(request).await?;
+        if record.content_hash() != content_hash {
+            return Err(DetailError::Refused(
+                "the custodian's copy differs from the version it published".into(),
+            ));
+        }
+        Ok(record)
+    }
+}
+
+/// How a custodian asked for detail answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorityState {
+    Ok(String),
+    Unreachable(String),
+    Refused(String),
+}
+
+/// A custodian's answer to this query's detail requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityStatus {
+    pub authority: String,
+    pub state: AuthorityState,
+}
+
+/// Keeps one status per custodian, the worst seen.
+fn note_status(statuses: &mut Vec<AuthorityStatus>, authority: &str, state: AuthorityState) {
+    match statuses.iter_mut().find(|s| s.authority == authority) {
+        Some(existing) if matches!(existing.state, AuthorityState::Ok(_)) => existing.state = state,
+        Some(_) => {}
+        None => statuses.push(AuthorityStatus {
+            authority: authority.to_string(),
+            state,
+        }),
     }
 }

@@ -47,6 +47,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("audit: {0}")]
+    Audit(String),
     #[error("audit log: {0}")]
     Log(#[from] crate::transparency::LogError),
     #[error("audit log signing key {path}: {reason}")]
@@ -63,6 +65,8 @@ pub struct RunningHub {
     log: Arc<TransparencyLog>,
     stop_sequencer: watch::Sender<bool>,
     sequencer: JoinHandle<()>,
+    reload: tokio::sync::mpsc::Sender<()>,
+    policy_watcher: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -85,6 +89,11 @@ impl RunningHub {
         &self.log
     }
 
+    /// A handle that asks for a policy reload now (what SIGHUP does).
+    pub fn reload_handle(&self) -> tokio::sync::mpsc::Sender<()> {
+        self.reload.clone()
+    }
+
     /// Stops accepting, lets in-flight calls finish, and returns.
     pub async fn shutdown(self) -> Result<(), tonic::transport::Error> {
         self.links.close_all();
@@ -99,6 +108,7 @@ impl RunningHub {
         // Sequence what the last calls wrote, then stop.
         self.stop_sequencer.send_replace(true);
         let _ = self.sequencer.await;
+        let _ = self.policy_watcher.await;
         served
     }
 
@@ -134,11 +144,13 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
             reason: e.to_string(),
         })?;
     let log = Arc::new(TransparencyLog::open(store.clone(), signer).await?);
+    let links = Arc::new(Links::new(Duration::from_millis(config.detail_timeout_ms)));
     let hub = Arc::new(Hub::new(
         store,
         Directory::new(config.authorities.clone()),
         policies,
         config.jurisdiction.clone(),
+        links.clone(),
     ));
     let tls = config.tls.server_config()?;
     let listener = TcpListener::bind(config.listen)
@@ -163,7 +175,6 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let links = Arc::new(Links::default());
 
     let router = Server::builder()
         .tls_config(tls)?
@@ -190,6 +201,17 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         ));
     let (stop, stopped) = oneshot::channel::<()>();
     let (stop_sequencer, sequencer_stopped) = watch::channel(false);
+    hub.audit_initial_policies()
+        .await
+        .map_err(|e| StartError::Audit(e.to_string()))?;
+    let (reload, poke) = tokio::sync::mpsc::channel(4);
+    let policy_watcher = crate::policy_reload::spawn_watcher(
+        hub.clone(),
+        config.policy_dir.clone(),
+        Duration::from_millis(config.policy_reload_interval_ms.max(10)),
+        poke,
+        sequencer_stopped.clone(),
+    );
     let sequencer = log.spawn(
         Duration::from_millis(config.audit.checkpoint_interval_ms.max(10)),
         sequencer_stopped,
@@ -208,6 +230,8 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         log,
         stop_sequencer,
         sequencer,
+        reload,
+        policy_watcher,
         stop,
         task,
     })

@@ -30,6 +30,9 @@ pub const COUNCIL_B: &str = "E08000006";
 pub const TRUST_C: &str = "R0A";
 /// Greater Manchester Police.
 pub const POLICE_D: &str = "GMP";
+/// The federation's oversight body (authority kind `federation`), whose
+/// `federation_auditor` reads every audit entry.
+pub const OVERSIGHT: &str = "KITH-OVERSIGHT";
 /// An authority with a valid certificate that is not in the directory.
 pub const OUTSIDER: &str = "X99";
 
@@ -50,6 +53,7 @@ pub fn members() -> Vec<Member> {
             "nhs_trust",
         ),
         m(POLICE_D, "Greater Manchester Police", "police"),
+        m(OVERSIGHT, "Kith Federation Oversight Board", "federation"),
     ]
 }
 
@@ -65,10 +69,11 @@ impl TestDir {
     pub fn new() -> Self {
         kith_core::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
-        let codes: Vec<AuthorityCode> = [COUNCIL_A, COUNCIL_B, TRUST_C, POLICE_D, OUTSIDER]
-            .iter()
-            .map(|c| AuthorityCode::new(*c).unwrap())
-            .collect();
+        let codes: Vec<AuthorityCode> =
+            [COUNCIL_A, COUNCIL_B, TRUST_C, POLICE_D, OVERSIGHT, OUTSIDER]
+                .iter()
+                .map(|c| AuthorityCode::new(*c).unwrap())
+                .collect();
         let pki = pki::init(
             &dir.path().join("pki"),
             &["localhost".into(), "127.0.0.1".into()],
@@ -88,6 +93,11 @@ impl TestDir {
         self.dir.path()
     }
 
+    /// The audit log's verifier key (C2SP vkey), as auditors are given it.
+    pub fn log_vkey(&self) -> PathBuf {
+        self.path().join("pki").join("audit-log.vkey")
+    }
+
     /// Client TLS files for `code`.
     pub fn agent_tls(&self, code: &str) -> TlsFiles {
         let code = AuthorityCode::new(code).unwrap();
@@ -105,6 +115,8 @@ impl TestDir {
             database_url: format!("sqlite://{}", self.path().join("hub.db").display()),
             jurisdiction: "england".into(),
             policy_dir: self.path().join("policies"),
+            policy_reload_interval_ms: 100,
+            detail_timeout_ms: 2000,
             tls: TlsFiles {
                 ca: self.pki.ca_cert(),
                 cert: self.pki.hub_cert(),

@@ -10,7 +10,11 @@ CREATE TABLE records (
     ended_on          TEXT,
     content_hash      TEXT    NOT NULL,
     retain_until      TEXT,
-    -- JSON of the domain record (kith_core::Record).
+    -- 1 when the record's residency forbids holding its detail here: `body`
+    -- then holds the index and summary fields only (see data_location.rs).
+    held_at_source    INTEGER NOT NULL DEFAULT 0 CHECK (held_at_source IN (0, 1)),
+    -- JSON of the domain record (kith_core::Record), cut to the index when
+    -- held at source.
     body              TEXT    NOT NULL,
     updated_at        TEXT    NOT NULL,
     PRIMARY KEY (custodian, record_id)

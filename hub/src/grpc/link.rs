@@ -1,46 +1,36 @@
 //! `kith.v1.AgentLinkService`: the stream each agent keeps open to the hub.
 //!
 //! Agents only dial out, so this stream is the hub's only way to reach one.
-//! Today it carries the hello/welcome exchange and heartbeats; live fetches
-//! of records held at source and notifications will be further message
-//! kinds on the same stream. A stream silent for three heartbeat intervals
-//! is closed.
+//! It carries the hello/welcome exchange, heartbeats, and the hub's requests
+//! for the detail of records held at source ([`Links`] implements
+//! [`DetailSource`] over it). A stream silent for three heartbeat intervals
+//! is closed; closing [`Links`] ends every stream, so a graceful shutdown is
+//! not held up by streams that would otherwise never finish.
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use kith_core::Record;
 use kith_proto::v1 as pb;
 use pb::agent_link_service_server::AgentLinkService;
-use pb::{agent_message, hub_message};
-use tokio::sync::mpsc;
+use pb::{agent_message, detail_response, hub_message};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::caller;
+use crate::detail::{DetailError, DetailRequest, DetailSource};
 use crate::hub::Hub;
 
-/// Which agents have a link open, and when each was last heard from.
-/// Closing it ends every open link, so a graceful shutdown is not held up
-/// by streams that would otherwise never finish.
-#[derive(Debug)]
-pub struct Links {
-    open: Mutex<HashMap<String, LinkInfo>>,
-    closing: tokio::sync::watch::Sender<bool>,
-}
+type Outbound = mpsc::Sender<Result<pb::HubMessage, Status>>;
 
-impl Default for Links {
-    fn default() -> Self {
-        Self {
-            open: Mutex::new(HashMap::new()),
-            closing: tokio::sync::watch::channel(false).0,
-        }
-    }
-}
-
+/// An open link: when it opened and was last heard from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
     pub connected_at: DateTime<Utc>,
@@ -48,23 +38,145 @@ pub struct LinkInfo {
     pub agent_version: String,
 }
 
+struct Open {
+    session: u64,
+    info: LinkInfo,
+    outbound: Outbound,
+}
+
+/// The open links, and the detail requests waiting for an answer.
+pub struct Links {
+    open: Mutex<HashMap<String, Open>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<pb::DetailResponse>>>,
+    sessions: AtomicU64,
+    closing: watch::Sender<bool>,
+    detail_timeout: Duration,
+}
+
 impl Links {
-    /// The open link of `authority`, if any.
-    pub fn get(&self, authority: &str) -> Option<LinkInfo> {
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(authority)
-            .cloned()
+    /// Links whose detail requests wait at most `detail_timeout`.
+    pub fn new(detail_timeout: Duration) -> Self {
+        Self {
+            open: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            sessions: AtomicU64::new(0),
+            closing: watch::channel(false).0,
+            detail_timeout,
+        }
     }
 
-    fn update(&self, f: impl FnOnce(&mut HashMap<String, LinkInfo>)) {
-        f(&mut self.open.lock().unwrap_or_else(|p| p.into_inner()));
+    /// The open link of `authority`, if any.
+    pub fn get(&self, authority: &str) -> Option<LinkInfo> {
+        lock(&self.open).get(authority).map(|o| o.info.clone())
     }
 
     /// Ends every open link (agents reconnect to another replica, or later).
     pub fn close_all(&self) {
         self.closing.send_replace(true);
+    }
+
+    fn register(&self, authority: &str, info: LinkInfo, outbound: Outbound) -> u64 {
+        let session = self.sessions.fetch_add(1, Ordering::Relaxed);
+        lock(&self.open).insert(
+            authority.to_string(),
+            Open {
+                session,
+                info,
+                outbound,
+            },
+        );
+        session
+    }
+
+    fn heard(&self, authority: &str, session: u64) {
+        if let Some(open) = lock(&self.open).get_mut(authority)
+            && open.session == session
+        {
+            open.info.last_heard = Utc::now();
+        }
+    }
+
+    /// Forgets a link, unless the agent has since opened a newer one.
+    fn forget(&self, authority: &str, session: u64) {
+        let mut open = lock(&self.open);
+        if open.get(authority).is_some_and(|o| o.session == session) {
+            open.remove(authority);
+        }
+    }
+
+    fn answer(&self, response: pb::DetailResponse) {
+        if let Some(waiting) = lock(&self.pending).remove(&response.request_id) {
+            let _ = waiting.send(response);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait]
+impl DetailSource for Links {
+    async fn fetch(&self, request: DetailRequest) -> Result<Record, DetailError> {
+        let outbound = lock(&self.open)
+            .get(&request.custodian)
+            .map(|o| o.outbound.clone())
+            .ok_or_else(|| DetailError::Unreachable("its agent has no link open".into()))?;
+        let request_id = format!("{:032x}", rand::random::<u128>());
+        let (reply, answer) = oneshot::channel();
+        lock(&self.pending).insert(request_id.clone(), reply);
+        let message = pb::HubMessage {
+            message: Some(hub_message::Message::DetailRequest(pb::DetailRequest {
+                request_id: request_id.clone(),
+                record_id: request.record_id,
+                version: request.version,
+                requester_authority: request.requester.code,
+                requester_kind: request.requester.kind,
+                requester_jurisdiction: request.requester.jurisdiction,
+                acting_user: Some(pb::ActingUser {
+                    user_id: request.user.user_id,
+                    display_name: request.user.display_name,
+                    role: request.user.role,
+                    team: request.user.team,
+                }),
+                purpose: request.purpose.to_wire() as i32,
+            })),
+        };
+        let timeout = self.detail_timeout;
+        let outcome = tokio::time::timeout(timeout, async {
+            outbound
+                .send(Ok(message))
+                .await
+                .map_err(|_| DetailError::Unreachable("its link closed".into()))?;
+            answer
+                .await
+                .map_err(|_| DetailError::Unreachable("its link closed".into()))
+        })
+        .await;
+        lock(&self.pending).remove(&request_id);
+        let response = match outcome {
+            Err(_) => {
+                return Err(DetailError::Unreachable(format!(
+                    "no answer within {} ms",
+                    timeout.as_millis()
+                )));
+            }
+            Ok(result) => result?,
+        };
+        match response.result {
+            Some(detail_response::Result::Record(r)) => {
+                kith_core::wire::record_from_wire(r, Utc::now().date_naive()).map_err(|errors| {
+                    DetailError::Refused(format!(
+                        "its agent sent an invalid record: {}",
+                        kith_core::error::join(&errors)
+                    ))
+                })
+            }
+            Some(detail_response::Result::Refused(why)) => Err(DetailError::Refused(why)),
+            None => Err(DetailError::Refused(
+                "its agent sent an empty answer".into(),
+            )),
+        }
     }
 }
 
@@ -91,12 +203,13 @@ impl AgentLinkService for AgentLinkServiceImpl {
         let caller = caller(&self.hub, &request).await?;
         let authority = caller.authority.to_string();
         let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(64);
         let links = self.links.clone();
         let interval = self.heartbeat_interval;
         tokio::spawn(async move {
             let silence = interval * 3;
             let mut closing = links.closing.subscribe();
+            let mut session = None;
             loop {
                 let received = tokio::select! {
                     _ = closing.wait_for(|c| *c) => {
@@ -105,7 +218,7 @@ impl AgentLinkService for AgentLinkServiceImpl {
                     }
                     received = tokio::time::timeout(silence, inbound.message()) => received,
                 };
-                let next = match received {
+                let message = match received {
                     Err(_) => {
                         tracing::info!(%authority, "agent link silent for three heartbeat intervals; closing");
                         let _ = tx
@@ -120,19 +233,15 @@ impl AgentLinkService for AgentLinkServiceImpl {
                     Ok(Ok(None)) => break,
                     Ok(Ok(Some(message))) => message,
                 };
-                let reply = match next.message {
+                let reply = match message.message {
                     Some(agent_message::Message::Hello(hello)) => {
                         let now = Utc::now();
-                        links.update(|open| {
-                            open.insert(
-                                authority.clone(),
-                                LinkInfo {
-                                    connected_at: now,
-                                    last_heard: now,
-                                    agent_version: hello.agent_version,
-                                },
-                            );
-                        });
+                        let info = LinkInfo {
+                            connected_at: now,
+                            last_heard: now,
+                            agent_version: hello.agent_version,
+                        };
+                        session = Some(links.register(&authority, info, tx.clone()));
                         tracing::info!(%authority, "agent link open");
                         hub_message::Message::Welcome(pb::HubWelcome {
                             authority: authority.clone(),
@@ -140,14 +249,16 @@ impl AgentLinkService for AgentLinkServiceImpl {
                         })
                     }
                     Some(agent_message::Message::Heartbeat(_)) => {
-                        links.update(|open| {
-                            if let Some(info) = open.get_mut(&authority) {
-                                info.last_heard = Utc::now();
-                            }
-                        });
+                        if let Some(s) = session {
+                            links.heard(&authority, s);
+                        }
                         hub_message::Message::Heartbeat(pb::Heartbeat {
                             sent_at_unix_ms: now_ms(),
                         })
+                    }
+                    Some(agent_message::Message::Detail(response)) => {
+                        links.answer(response);
+                        continue;
                     }
                     None => continue,
                 };
@@ -161,9 +272,9 @@ impl AgentLinkService for AgentLinkServiceImpl {
                     break;
                 }
             }
-            links.update(|open| {
-                open.remove(&authority);
-            });
+            if let Some(s) = session {
+                links.forget(&authority, s);
+            }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -13,7 +13,7 @@ use super::{caller, to_status};
 use crate::disclosure::{ActingUser, View};
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::query::{Disclosed, QueryRequest};
+use crate::query::{AuthorityState, Disclosed, QueryRequest};
 
 pub struct QueryServiceImpl {
     pub hub: Arc<Hub>,
@@ -105,6 +105,22 @@ impl QueryService for QueryServiceImpl {
             query_id: answer.query_id,
             records: answer.records.into_iter().map(disclosed_to_wire).collect(),
             audit_index: answer.audit_index,
+            authority_statuses: answer
+                .statuses
+                .into_iter()
+                .map(|s| {
+                    let (state, detail) = match s.state {
+                        AuthorityState::Ok(d) => (pb::AuthorityState::Ok, d),
+                        AuthorityState::Unreachable(d) => (pb::AuthorityState::Unreachable, d),
+                        AuthorityState::Refused(d) => (pb::AuthorityState::Refused, d),
+                    };
+                    pb::AuthorityStatus {
+                        authority: s.authority,
+                        state: state as i32,
+                        detail,
+                    }
+                })
+                .collect(),
         }))
     }
 }

@@ -42,10 +42,22 @@ pub enum RecordStatus {
 /// A record as held, with what happened to it since it was published.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {
+    /// The record; cut to its index and summary when `held_at_source`.
     pub record: Record,
+    /// The detail stays with the custodian (residency): fetch it live.
+    pub held_at_source: bool,
     pub status: RecordStatus,
     /// Set when the custodian ended the relationship after publishing.
     pub ended_on: Option<NaiveDate>,
+}
+
+/// A valid record ready to store: whole, or cut to its index when its
+/// detail may not be held at the hub. `content_hash` is always the whole
+/// record's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publishable {
+    pub record: Record,
+    pub held_at_source: bool,
 }
 
 /// What storing one published record did.
@@ -90,7 +102,7 @@ pub trait Store: Send + Sync + 'static {
     /// transaction. Returns one outcome per record and the entry's index.
     async fn publish(
         &self,
-        records: &[Record],
+        records: &[Publishable],
         audit: PublishAudit<'_>,
     ) -> Result<(Vec<StoreOutcome>, u64), StoreError>;
 

@@ -19,8 +19,8 @@ use tokio::sync::Mutex;
 
 use super::migrations::{self, SQLITE};
 use super::{
-    ChangeAudit, ChangeOutcome, PublishAudit, RecordKey, RecordStatus, Store, StoreError,
-    StoreOutcome, StoredAuditEntry, StoredCheckpoint, StoredRecord,
+    ChangeAudit, ChangeOutcome, PublishAudit, Publishable, RecordKey, RecordStatus, Store,
+    StoreError, StoreOutcome, StoredAuditEntry, StoredCheckpoint, StoredRecord,
 };
 use crate::audit::AuditEntry;
 
@@ -123,8 +123,10 @@ fn row_to_stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
     let ended_on = ended_on
         .map(|d| NaiveDate::from_str(&d).map_err(|e| StoreError::Corrupt(format!("ended_on: {e}"))))
         .transpose()?;
+    let held_at_source: i64 = row.try_get("held_at_source")?;
     Ok(StoredRecord {
         record,
+        held_at_source: held_at_source != 0,
         status,
         ended_on,
     })
@@ -174,13 +176,17 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn publish(
         &self,
-        records: &[Record],
+        records: &[Publishable],
         audit: PublishAudit<'_>,
     ) -> Result<(Vec<StoreOutcome>, u64), StoreError> {
         let (_writer, mut tx) = self.write().await?;
         let now = now_text();
         let mut outcomes = Vec::with_capacity(records.len());
-        for record in records {
+        for Publishable {
+            record,
+            held_at_source,
+        } in records
+        {
             let held: Option<(i64, String)> = sqlx::query_as(
                 "SELECT version, content_hash FROM records WHERE custodian = ? AND record_id = ?",
             )
@@ -201,13 +207,14 @@ impl Store for SqliteStore {
                 _ => {
                     sqlx::query(
                         "INSERT INTO records (custodian, record_id, version, nhs_number, relationship_type, status, \
-                         withdraw_reason, ended_on, content_hash, retain_until, body, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, 'active', NULL, NULL, ?, ?, ?, ?) \
+                         withdraw_reason, ended_on, content_hash, retain_until, held_at_source, body, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, 'active', NULL, NULL, ?, ?, ?, ?, ?) \
                          ON CONFLICT (custodian, record_id) DO UPDATE SET version = excluded.version, \
                          nhs_number = excluded.nhs_number, relationship_type = excluded.relationship_type, \
                          status = 'active', withdraw_reason = NULL, ended_on = NULL, \
                          content_hash = excluded.content_hash, retain_until = excluded.retain_until, \
-                         body = excluded.body, updated_at = excluded.updated_at",
+                         held_at_source = excluded.held_at_source, body = excluded.body, \
+                         updated_at = excluded.updated_at",
                     )
                     .bind(&record.custodian)
                     .bind(&record.record_id)
@@ -216,6 +223,7 @@ impl Store for SqliteStore {
                     .bind(record.relationship_type.as_str())
                     .bind(&record.provenance.content_hash)
                     .bind(record.retain_until.map(|d| d.to_string()))
+                    .bind(i64::from(*held_at_source))
                     .bind(body_of(record))
                     .bind(&now)
                     .execute(&mut *tx)
@@ -266,7 +274,7 @@ impl Store for SqliteStore {
         nhs_number: &NhsNumber,
     ) -> Result<Vec<StoredRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT body, status, withdraw_reason, ended_on FROM records \
+            "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records \
              WHERE nhs_number = ? AND status = 'active' ORDER BY custodian, record_id",
         )
         .bind(nhs_number.as_digits())
@@ -277,7 +285,7 @@ impl Store for SqliteStore {
 
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT body, status, withdraw_reason, ended_on FROM records WHERE custodian = ? AND record_id = ?",
+            "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records WHERE custodian = ? AND record_id = ?",
         )
         .bind(&key.custodian)
         .bind(&key.record_id)
