@@ -12,6 +12,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{AgentConfig, ConfigError};
+use crate::detail::DetailResponder;
 use crate::hub_client::HubError;
 use crate::ingest::DropWatcher;
 use crate::link::{Link, LinkState};
@@ -33,6 +34,8 @@ pub enum AgentError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("the agent's policy copy: {0}")]
+    Policy(#[from] kith_policy::PolicyError),
     #[error("the outbox still had {pending} pending records after {waited:?}")]
     NotDrained { pending: u64, waited: Duration },
 }
@@ -75,7 +78,9 @@ impl Agent {
         }
         let outbox = Outbox::open(&config.outbox_path()).await?;
         let publisher = Publisher::new(&config, outbox.clone())?;
+        let responder = Arc::new(DetailResponder::new(&config, outbox.clone())?);
         let (link, link_state) = Link::new(&config)?;
+        let link = link.with_responder(responder);
         let watcher = DropWatcher::new(config.drop_dir.clone(), authority.clone(), outbox.clone());
 
         let enqueued = Arc::new(Notify::new());

@@ -35,6 +35,25 @@ pub struct AgentConfig {
     pub publish: PublishConfig,
     #[serde(default)]
     pub link: LinkConfig,
+    #[serde(default)]
+    pub audit: AuditSection,
+    /// This authority's own copy of the federation's policy set, checked
+    /// before the agent gives the hub the detail of a record held at source.
+    #[serde(default)]
+    pub policy: Option<PolicySection>,
+}
+
+/// `[policy]`: the agent's own copy of the policy set, and what this
+/// authority is (policy decides on both).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Folder holding the policy set (the same files as the hub's).
+    pub dir: PathBuf,
+    /// council, nhs_trust, police, fire or ambulance.
+    pub kind: String,
+    /// england, wales, scotland or northern_ireland.
+    pub jurisdiction: String,
 }
 
 /// Where the hub is. Several addresses are tried in order, failing over to the
@@ -86,6 +105,17 @@ pub struct PublishConfig {
 pub struct LinkConfig {
     /// How often the agent sends a heartbeat on its link to the hub.
     pub heartbeat_interval_seconds: u64,
+}
+
+/// What the auditor's commands (`kith-agent audit ...`) trust.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// The audit log's verifier key, a C2SP vkey file (`pki init` writes
+    /// `PKI/audit-log.vkey`). Checkpoints are checked against this key; without
+    /// it they are checked only against the key the hub itself sends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vkey: Option<PathBuf>,
 }
 
 fn default_server_name() -> String {
@@ -176,12 +206,14 @@ impl AgentConfig {
             ingest: IngestConfig::default(),
             publish: PublishConfig::default(),
             link: LinkConfig::default(),
+            audit: AuditSection::default(),
+            policy: None,
         }
     }
 
     /// The example an operator starts from (also `kith-agent example-config`).
     pub fn example() -> Self {
-        Self::new(
+        let mut config = Self::new(
             "E08000003",
             vec!["https://127.0.0.1:7443".to_string()],
             TlsFiles {
@@ -192,7 +224,9 @@ impl AgentConfig {
             },
             "data",
             "drop",
-        )
+        );
+        config.audit.vkey = Some("pki/audit-log.vkey".into());
+        config
     }
 
     /// The example config as TOML text.
@@ -258,6 +292,16 @@ impl AgentConfig {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(policy) = &mut self.policy
+            && policy.dir.is_relative()
+        {
+            policy.dir = base.join(&policy.dir);
+        }
+        if let Some(p) = &mut self.audit.vkey
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
         }
     }
 
@@ -416,5 +460,20 @@ mod tests {
         assert_eq!(c.hub.server_name, "localhost");
         assert_eq!(c.hub.addresses.len(), 2);
         assert_eq!(c.link.heartbeat_interval_seconds, 10);
+        assert_eq!(c.audit.vkey, None);
+    }
+
+    #[test]
+    fn the_audit_vkey_is_resolved_against_the_config_folder() {
+        let mut c = AgentConfig::example();
+        assert!(AgentConfig::example_toml().contains("[audit]"));
+        c.resolve_paths(Path::new("/etc/kith"));
+        assert_eq!(
+            c.audit.vkey.as_deref(),
+            Some(Path::new("/etc/kith/pki/audit-log.vkey"))
+        );
+        let err = AgentConfig::parse(&AgentConfig::example_toml().replace("vkey =", "vkeyy ="))
+            .unwrap_err();
+        assert!(err.to_string().contains("vkeyy"), "{err}");
     }
 }

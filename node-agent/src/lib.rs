@@ -4,7 +4,7 @@
 //! authority's source systems (files dropped in a folder), keeps them in a
 //! durable outbox, and publishes them to the hub over mutual TLS; it keeps an
 //! outbound link open so the hub can reach it; and it carries the case
-//! worker's queries. It only ever dials out.
+//! worker's queries and the auditor's commands. It only ever dials out.
 //!
 //! | module | concept |
 //! |---|---|
@@ -18,13 +18,16 @@
 //! | [`link`] | the long-lived `OpenLink` stream |
 //! | [`agent`] | the three tasks together, started and stopped as one |
 //! | [`query`] | the case worker's query |
+//! | [`audit`] | the auditor's commands: checkpoint, verify, export, search, subject report |
 //! | [`status`] | the operator's health check |
 //! | [`logging`] | log output |
 
 pub mod agent;
+pub mod audit;
 pub mod backoff;
 pub mod config;
 pub mod csv_format;
+pub mod detail;
 pub mod hub_client;
 pub mod ingest;
 pub mod link;

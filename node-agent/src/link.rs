@@ -12,6 +12,7 @@
 //! one arm of the match in [`Link::handle`]: live detail fetches and
 //! notifications, when they come, are new arms there.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
+use crate::detail::DetailResponder;
 use crate::hub_client::{HubConnector, HubError, describe};
 
 /// The agent's software version, sent in its hello.
@@ -62,6 +64,7 @@ enum SessionError {
 /// Keeps the link open.
 pub struct Link {
     hub: HubConnector,
+    responder: Option<Arc<DetailResponder>>,
     authority: String,
     heartbeat: Duration,
     backoff: Backoff,
@@ -89,6 +92,7 @@ impl Link {
         let link = Self {
             // No request deadline: the stream is meant to stay open.
             hub: HubConnector::new(config, None)?,
+            responder: None,
             authority: config.authority.clone(),
             heartbeat: config.heartbeat_interval(),
             backoff: Backoff::new(
@@ -98,6 +102,13 @@ impl Link {
             state,
         };
         Ok((link, receiver))
+    }
+
+    /// Answers the hub's detail requests with `responder`; without one
+    /// every request is refused.
+    pub fn with_responder(mut self, responder: Arc<DetailResponder>) -> Self {
+        self.responder = Some(responder);
+        self
     }
 
     /// Keeps the link open until `shutdown` turns true.
@@ -170,6 +181,10 @@ impl Link {
                     outbound.send(heartbeat_message()).await.map_err(|_| SessionError::Closed)?;
                 }
                 message = inbound.message() => match message {
+                    Ok(Some(pb::HubMessage { message: Some(HubMsg::DetailRequest(request)) })) => {
+                        last_heard = Instant::now();
+                        self.answer_detail(request, outbound.clone());
+                    }
                     Ok(Some(message)) => {
                         last_heard = Instant::now();
                         if let Some(wanted) = self.handle(message, &address)
@@ -184,6 +199,28 @@ impl Link {
                 },
             }
         }
+    }
+
+    /// Answers a detail request in its own task, so a slow outbox never
+    /// holds up heartbeats.
+    fn answer_detail(&self, request: pb::DetailRequest, outbound: mpsc::Sender<pb::AgentMessage>) {
+        let responder = self.responder.clone();
+        tokio::spawn(async move {
+            let response = match responder {
+                Some(r) => r.answer(request).await,
+                None => pb::DetailResponse {
+                    request_id: request.request_id,
+                    result: Some(pb::detail_response::Result::Refused(
+                        "this agent does not answer detail requests".into(),
+                    )),
+                },
+            };
+            let _ = outbound
+                .send(pb::AgentMessage {
+                    message: Some(AgentMsg::Detail(response)),
+                })
+                .await;
+        });
     }
 
     /// Acts on one message from the hub. Returns the heartbeat interval the
@@ -214,7 +251,7 @@ impl Link {
                     .send_modify(|s| s.last_heartbeat_reply = Some(now));
                 None
             }
-            None => {
+            Some(HubMsg::DetailRequest(_)) | None => {
                 tracing::debug!("hub sent a message this agent does not understand; ignoring");
                 None
             }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use kith_agent::logging::{self, LogFormat};
 use kith_agent::outbox::Outbox;
-use kith_agent::{Agent, AgentConfig, QueryArgs, ingest};
+use kith_agent::{Agent, AgentConfig, QueryArgs, audit, ingest};
 use kith_core::Purpose;
 
 /// The Kith node agent: publishes this authority's relationship records to the
@@ -83,6 +83,370 @@ enum Command {
     },
     /// Print an example config file to standard output.
     ExampleConfig,
+    /// The auditor's commands: read the hub's audit log and prove it was
+    /// never rewritten. See docs/audit.md.
+    ///
+    /// Every command names the acting auditor (--as USER --role ROLE). The
+    /// hub's policy decides what they may read: role `auditor` reads the
+    /// entries about its own authority (the rest arrive as leaf hashes only),
+    /// role `federation_auditor` at the federation's oversight body reads
+    /// all, anyone else is refused.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Who is auditing, and which log key they trust.
+#[derive(Debug, clap::Args)]
+struct AuditorArgs {
+    /// Your user id in this authority's systems.
+    #[arg(long = "as", id = "acting_user", value_name = "USER")]
+    user: String,
+    /// Your role: `auditor` (your own authority's entries) or
+    /// `federation_auditor` (every entry; oversight body only).
+    #[arg(long, id = "acting_role")]
+    role: String,
+    /// Your name as colleagues know it.
+    #[arg(long, id = "acting_name", default_value = "")]
+    name: String,
+    /// Your team.
+    #[arg(long, id = "acting_team", default_value = "")]
+    team: String,
+    /// The audit log's verifier key (C2SP vkey file, e.g. PKI/audit-log.vkey).
+    /// Overrides `[audit] vkey` in the config. With neither, checkpoints are
+    /// checked only against the key the hub itself sends.
+    #[arg(long, value_name = "FILE")]
+    vkey: Option<PathBuf>,
+}
+
+impl AuditorArgs {
+    fn auditor(&self) -> audit::Auditor {
+        audit::Auditor {
+            user_id: self.user.clone(),
+            role: self.role.clone(),
+            display_name: self.name.clone(),
+            team: self.team.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Print the log's latest signed checkpoint, its signature checked.
+    ///
+    /// Prints the C2SP signed note exactly as signed. Proves: the holder of
+    /// the log key committed to a log of this many entries with this root.
+    /// Keep it: a later `verify` proves the log still extends it.
+    Checkpoint {
+        #[command(flatten)]
+        who: AuditorArgs,
+        /// Print origin, size, root and note as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove the log was never rewritten; names every failing entry.
+    ///
+    /// Checks the checkpoint's signature with your copy of the log key, every
+    /// entry you may read against its logged leaf hash, the root over all
+    /// leaves against the signed root (asking inclusion proofs to name the
+    /// failing leaves if not), and consistency with the checkpoint saved by
+    /// your last successful verify. Exits 4 naming every failing entry or
+    /// range if the log fails; saves the new checkpoint only when it passes.
+    Verify {
+        #[command(flatten)]
+        who: AuditorArgs,
+        /// Where the checkpoint from the last successful verify is kept.
+        /// [default: ~/.kith/audit-state.json]
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export entries as JSON Lines (exact leaf bytes) or FHIR AuditEvent.
+    ///
+    /// One entry per line, read against the latest checkpoint. JSON Lines
+    /// carry each entry's index, leaf hash and exact bytes (base64), enough
+    /// for any RFC 9162 implementation to recompute the signed root; entries
+    /// withheld from you carry index and leaf hash only. FHIR R4 AuditEvent
+    /// resources are written for the entries you may read.
+    Export {
+        #[command(flatten)]
+        who: AuditorArgs,
+        /// `jsonl`: {"index","leaf_hash","entry_base64","entry"}, enough for
+        /// any RFC 9162 implementation to recompute the root; `fhir`: one
+        /// AuditEvent per visible entry.
+        #[arg(long, default_value = "jsonl", value_parser = parse_format)]
+        format: audit::ExportFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// First entry index to export.
+        #[arg(long, value_name = "INDEX")]
+        from: Option<u64>,
+        /// Stop before this entry index [default: the checkpoint's tree size].
+        #[arg(long, value_name = "INDEX")]
+        to: Option<u64>,
+        /// Also write the signed checkpoint the export was read against.
+        #[arg(long, value_name = "FILE")]
+        note: Option<PathBuf>,
+    },
+    /// Search the entries you may read.
+    ///
+    /// Every filter given must match. Entries outside your scope are not
+    /// searched; the summary says how many there were.
+    Search {
+        #[command(flatten)]
+        who: AuditorArgs,
+        /// The NHS number asked about.
+        #[arg(long, value_name = "NHS_NUMBER")]
+        subject: Option<String>,
+        /// The acting user.
+        #[arg(long)]
+        user: Option<String>,
+        /// The acting authority's code.
+        #[arg(long)]
+        authority: Option<String>,
+        /// An authority whose record the entry names.
+        #[arg(long)]
+        custodian: Option<String>,
+        /// The stated purpose, e.g. safeguarding.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// The outcome (ok, refused) or a record's decision (detail, summary,
+        /// withheld, hidden, accepted, ...).
+        #[arg(long)]
+        decision: Option<String>,
+        /// publish, end, withdraw, query, refusal or audit_read.
+        #[arg(long)]
+        kind: Option<String>,
+        /// At or after this time (RFC 3339, e.g. 2026-03-01T00:00:00Z).
+        #[arg(long, value_name = "RFC3339")]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// At or before this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only break-glass accesses.
+        #[arg(long)]
+        break_glass: bool,
+        /// Print the matching entries as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who looked a person up, when and why: for subject access requests.
+    ///
+    /// Every query about the person that you may read: when, which authority,
+    /// user and role, the stated purpose, which records at which level, the
+    /// deciding policies and the agreement they belong to.
+    SubjectReport {
+        #[command(flatten)]
+        who: AuditorArgs,
+        /// The person's NHS number (10 digits, spaces allowed).
+        #[arg(long)]
+        nhs_number: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_format(s: &str) -> Result<audit::ExportFormat, String> {
+    s.parse()
+}
+
+/// Progress on standard error, for logs long enough to notice.
+fn progress(what: &'static str) -> impl FnMut(u64, u64) {
+    let mut shown = 0;
+    move |done, total| {
+        if total >= 10_000 && (done - shown >= 10_000 || done == total) {
+            shown = done;
+            eprintln!("{what}: {done}/{total} entries");
+        }
+    }
+}
+
+fn warn_key(key: &audit::KeySource) {
+    if let Some(w) = key.warning() {
+        eprintln!("{w}");
+    }
+}
+
+async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCode> {
+    match command {
+        AuditCommand::Checkpoint { who, json } => {
+            let cp = audit::checkpoint(config, who.auditor(), who.vkey.as_deref()).await?;
+            warn_key(&cp.key);
+            if let Some(hub_key) = &cp.hub_vkey_differs {
+                eprintln!(
+                    "note: the hub sent another key ({hub_key}); the note verified with yours"
+                );
+            }
+            if json {
+                let value = serde_json::json!({
+                    "origin": cp.origin,
+                    "tree_size": cp.tree_size,
+                    "root_hash": hex_root(&cp.root_hash),
+                    "vkey": cp.vkey,
+                    "note": cp.note,
+                });
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{}", cp.note);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { who, state, json } => {
+            let state = match state {
+                Some(s) => Some(s),
+                None => {
+                    let default = audit::state::default_path();
+                    if default.is_none() {
+                        eprintln!(
+                            "warning: no home folder and no --state FILE: consistency with                              earlier checkpoints is not checked and nothing is saved"
+                        );
+                    }
+                    default
+                }
+            };
+            let options = audit::VerifyOptions {
+                vkey: who.vkey.clone(),
+                state,
+            };
+            let report =
+                audit::verify(config, who.auditor(), &options, &mut progress("read")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else if report.ok() {
+                print!("{}", report.render());
+            } else {
+                eprint!("{}", report.render());
+            }
+            if json {
+                warn_key(&report.checkpoint.key);
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(4)
+            })
+        }
+        AuditCommand::Export {
+            who,
+            format,
+            out,
+            from,
+            to,
+            note,
+        } => {
+            let options = audit::ExportOptions {
+                format,
+                from,
+                to,
+                vkey: who.vkey.clone(),
+            };
+            let mut sink: Box<dyn std::io::Write> = match &out {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let summary = audit::export(
+                config,
+                who.auditor(),
+                &options,
+                &mut sink,
+                &mut progress("exported"),
+            )
+            .await?;
+            drop(sink);
+            warn_key(&summary.checkpoint.key);
+            if let Some(path) = &note {
+                std::fs::write(path, &summary.checkpoint.note)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            eprintln!(
+                "exported {} lines (entries {}..{} of checkpoint size {}, root {}); {} withheld from you{}",
+                summary.written,
+                summary.from,
+                summary.to,
+                summary.checkpoint.tree_size,
+                hex_root(&summary.checkpoint.root_hash),
+                summary.withheld,
+                match format {
+                    audit::ExportFormat::Jsonl => " (exported as leaf hash only)",
+                    audit::ExportFormat::Fhir => " (left out)",
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Search {
+            who,
+            subject,
+            user,
+            authority,
+            custodian,
+            purpose,
+            decision,
+            kind,
+            from,
+            to,
+            break_glass,
+            json,
+        } => {
+            let filter = audit::SearchFilter {
+                subject,
+                user,
+                authority,
+                custodian,
+                purpose,
+                decision,
+                kind,
+                from,
+                to,
+                break_glass,
+            };
+            let (cp, result) = audit::search(
+                config,
+                who.auditor(),
+                &filter,
+                who.vkey.as_deref(),
+                &mut progress("read"),
+            )
+            .await?;
+            warn_key(&cp.key);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                print!("{}", result.render_table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::SubjectReport {
+            who,
+            nhs_number,
+            json,
+        } => {
+            let (cp, report) = audit::subject_report(
+                config,
+                who.auditor(),
+                &nhs_number,
+                who.vkey.as_deref(),
+                &mut progress("read"),
+            )
+            .await?;
+            warn_key(&cp.key);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render_table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn hex_root(root: &[u8; 32]) -> String {
+    root.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_purpose(s: &str) -> Result<Purpose, String> {
@@ -120,6 +484,10 @@ async fn shutdown_signal() {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Audit(command) => {
+            let config = load(&cli.config)?;
+            run_audit(&config, command).await
+        }
         Command::ExampleConfig => {
             print!("{}", AgentConfig::example_toml());
             Ok(ExitCode::SUCCESS)
@@ -223,5 +591,38 @@ async fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "kith-agent",
+            "audit",
+            "search",
+            "--as",
+            "dpo",
+            "--role",
+            "auditor",
+            "--user",
+            "u-1",
+            "--from",
+            "2026-01-01T00:00:00Z",
+        ])
+        .unwrap();
+        let Command::Audit(AuditCommand::Search {
+            who, user, from, ..
+        }) = cli.command
+        else {
+            panic!("not a search");
+        };
+        assert_eq!((who.user.as_str(), user.as_deref()), ("dpo", Some("u-1")));
+        assert!(from.is_some());
     }
 }

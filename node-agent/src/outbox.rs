@@ -280,6 +280,24 @@ impl Outbox {
         Ok(batch)
     }
 
+    /// The record with this id and version as it was queued, if the outbox
+    /// holds it (whatever its delivery state). The hub asks for it when the
+    /// record's detail is held at source.
+    pub async fn record(
+        &self,
+        record_id: &str,
+        version: u64,
+    ) -> Result<Option<Record>, OutboxError> {
+        let json: Option<String> = sqlx::query_scalar(
+            "SELECT record_json FROM outbox WHERE record_id = ? AND version = ?",
+        )
+        .bind(record_id)
+        .bind(version as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
     /// Marks rows delivered with the hub's outcome.
     pub async fn mark_delivered(
         &self,

@@ -97,6 +97,20 @@ pub struct QueryResponse {
     pub audit_index: u64,
     pub hub_address: String,
     pub records: Vec<DisclosedRecordView>,
+    /// Custodians asked, live, for detail they hold at source; anything but
+    /// `ok` means the answer is partial.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authority_statuses: Vec<AuthorityStatusView>,
+}
+
+/// How a custodian asked for detail held at source answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuthorityStatusView {
+    pub authority: String,
+    /// `ok`, `unreachable` or `refused`.
+    pub state: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 fn contact_view(c: Option<pb::Contact>) -> Option<ContactView> {
@@ -156,6 +170,21 @@ impl QueryResponse {
                 .records
                 .into_iter()
                 .map(DisclosedRecordView::from_wire)
+                .collect(),
+            authority_statuses: r
+                .authority_statuses
+                .into_iter()
+                .map(|s| AuthorityStatusView {
+                    authority: s.authority,
+                    state: match pb::AuthorityState::try_from(s.state) {
+                        Ok(pb::AuthorityState::Ok) => "ok",
+                        Ok(pb::AuthorityState::Unreachable) => "unreachable",
+                        Ok(pb::AuthorityState::Refused) => "refused",
+                        _ => "unknown",
+                    }
+                    .to_string(),
+                    detail: s.detail,
+                })
                 .collect(),
         }
     }
@@ -244,6 +273,13 @@ impl QueryResponse {
         }
         if rows.is_empty() {
             let _ = writeln!(out, "(no records you may see)");
+        }
+        for s in self.authority_statuses.iter().filter(|s| s.state != "ok") {
+            let _ = writeln!(
+                out,
+                "partial answer: {} was asked for detail it holds and is {} ({}); its summary is shown",
+                s.authority, s.state, s.detail
+            );
         }
         let _ = writeln!(
             out,
@@ -379,6 +415,11 @@ mod tests {
                     custodian_name: String::new(),
                 },
             ],
+            authority_statuses: vec![pb::AuthorityStatus {
+                authority: "RX1".into(),
+                state: pb::AuthorityState::Unreachable as i32,
+                detail: "no answer within 2000 ms".into(),
+            }],
         };
         let view = QueryResponse::from_wire("https://hub:1", wire);
         let table = view.render_table();
@@ -391,6 +432,7 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("audit entry 42"), "{table}");
+        assert!(table.contains("partial answer: RX1"), "{table}");
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["records"][1]["level"], "withheld");
         assert!(json["records"][1].get("relationship_type").is_none());

@@ -100,7 +100,7 @@ impl AgentLinkService for FakeLink {
                     Some(pb::agent_message::Message::Heartbeat(h)) => {
                         pb::hub_message::Message::Heartbeat(h)
                     }
-                    None => continue,
+                    Some(pb::agent_message::Message::Detail(_)) | None => continue,
                 };
                 if tx
                     .send(Ok(pb::HubMessage {
