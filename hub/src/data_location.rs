@@ -46,7 +46,13 @@ mod tests {
         r.seal();
         let index = index_only(&r);
         let text = serde_json::to_string(&index).unwrap();
-        for secret in ["Zebedee", "Quillfeather", "VIP", "Mental Health Act", "RiO-EPR"] {
+        for secret in [
+            "Zebedee",
+            "Quillfeather",
+            "VIP",
+            "Mental Health Act",
+            "RiO-EPR",
+        ] {
             assert!(
                 !text.contains(secret),
                 "{secret} leaked into the index: {text}"

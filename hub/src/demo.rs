@@ -136,6 +136,13 @@ pub async fn run(
             base.join("drop"),
         );
         config.ingest.poll_interval_ms = 100;
+        // The agent's own copy of the policy set, checked before it gives
+        // the hub the detail of a record held at source.
+        config.policy = Some(kith_agent::config::PolicySection {
+            dir: dir.join("policies"),
+            kind: a.kind.into(),
+            jurisdiction: "england".into(),
+        });
         std::fs::create_dir_all(&config.drop_dir)?;
         std::fs::create_dir_all(&config.data_dir)?;
         config.write(&base.join("agent.toml"))?;
@@ -335,15 +342,17 @@ fn drop_data_set(agents: &[RunningAgent]) -> Result<DataSet> {
             LookedAfterChild,
         ),
     );
-    push(
-        2,
-        generator.record_of_type(
-            AUTHORITIES[2].code,
-            &child,
-            "mft-mh-0001".into(),
-            MentalHealth,
-        ),
+    // The trust keeps this one's detail at source (residency): the hub
+    // holds its index only, and fetches the detail live when policy permits.
+    let mut held_at_source = generator.record_of_type(
+        AUTHORITIES[2].code,
+        &child,
+        "mft-mh-0001".into(),
+        MentalHealth,
     );
+    held_at_source.residency = kith_core::Residency::SourceOnly;
+    held_at_source.seal();
+    push(2, held_at_source);
     push(
         0,
         generator.record_of_type(
