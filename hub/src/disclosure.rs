@@ -37,24 +37,12 @@ pub fn requester(caller: &Caller, user: &ActingUser) -> Requester {
 /// gets kind and jurisdiction "unknown", which no agreement names: fail closed.
 pub fn facts(directory: &Directory, record: &Record) -> RecordFacts {
     let member = directory.member(&record.custodian);
-    RecordFacts {
-        custodian_code: record.custodian.clone(),
-        custodian_kind: member.map_or("unknown", |m| m.kind.as_str()).to_string(),
-        custodian_jurisdiction: member
-            .map_or("unknown", |m| m.jurisdiction.as_str())
-            .to_string(),
-        record_key: format!("{}/{}", record.custodian, record.record_id),
-        relationship_type: record.relationship_type.as_str().to_string(),
-        sensitivity: record.sensitivity.as_str().to_string(),
-        residency: record.residency.as_str().to_string(),
-        lawful_basis: record.lawful_basis.article6.as_str().to_string(),
-        permitted_purposes: record
-            .permitted_purposes
-            .iter()
-            .map(|p| p.as_str().to_string())
-            .collect(),
-        objection: false,
-    }
+    RecordFacts::of(
+        record,
+        member.map_or("unknown", |m| m.kind.as_str()),
+        member.map_or("unknown", |m| m.jurisdiction.as_str()),
+        false,
+    )
 }
 
 /// A record cut down to a disclosure level.

@@ -92,22 +92,7 @@ impl DetailResponder {
             role: user.role,
             team: user.team,
         };
-        let facts = RecordFacts {
-            custodian_code: record.custodian.clone(),
-            custodian_kind: kind.clone(),
-            custodian_jurisdiction: jurisdiction.clone(),
-            record_key: format!("{}/{}", record.custodian, record.record_id),
-            relationship_type: record.relationship_type.as_str().to_string(),
-            sensitivity: record.sensitivity.as_str().to_string(),
-            residency: record.residency.as_str().to_string(),
-            lawful_basis: record.lawful_basis.article6.as_str().to_string(),
-            permitted_purposes: record
-                .permitted_purposes
-                .iter()
-                .map(|p| p.as_str().to_string())
-                .collect(),
-            objection: false,
-        };
+        let facts = RecordFacts::of(&record, kind, jurisdiction, false);
         let decision = policies.decide(
             &requester,
             &facts,

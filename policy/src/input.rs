@@ -48,3 +48,32 @@ pub struct RecordFacts {
     /// An objection directive from the person is in force.
     pub objection: bool,
 }
+
+impl RecordFacts {
+    /// The facts of a Kith record, with what the directory knows of its
+    /// custodian. The hub (deciding a query) and the custodian's agent
+    /// (deciding a live detail request) build them the same way here.
+    pub fn of(
+        record: &kith_core::Record,
+        custodian_kind: &str,
+        custodian_jurisdiction: &str,
+        objection: bool,
+    ) -> Self {
+        Self {
+            custodian_code: record.custodian.clone(),
+            custodian_kind: custodian_kind.to_string(),
+            custodian_jurisdiction: custodian_jurisdiction.to_string(),
+            record_key: format!("{}/{}", record.custodian, record.record_id),
+            relationship_type: record.relationship_type.as_str().to_string(),
+            sensitivity: record.sensitivity.as_str().to_string(),
+            residency: record.residency.as_str().to_string(),
+            lawful_basis: record.lawful_basis.article6.as_str().to_string(),
+            permitted_purposes: record
+                .permitted_purposes
+                .iter()
+                .map(|p| p.as_str().to_string())
+                .collect(),
+            objection,
+        }
+    }
+}
