@@ -47,7 +47,8 @@ struct Open {
 /// The open links, and the detail requests waiting for an answer.
 pub struct Links {
     open: Mutex<HashMap<String, Open>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<pb::DetailResponse>>>,
+    /// Request id → (the custodian asked, where its answer goes).
+    pending: Mutex<HashMap<String, (String, oneshot::Sender<pb::DetailResponse>)>>,
     sessions: AtomicU64,
     closing: watch::Sender<bool>,
     detail_timeout: Duration,
@@ -104,9 +105,19 @@ impl Links {
         }
     }
 
-    fn answer(&self, response: pb::DetailResponse) {
-        if let Some(waiting) = lock(&self.pending).remove(&response.request_id) {
-            let _ = waiting.send(response);
+    /// Delivers an agent's answer, if it is the agent that was asked.
+    fn answer(&self, from: &str, response: pb::DetailResponse) {
+        let mut pending = lock(&self.pending);
+        match pending.get(&response.request_id) {
+            Some((asked, _)) if asked == from => {
+                if let Some((_, waiting)) = pending.remove(&response.request_id) {
+                    let _ = waiting.send(response);
+                }
+            }
+            Some(_) => {
+                tracing::warn!(%from, "an agent answered a detail request sent to another authority; ignored")
+            }
+            None => {}
         }
     }
 }
@@ -124,7 +135,7 @@ impl DetailSource for Links {
             .ok_or_else(|| DetailError::Unreachable("its agent has no link open".into()))?;
         let request_id = format!("{:032x}", rand::random::<u128>());
         let (reply, answer) = oneshot::channel();
-        lock(&self.pending).insert(request_id.clone(), reply);
+        lock(&self.pending).insert(request_id.clone(), (request.custodian.clone(), reply));
         let message = pb::HubMessage {
             message: Some(hub_message::Message::DetailRequest(pb::DetailRequest {
                 request_id: request_id.clone(),
@@ -257,7 +268,7 @@ impl AgentLinkService for AgentLinkServiceImpl {
                         })
                     }
                     Some(agent_message::Message::Detail(response)) => {
-                        links.answer(response);
+                        links.answer(&authority, response);
                         continue;
                     }
                     None => continue,
@@ -277,5 +288,61 @@ impl AgentLinkService for AgentLinkServiceImpl {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_custodian_asked_can_answer_a_detail_request() {
+        let links = Links::new(Duration::from_secs(1));
+        let (reply, mut answer) = oneshot::channel();
+        lock(&links.pending).insert("r1".into(), ("TRUST".into(), reply));
+        let response = pb::DetailResponse {
+            request_id: "r1".into(),
+            result: None,
+        };
+
+        links.answer("OTHER", response.clone());
+        assert!(
+            answer.try_recv().is_err(),
+            "another authority's answer is ignored"
+        );
+        assert!(lock(&links.pending).contains_key("r1"));
+
+        links.answer("TRUST", response);
+        assert_eq!(answer.try_recv().unwrap().request_id, "r1");
+        assert!(lock(&links.pending).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_custodian_with_no_link_is_unreachable_at_once() {
+        let links = Links::new(Duration::from_secs(5));
+        let started = std::time::Instant::now();
+        let err = links
+            .fetch(DetailRequest {
+                custodian: "NOBODY".into(),
+                record_id: "x".into(),
+                version: 1,
+                requester: crate::directory::Member {
+                    code: "A".into(),
+                    name: "A".into(),
+                    kind: "council".into(),
+                    jurisdiction: "england".into(),
+                },
+                user: crate::disclosure::ActingUser {
+                    user_id: "u".into(),
+                    display_name: String::new(),
+                    role: "social_worker".into(),
+                    team: String::new(),
+                },
+                purpose: kith_core::Purpose::DirectCare,
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DetailError::Unreachable(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
