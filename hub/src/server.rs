@@ -23,7 +23,6 @@ use crate::grpc::link::{AgentLinkServiceImpl, Links};
 use crate::grpc::query::QueryServiceImpl;
 use crate::grpc::records::RecordServiceImpl;
 use crate::hub::Hub;
-use crate::store::SqliteStore;
 use crate::transparency::TransparencyLog;
 
 /// How often agents are asked to send heartbeats.
@@ -130,8 +129,8 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         dir: config.policy_dir.display().to_string(),
         source,
     })?;
-    let store: Arc<dyn crate::store::Store> =
-        Arc::new(SqliteStore::open(&config.database_url).await?);
+    // `sqlite:` → SqliteStore, `postgres://`/`postgresql://` → PostgresStore.
+    let store: Arc<dyn crate::store::Store> = crate::store::open(&config.database_url).await?;
     let key_path = config.audit.signing_key.display().to_string();
     let skey =
         std::fs::read_to_string(&config.audit.signing_key).map_err(|e| StartError::SigningKey {
@@ -222,7 +221,12 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
             let _ = stopped.await;
         },
     ));
-    tracing::info!(%addr, jurisdiction = %config.jurisdiction, "kith-hub serving over mutual TLS");
+    tracing::info!(
+        %addr,
+        jurisdiction = %config.jurisdiction,
+        audit_log_vkey = %log.vkey(),
+        "kith-hub serving over mutual TLS"
+    );
     Ok(RunningHub {
         addr,
         hub,
