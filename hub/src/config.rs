@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:7443"
-//! database_url = "sqlite://kith-hub.db"   # relative paths: beside this file
+//! database_url = "sqlite://kith-hub.db"   # relative paths: beside this file;
+//!                                         # or "postgres://user@host:5432/kith"
 //! jurisdiction = "england"                # where this hub runs
 //! policy_dir = "policies"                 # Cedar schema, policies, agreements
 //!
@@ -35,7 +36,8 @@ use crate::directory::Member;
 pub struct HubConfig {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// `sqlite://path`, `sqlite::memory:`.
+    /// `sqlite://path`, `sqlite::memory:`, or `postgres://user@host:port/db`
+    /// (also `postgresql://`).
     pub database_url: String,
     /// The jurisdiction the hub runs in; data-location policy reads it.
     pub jurisdiction: String,
@@ -158,12 +160,7 @@ impl HubConfig {
                 return Err(format!("authorities: {} is listed twice", m.code));
             }
         }
-        if !(self.database_url.starts_with("sqlite:")) {
-            return Err(format!(
-                "database_url: {:?} is not supported; use sqlite://PATH (PostgreSQL support is not built yet)",
-                self.database_url
-            ));
-        }
+        crate::store::StoreKind::of_url(&self.database_url)?;
         Ok(())
     }
 

@@ -104,9 +104,11 @@ impl RunningHub {
                 Ok(())
             }
         };
-        // Sequence what the last calls wrote, then stop.
+        // Sequence what the last calls wrote, then stop and hand the
+        // sequencer lease to another replica, if any.
         self.stop_sequencer.send_replace(true);
         let _ = self.sequencer.await;
+        self.hub.store().release_sequencer_lease().await;
         let _ = self.policy_watcher.await;
         served
     }

@@ -52,6 +52,8 @@ pub struct TransparencyLog {
     store: Arc<dyn Store>,
     tree: RwLock<MerkleTree>,
     latest: RwLock<Option<SignedCheckpoint>>,
+    /// Whether this hub signed (held the sequencer lease) when it last sequenced.
+    leading: std::sync::atomic::AtomicBool,
 }
 
 impl TransparencyLog {
@@ -72,6 +74,12 @@ impl TransparencyLog {
         let latest = match store.latest_checkpoint().await? {
             None => None,
             Some(cp) => {
+                // The latest checkpoint must verify under the configured key:
+                // a replaced key would silently start a different log.
+                signer.verifier().verify(&cp.signed_note).map_err(|e| LogError::Inconsistent {
+                    size: cp.tree_size,
+                    detail: format!("the latest checkpoint does not verify under the configured signing key ({e})"),
+                })?;
                 let root = tree
                     .root_at(cp.tree_size)
                     .map_err(|e| LogError::Inconsistent {
@@ -98,6 +106,7 @@ impl TransparencyLog {
             store,
             tree: RwLock::new(tree),
             latest: RwLock::new(latest),
+            leading: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -123,6 +132,13 @@ impl TransparencyLog {
             for leaf in page {
                 tree.push(leaf);
             }
+        }
+        let leading = self.store.hold_sequencer_lease().await?;
+        self.leading
+            .store(leading, std::sync::atomic::Ordering::Relaxed);
+        if !leading {
+            // Another replica signs: follow its checkpoints.
+            return self.follow(&tree).await;
         }
         let size = tree.len();
         let previous = self.latest.read().await.clone();
@@ -163,6 +179,56 @@ impl TransparencyLog {
         };
         *self.latest.write().await = Some(signed.clone());
         Ok(Some(signed))
+    }
+
+    /// On a replica that does not sign: adopt the newest stored checkpoint,
+    /// after checking its signature and that this replica's own tree (built
+    /// from the same stored leaf hashes) gives the same root and extends the
+    /// checkpoint it had.
+    async fn follow(&self, tree: &MerkleTree) -> Result<Option<SignedCheckpoint>, LogError> {
+        let Some(cp) = self.store.latest_checkpoint().await? else {
+            return Ok(None);
+        };
+        let previous = self.latest.read().await.clone();
+        if previous
+            .as_ref()
+            .is_some_and(|p| p.tree_size >= cp.tree_size)
+        {
+            return Ok(None);
+        }
+        self.signer
+            .verifier()
+            .verify(&cp.signed_note)
+            .map_err(|e| LogError::Inconsistent {
+                size: cp.tree_size,
+                detail: format!("a stored checkpoint does not verify: {e}"),
+            })?;
+        let root = tree
+            .root_at(cp.tree_size)
+            .map_err(|e| LogError::Proof(e.to_string()))?;
+        if root != cp.root_hash {
+            return Err(LogError::Inconsistent {
+                size: cp.tree_size,
+                detail: "another replica signed a root this replica's tree does not give".into(),
+            });
+        }
+        if let Some(prev) = &previous {
+            let proof = tree
+                .consistency_proof(prev.tree_size, cp.tree_size)
+                .map_err(|e| LogError::Proof(e.to_string()))?;
+            verify_consistency(prev.tree_size, cp.tree_size, &prev.root_hash, &root, &proof)
+                .map_err(|e| LogError::Inconsistent {
+                    size: prev.tree_size,
+                    detail: e.to_string(),
+                })?;
+        }
+        let adopted = SignedCheckpoint {
+            tree_size: cp.tree_size,
+            root_hash: cp.root_hash,
+            note: cp.signed_note,
+        };
+        *self.latest.write().await = Some(adopted.clone());
+        Ok(Some(adopted))
     }
 
     /// Runs [`Self::sequence`] every `interval` until `stop` is set, and once
@@ -216,6 +282,11 @@ impl TransparencyLog {
             .await
             .consistency_proof(old, new)
             .map_err(|e| LogError::Proof(e.to_string()))
+    }
+
+    /// Whether this hub signs checkpoints (rather than following another's).
+    pub fn is_sequencer(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many leaves the tree holds (sequenced entries).

@@ -197,18 +197,14 @@ async fn verify_names_exactly_the_entry_changed_in_the_database() {
     let saved = std::fs::read_to_string(state_file(&w)).unwrap();
 
     // Someone with database access edits one byte of one entry.
-    let url = format!("sqlite://{}", w.t.path().join("hub.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("DROP TRIGGER audit_log_is_append_only_update")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let db = HubDb::connect(&w.t).await;
+    db.execute(
+        "DROP TRIGGER audit_log_is_append_only_update",
+        "DROP TRIGGER audit_log_is_append_only_update ON audit_log",
+    )
+    .await;
     let target: i64 = 2;
-    let mut bytes: Vec<u8> = sqlx::query_scalar("SELECT entry FROM audit_log WHERE idx = ?")
-        .bind(target)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let mut bytes = db.audit_entry(target).await;
     // A digit of the timestamp: still valid JSON, one byte different.
     let at = bytes
         .windows(6)
@@ -216,12 +212,7 @@ async fn verify_names_exactly_the_entry_changed_in_the_database() {
         .expect("an at field")
         + 6;
     bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
-    sqlx::query("UPDATE audit_log SET entry = ? WHERE idx = ?")
-        .bind(&bytes)
-        .bind(target)
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.rewrite_audit_entry(target, &bytes, None).await;
 
     let report = verify(&w, OVERSIGHT, federation_auditor()).await;
     assert!(!report.ok());
@@ -250,20 +241,11 @@ async fn verify_names_exactly_the_entry_changed_in_the_database() {
     // A careful forger also rewrites the leaf hash: the content matches it,
     // but the signed tree does not, and the inclusion proofs name the entry.
     let forged_index: i64 = 3;
-    let mut forged: Vec<u8> = sqlx::query_scalar("SELECT entry FROM audit_log WHERE idx = ?")
-        .bind(forged_index)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let mut forged = db.audit_entry(forged_index).await;
     let at = forged.windows(6).position(|w| w == b"\"at\":\"").unwrap() + 6;
     forged[at] = if forged[at] == b'1' { b'2' } else { b'1' };
-    sqlx::query("UPDATE audit_log SET entry = ?, leaf_hash = ? WHERE idx = ?")
-        .bind(&forged)
-        .bind(kith_tlog::leaf_hash(&forged).to_vec())
-        .bind(forged_index)
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.rewrite_audit_entry(forged_index, &forged, Some(kith_tlog::leaf_hash(&forged)))
+        .await;
     let report = verify(&w, OVERSIGHT, federation_auditor()).await;
     assert_eq!(
         report.problems,
@@ -280,7 +262,7 @@ async fn verify_names_exactly_the_entry_changed_in_the_database() {
         "{}",
         report.render()
     );
-    pool.close().await;
+    db.close().await;
     w.hub.shutdown().await.unwrap();
 }
 

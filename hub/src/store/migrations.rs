@@ -40,6 +40,13 @@ pub const SQLITE: Embedded = Embedded(&[(
     include_str!("../../migrations/sqlite/0001_records_and_audit.sql"),
 )]);
 
+/// The PostgreSQL schema: the same tables and rules as [`SQLITE`].
+pub const POSTGRES: Embedded = Embedded(&[(
+    1,
+    "records and audit",
+    include_str!("../../migrations/postgres/0001_records_and_audit.sql"),
+)]);
+
 /// Builds the migrator for a set of migrations.
 pub async fn migrator(source: Embedded) -> Result<Migrator, sqlx::migrate::MigrateError> {
     Migrator::new(source).await

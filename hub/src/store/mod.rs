@@ -6,10 +6,11 @@
 //! acknowledged, or lost, without its entry. Audit entries are append-only:
 //! no method here updates or deletes one.
 //!
-//! SQLite ([`sqlite`]) is the embedded default. PostgreSQL is a later,
-//! additional implementation of the same trait.
+//! SQLite ([`sqlite`]) is the embedded default. PostgreSQL ([`postgres`])
+//! is the production store, which several hub replicas may share.
 
 pub mod migrations;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -23,7 +24,42 @@ pub fn leaf_hash_of(entry: &[u8]) -> [u8; 32] {
     kith_tlog::leaf_hash(entry)
 }
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Which store a `database_url` names, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `sqlite://PATH`, `sqlite::memory:`.
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
+}
+
+impl StoreKind {
+    /// The store `url` names, or an error naming the schemes understood.
+    pub fn of_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            let scheme = url.split_once(':').map_or("", |(s, _)| s);
+            Err(format!(
+                "database_url: the scheme {scheme:?} is not supported; \
+                 use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+            ))
+        }
+    }
+}
+
+/// Opens the store `url` names (see [`StoreKind::of_url`]).
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match StoreKind::of_url(url).map_err(StoreError::Config)? {
+        StoreKind::Sqlite => Ok(std::sync::Arc::new(SqliteStore::open(url).await?)),
+        StoreKind::Postgres => Ok(std::sync::Arc::new(PostgresStore::open(url).await?)),
+    }
+}
 
 /// Names one record: its custodian and the custodian's record id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -88,6 +124,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Builds the audit entry for a publish once the outcomes are known.
@@ -154,6 +192,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a newly signed checkpoint.
     async fn append_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+
+    /// Takes, or confirms this process still holds, the lease that makes it
+    /// the one hub signing checkpoints for this database. Other replicas
+    /// follow the checkpoints it stores. Returns whether this process holds it.
+    async fn hold_sequencer_lease(&self) -> Result<bool, StoreError>;
+
+    /// Gives the lease up (at shutdown), so another replica takes over at
+    /// once rather than when the connection is found dead.
+    async fn release_sequencer_lease(&self) {}
 }
 
 /// An audit entry as stored: its index, its exact bytes, and the leaf hash

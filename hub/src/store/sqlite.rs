@@ -174,6 +174,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// One SQLite file serves one hub process: it always sequences.
+    async fn hold_sequencer_lease(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     async fn publish(
         &self,
         records: &[Publishable],

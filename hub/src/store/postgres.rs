@@ -1,0 +1,459 @@
+//! The PostgreSQL store: the production store, shared by several stateless
+//! hub replicas.
+//!
+//! Every write transaction appends to the audit log, whose indexes must be
+//! consecutive with no gaps. Writers are therefore sequenced across every
+//! process on the database by one transaction-scoped advisory lock
+//! ([`AUDIT_LOCK`]), taken first in each write transaction and released by
+//! its commit or rollback; `MAX(idx) + 1` is read under it (READ COMMITTED
+//! takes a fresh snapshot per statement, so it sees the previous holder's
+//! committed rows). Reads take no lock. Commits are durable: the server's
+//! default `synchronous_commit = on` is left alone.
+//!
+//! Only parameterised SQL; batches go in multi-row statements (PostgreSQL
+//! allows 65,535 bound parameters per statement).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, SecondsFormat, Utc};
+use kith_core::{NhsNumber, Record, WithdrawReason};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+
+use super::migrations::{self, POSTGRES};
+use super::{
+    ChangeAudit, ChangeOutcome, PublishAudit, Publishable, RecordKey, RecordStatus, Store,
+    StoreError, StoreOutcome, StoredAuditEntry, StoredCheckpoint, StoredRecord,
+};
+use crate::audit::AuditEntry;
+
+/// The advisory lock key that sequences audit appends (and so every write)
+/// across all hub processes sharing the database: "kith" "audt" in ASCII.
+pub const AUDIT_LOCK: i64 = 0x6b69_7468_6175_6474;
+
+/// Audit rows per INSERT: 4 parameters each, under PostgreSQL's 65,535.
+const AUDIT_ROWS_PER_INSERT: usize = 10_000;
+/// Record rows per upsert: 11 parameters each.
+const RECORD_ROWS_PER_INSERT: usize = 5_000;
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// While this process sequences: the connection whose session holds
+    /// [`SEQUENCER_LOCK`]. PostgreSQL frees the lock if the process or the
+    /// connection dies, and another replica takes it.
+    sequencer: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<Postgres>>>,
+}
+
+/// Session advisory lock held by the one replica that signs checkpoints.
+pub const SEQUENCER_LOCK: i64 = 0x6b69_7468_7365_7171;
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://` or `postgresql://`)
+    /// and brings its schema up to date. Several processes may open the same
+    /// database at once: sqlx's migrator serialises them on its own advisory
+    /// lock.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("kith-hub");
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        migrations::migrator(POSTGRES).await?.run(&pool).await?;
+        Ok(Self {
+            pool,
+            sequencer: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The underlying pool, for tests that must reach past the interface.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Starts a write transaction holding the audit sequencing lock.
+    async fn write(&self) -> Result<Transaction<'_, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn change(
+        &self,
+        key: &RecordKey,
+        sql: &'static str,
+        value: String,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        let mut tx = self.write().await?;
+        let changed = sqlx::query(sql)
+            .bind(value)
+            .bind(now_text())
+            .bind(&key.custodian)
+            .bind(&key.record_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let outcome = if changed == 1 {
+            ChangeOutcome::Done
+        } else {
+            ChangeOutcome::NotFound
+        };
+        let index = append_in(&mut tx, std::slice::from_ref(&audit(outcome))).await?;
+        tx.commit().await?;
+        Ok((outcome, index))
+    }
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Appends `entries` with consecutive indexes inside `tx`, which must hold
+/// [`AUDIT_LOCK`]. Returns the first index.
+async fn append_in(
+    tx: &mut Transaction<'_, Postgres>,
+    entries: &[AuditEntry],
+) -> Result<u64, StoreError> {
+    let first: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log")
+        .fetch_one(&mut **tx)
+        .await?;
+    for (chunk_no, chunk) in entries.chunks(AUDIT_ROWS_PER_INSERT).enumerate() {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO audit_log (idx, recorded_at, entry, leaf_hash) ",
+        );
+        insert.push_values(chunk.iter().enumerate(), |mut row, (i, entry)| {
+            let bytes = entry.to_bytes();
+            let leaf = super::leaf_hash_of(&bytes);
+            row.push_bind(first + (chunk_no * AUDIT_ROWS_PER_INSERT + i) as i64)
+                .push_bind(entry.at.clone())
+                .push_bind(bytes)
+                .push_bind(leaf.to_vec());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(first as u64)
+}
+
+fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+fn body_of(record: &Record) -> String {
+    serde_json::to_string(record).expect("a record always serialises")
+}
+
+fn row_to_stored(row: &PgRow) -> Result<StoredRecord, StoreError> {
+    let body: String = row.try_get("body")?;
+    let record: Record = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("record body: {e}")))?;
+    let status: String = row.try_get("status")?;
+    let status = match status.as_str() {
+        "active" => RecordStatus::Active,
+        "withdrawn" => {
+            let reason: Option<String> = row.try_get("withdraw_reason")?;
+            let reason = reason
+                .as_deref()
+                .unwrap_or("no_longer_shared")
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("withdraw reason: {e}")))?;
+            RecordStatus::Withdrawn(reason)
+        }
+        other => return Err(StoreError::Corrupt(format!("record status {other:?}"))),
+    };
+    let ended_on: Option<String> = row.try_get("ended_on")?;
+    let ended_on = ended_on
+        .map(|d| NaiveDate::from_str(&d).map_err(|e| StoreError::Corrupt(format!("ended_on: {e}"))))
+        .transpose()?;
+    let held_at_source: i64 = row.try_get("held_at_source")?;
+    Ok(StoredRecord {
+        record,
+        held_at_source: held_at_source != 0,
+        status,
+        ended_on,
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn release_sequencer_lease(&self) {
+        if let Some(mut conn) = self.sequencer.lock().await.take() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(SEQUENCER_LOCK)
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+
+    async fn hold_sequencer_lease(&self) -> Result<bool, StoreError> {
+        let mut held = self.sequencer.lock().await;
+        if let Some(conn) = held.as_mut() {
+            // Still alive? A dead connection has lost the lock with it.
+            if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
+                return Ok(true);
+            }
+            *held = None;
+            tracing::warn!("lost the sequencer lease with its connection");
+        }
+        let mut conn = self.pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .fetch_one(&mut *conn)
+            .await?;
+        if got {
+            tracing::info!("this hub now signs the audit log's checkpoints");
+            *held = Some(conn);
+        }
+        Ok(got)
+    }
+
+    async fn publish(
+        &self,
+        records: &[Publishable],
+        audit: PublishAudit<'_>,
+    ) -> Result<(Vec<StoreOutcome>, u64), StoreError> {
+        let mut tx = self.write().await?;
+        let now = now_text();
+
+        // What is held for every record in the batch, in one statement.
+        let custodians: Vec<&str> = records
+            .iter()
+            .map(|p| p.record.custodian.as_str())
+            .collect();
+        let ids: Vec<&str> = records
+            .iter()
+            .map(|p| p.record.record_id.as_str())
+            .collect();
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT r.custodian, r.record_id, r.version, r.content_hash \
+             FROM records r \
+             JOIN UNNEST($1::text[], $2::text[]) AS k (custodian, record_id) \
+               ON r.custodian = k.custodian AND r.record_id = k.record_id \
+             FOR UPDATE OF r",
+        )
+        .bind(&custodians)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut held: HashMap<(String, String), (i64, String)> = rows
+            .into_iter()
+            .map(|(c, id, v, h)| ((c, id), (v, h)))
+            .collect();
+
+        // Decide each record in order, as if stored one after another: a
+        // later record of the same key in the batch sees an earlier one.
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut accepted: HashMap<(String, String), usize> = HashMap::new();
+        for (i, Publishable { record, .. }) in records.iter().enumerate() {
+            let key = (record.custodian.clone(), record.record_id.clone());
+            let version = record.version as i64;
+            let outcome = match held.get(&key) {
+                Some((held, _)) if *held > version => StoreOutcome::Stale { held: *held as u64 },
+                Some((held, hash)) if *held == version => {
+                    if *hash == record.provenance.content_hash {
+                        StoreOutcome::Unchanged
+                    } else {
+                        StoreOutcome::Conflict
+                    }
+                }
+                _ => {
+                    held.insert(
+                        key.clone(),
+                        (version, record.provenance.content_hash.clone()),
+                    );
+                    accepted.insert(key, i);
+                    StoreOutcome::Accepted
+                }
+            };
+            outcomes.push(outcome);
+        }
+
+        // The accepted versions (the last of each key), in multi-row upserts.
+        let mut rows: Vec<usize> = accepted.into_values().collect();
+        rows.sort_unstable();
+        for chunk in rows.chunks(RECORD_ROWS_PER_INSERT) {
+            let mut upsert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO records (custodian, record_id, version, nhs_number, relationship_type, \
+                 status, withdraw_reason, ended_on, content_hash, retain_until, held_at_source, body, \
+                 updated_at) ",
+            );
+            upsert.push_values(chunk, |mut row, &i| {
+                let Publishable {
+                    record,
+                    held_at_source,
+                } = &records[i];
+                row.push_bind(record.custodian.clone())
+                    .push_bind(record.record_id.clone())
+                    .push_bind(record.version as i64)
+                    .push_bind(record.subject.nhs_number.map(|n| n.as_digits()))
+                    .push_bind(record.relationship_type.as_str())
+                    .push("'active'")
+                    .push("NULL")
+                    .push("NULL")
+                    .push_bind(record.provenance.content_hash.clone())
+                    .push_bind(record.retain_until.map(|d| d.to_string()))
+                    .push_bind(i64::from(*held_at_source))
+                    .push_bind(body_of(record))
+                    .push_bind(now.clone());
+            });
+            upsert.push(
+                " ON CONFLICT (custodian, record_id) DO UPDATE SET version = EXCLUDED.version, \
+                 nhs_number = EXCLUDED.nhs_number, relationship_type = EXCLUDED.relationship_type, \
+                 status = 'active', withdraw_reason = NULL, ended_on = NULL, \
+                 content_hash = EXCLUDED.content_hash, retain_until = EXCLUDED.retain_until, \
+                 held_at_source = EXCLUDED.held_at_source, body = EXCLUDED.body, \
+                 updated_at = EXCLUDED.updated_at",
+            );
+            upsert.build().execute(&mut *tx).await?;
+        }
+
+        let index = append_in(&mut tx, std::slice::from_ref(&audit(&outcomes))).await?;
+        tx.commit().await?;
+        Ok((outcomes, index))
+    }
+
+    async fn end_record(
+        &self,
+        key: &RecordKey,
+        end: NaiveDate,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        self.change(
+            key,
+            "UPDATE records SET ended_on = $1, updated_at = $2 \
+             WHERE custodian = $3 AND record_id = $4 AND status = 'active'",
+            end.to_string(),
+            audit,
+        )
+        .await
+    }
+
+    async fn withdraw_record(
+        &self,
+        key: &RecordKey,
+        reason: WithdrawReason,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        self.change(
+            key,
+            "UPDATE records SET status = 'withdrawn', withdraw_reason = $1, updated_at = $2 \
+             WHERE custodian = $3 AND record_id = $4 AND status = 'active'",
+            reason.as_str().to_string(),
+            audit,
+        )
+        .await
+    }
+
+    async fn records_for_nhs_number(
+        &self,
+        nhs_number: &NhsNumber,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records \
+             WHERE nhs_number = $1 AND status = 'active' ORDER BY custodian, record_id",
+        )
+        .bind(nhs_number.as_digits())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_stored).collect()
+    }
+
+    async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records \
+             WHERE custodian = $1 AND record_id = $2",
+        )
+        .bind(&key.custodian)
+        .bind(&key.record_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(row_to_stored).transpose()
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let first = append_in(&mut tx, entries).await?;
+        tx.commit().await?;
+        Ok(first)
+    }
+
+    async fn audit_entries(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(from as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(index, entry, leaf)| {
+                Ok(StoredAuditEntry {
+                    index: index as u64,
+                    entry,
+                    leaf_hash: hash32(leaf, "leaf hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_leaf_hashes(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT leaf_hash FROM audit_log WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(from as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|h| hash32(h, "leaf hash")).collect()
+    }
+
+    async fn audit_len(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT tree_size, root_hash, signed_note FROM audit_checkpoints \
+             ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(size, root, note)| {
+            Ok(StoredCheckpoint {
+                tree_size: size as u64,
+                root_hash: hash32(root, "checkpoint root")?,
+                signed_note: note,
+            })
+        })
+        .transpose()
+    }
+
+    async fn append_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (tree_size, root_hash, signed_note, signed_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(checkpoint.tree_size as i64)
+        .bind(checkpoint.root_hash.to_vec())
+        .bind(&checkpoint.signed_note)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
