@@ -1,8 +1,11 @@
 //! `kith-hub`: wires the command line to the library. Decisions live in the
 //! library; this file parses arguments, sets up logging and exits with a
-//! message and a non-zero status on failure.
+//! message and a non-zero status on failure: `error: <message>: <cause>: ...`
+//! on standard error and exit status 1, as `kith-agent` does (no `Error:`
+//! debug dump, no backtrace even with RUST_BACKTRACE set).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -88,9 +91,35 @@ enum PolicyCommand {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", error_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error: ` and the error with its causes joined by `: `, each cause once
+/// (some errors already quote their source).
+fn error_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    format!("error: {message}")
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = kith_hub::config::HubConfig::load(&config)?;
@@ -178,5 +207,39 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_one_line_with_their_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = anyhow::Error::new(io)
+            .context("cannot read /etc/kith/hub.toml")
+            .context("cannot load the hub config");
+        assert_eq!(
+            error_line(&error),
+            "error: cannot load the hub config: cannot read /etc/kith/hub.toml: no such file"
+        );
+        // A cause its parent already quotes is not repeated.
+        let quoted = anyhow::anyhow!("bad port").context("config key `listen`: bad port");
+        assert_eq!(error_line(&quoted), "error: config key `listen`: bad port");
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_returns_its_error_for_main_to_print() {
+        let cli =
+            Cli::try_parse_from(["kith-hub", "policy", "check", "/nonexistent/kith-policies"])
+                .unwrap();
+        let error = run(cli).await.unwrap_err();
+        let line = error_line(&error);
+        assert_eq!(line, "error: /nonexistent/kith-policies is not a folder");
+        assert!(
+            !line.contains("Error:") && !line.contains("backtrace"),
+            "{line}"
+        );
     }
 }

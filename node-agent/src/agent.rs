@@ -66,6 +66,12 @@ impl Agent {
         config.check()?;
         kith_core::tls::install_crypto_provider();
         config.check_certificate()?;
+        if let Err(e) = config.check_certificate_at(chrono::Utc::now()) {
+            // Still start: the drop folder and the outbox work without the
+            // hub, and nothing accepted is lost while the certificate is
+            // replaced.
+            tracing::error!(error = %e, "the hub will refuse this agent until its certificate is replaced");
+        }
         let authority = config.authority_code().map_err(|e| ConfigError::Invalid {
             key: "authority",
             reason: e.to_string(),

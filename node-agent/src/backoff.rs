@@ -5,6 +5,11 @@
 //! random below the ceiling (but never under `initial`, so a failing hub is
 //! never hammered in a tight loop). Jitter keeps hundreds of agents that lost
 //! the hub at the same moment from all coming back at the same moment.
+//!
+//! A hub that *refuses* the agent (PermissionDenied, Unauthenticated: say its
+//! certificate names an authority that is not a federation member) will not
+//! change its mind in a second: [`Backoff::refused`] goes to the maximum
+//! delay at once.
 
 use std::time::Duration;
 
@@ -58,6 +63,13 @@ impl Backoff {
         let delay = backoff_delay(self.attempt, self.initial, self.max, &mut rand::rng());
         self.attempt = self.attempt.saturating_add(1);
         delay
+    }
+
+    /// The delay after the hub refused this agent: the maximum, at once, and
+    /// every later failure stays there until [`Backoff::reset`].
+    pub fn refused(&mut self) -> Duration {
+        self.attempt = u32::MAX;
+        self.max.max(self.initial)
     }
 
     /// Failures since the last success.
@@ -128,6 +140,22 @@ mod tests {
             .map(|_| backoff_delay(6, INITIAL, MAX, &mut rng))
             .collect();
         assert!(distinct.len() > 10, "delays should be jittered");
+    }
+
+    #[test]
+    fn a_refusal_goes_to_the_maximum_at_once_and_stays_there() {
+        let mut b = Backoff::new(INITIAL, MAX);
+        assert_eq!(b.refused(), MAX, "no ramp from the initial delay");
+        for _ in 0..20 {
+            assert_eq!(
+                backoff_ceiling(b.failures(), INITIAL, MAX),
+                MAX,
+                "later failures keep the maximum ceiling"
+            );
+            b.next_delay();
+        }
+        b.reset();
+        assert_eq!(b.next_delay(), INITIAL);
     }
 
     #[test]

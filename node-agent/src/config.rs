@@ -10,8 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use kith_core::identity::{AuthorityCode, IdentityError};
 use kith_core::tls::TlsFiles;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
 /// The most records one `PublishRecords` call may carry (see the proto).
@@ -396,18 +399,62 @@ impl AgentConfig {
     /// with a mismatched pair stops at start-up instead of having every
     /// publish refused by the hub.
     pub fn check_certificate(&self) -> Result<(), ConfigError> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let path = &self.tls.cert;
-        let bad = |reason: String| ConfigError::Certificate {
+        let cert = self.read_certificate()?;
+        self.check_certificate_names_authority(&cert)
+    }
+
+    /// [`AgentConfig::check_certificate`], and that the certificate is valid
+    /// at `now`: an expired or not yet valid certificate is named as such,
+    /// with its dates, rather than left to fail the TLS handshake with a
+    /// bare transport error.
+    pub fn check_certificate_at(&self, now: DateTime<Utc>) -> Result<(), ConfigError> {
+        let cert = self.read_certificate()?;
+        self.check_certificate_names_authority(&cert)?;
+        let validity =
+            certificate_validity(&cert).map_err(|reason| self.bad_certificate(reason))?;
+        let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        if now > validity.not_after {
+            return Err(self.bad_certificate(format!(
+                "expired on {} (notAfter); ask the federation CA for a new certificate",
+                stamp(validity.not_after)
+            )));
+        }
+        if now < validity.not_before {
+            return Err(self.bad_certificate(format!(
+                "not valid until {} (notBefore); check this machine's clock, or wait",
+                stamp(validity.not_before)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The dates between which the certificate is valid.
+    pub fn certificate_validity(&self) -> Result<CertificateValidity, ConfigError> {
+        let cert = self.read_certificate()?;
+        certificate_validity(&cert).map_err(|reason| self.bad_certificate(reason))
+    }
+
+    fn bad_certificate(&self, reason: String) -> ConfigError {
+        ConfigError::Certificate {
             what: "certificate",
-            path: path.clone(),
+            path: self.tls.cert.clone(),
             reason,
-        };
-        let cert = CertificateDer::from_pem_file(path).map_err(|e| bad(e.to_string()))?;
-        let named = AuthorityCode::from_certificate(&cert).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+
+    fn read_certificate(&self) -> Result<CertificateDer<'static>, ConfigError> {
+        CertificateDer::from_pem_file(&self.tls.cert)
+            .map_err(|e| self.bad_certificate(e.to_string()))
+    }
+
+    fn check_certificate_names_authority(
+        &self,
+        cert: &CertificateDer<'_>,
+    ) -> Result<(), ConfigError> {
+        let named = AuthorityCode::from_certificate(cert)
+            .map_err(|e| self.bad_certificate(e.to_string()))?;
         if named.as_str() != self.authority {
-            return Err(bad(format!(
+            return Err(self.bad_certificate(format!(
                 "names authority {named} but config key `authority` is {}",
                 self.authority
             )));
@@ -430,6 +477,27 @@ impl AgentConfig {
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_secs(self.link.heartbeat_interval_seconds)
     }
+}
+
+/// When a certificate may be used: its `notBefore` and `notAfter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CertificateValidity {
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+}
+
+fn certificate_validity(der: &[u8]) -> Result<CertificateValidity, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("not a readable X.509 certificate: {e}"))?;
+    let validity = cert.validity();
+    let at = |t: &x509_parser::time::ASN1Time| {
+        DateTime::from_timestamp(t.timestamp(), 0)
+            .ok_or_else(|| format!("validity date {t} is out of range"))
+    };
+    Ok(CertificateValidity {
+        not_before: at(&validity.not_before)?,
+        not_after: at(&validity.not_after)?,
+    })
 }
 
 #[cfg(test)]

@@ -144,3 +144,12 @@ pub fn is_transient(status: &tonic::Status) -> bool {
             | Cancelled
     )
 }
+
+/// Whether the hub refused this agent itself (its certificate, or its
+/// authority's membership): retrying soon will not help.
+pub fn is_refusal(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+    )
+}

@@ -24,6 +24,9 @@
 //! * If the agent stops between enqueueing and moving the file, the file is
 //!   taken again at the next start; enqueueing is idempotent on record id and
 //!   version, so nothing is doubled.
+//! * A line whose record id and version are already queued with different
+//!   content is refused (field `version`): a correction needs a new version,
+//!   as it would at the hub.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +41,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::csv_format::CsvHeader;
-use crate::outbox::{EnqueueSummary, Outbox, OutboxError};
+use crate::outbox::{Outbox, OutboxError};
 
 /// The folder, inside the drop folder, that taken files move to.
 pub const DONE_DIR: &str = "done";
@@ -82,7 +85,7 @@ pub struct IngestReport {
     pub accepted: usize,
     /// Of those, newly written to the outbox.
     pub enqueued: usize,
-    /// Of those, already in the outbox with the same id and version.
+    /// Of those, already in the outbox with the same id, version and content.
     pub duplicates: usize,
     /// Each refused line, in file order.
     pub rejected: Vec<LineError>,
@@ -218,13 +221,23 @@ pub async fn ingest_file_as_of(
             path: path.to_path_buf(),
             source,
         })?;
-    let (records, mut report) = parse_source(path, format, &bytes, authority, today);
-    let EnqueueSummary {
-        enqueued,
-        duplicates,
-    } = outbox.enqueue(&records).await?;
-    report.enqueued = enqueued;
-    report.duplicates = duplicates;
+    let (lines, mut report) = parse_source_lines(path, format, &bytes, authority, today);
+    let records: Vec<Record> = lines.iter().map(|(_, r)| r.clone()).collect();
+    let summary = outbox.enqueue(&records).await?;
+    report.enqueued = summary.enqueued;
+    report.duplicates = summary.duplicates;
+    // A record id and version already taken with other content is the line's
+    // fault: refuse it like any other bad line.
+    for conflict in &summary.conflicts {
+        let (line, record) = &lines[conflict.index];
+        report.rejected.push(LineError {
+            line: *line,
+            record_id: Some(record.record_id.clone()),
+            errors: vec![FieldError::new("version", conflict.reason())],
+        });
+    }
+    report.rejected.sort_by_key(|l| l.line);
+    report.accepted -= summary.conflicts.len();
     report.finished_at = Utc::now();
     Ok(report)
 }
@@ -238,6 +251,18 @@ pub fn parse_source(
     authority: &AuthorityCode,
     today: NaiveDate,
 ) -> (Vec<Record>, IngestReport) {
+    let (lines, report) = parse_source_lines(path, format, bytes, authority, today);
+    (lines.into_iter().map(|(_, r)| r).collect(), report)
+}
+
+/// [`parse_source`], each record with its 1-based line number.
+fn parse_source_lines(
+    path: &Path,
+    format: SourceFormat,
+    bytes: &[u8],
+    authority: &AuthorityCode,
+    today: NaiveDate,
+) -> (Vec<(usize, Record)>, IngestReport) {
     let mut report = IngestReport::new(path);
     report.format = Some(format);
     let text = match std::str::from_utf8(bytes) {
@@ -277,7 +302,7 @@ pub fn parse_source(
             .record
             .and_then(|record| accept(record, authority, today));
         match outcome {
-            Ok(record) => records.push(record),
+            Ok(record) => records.push((line.number, record)),
             Err(errors) => report.rejected.push(LineError {
                 line: line.number,
                 record_id: line.record_id,
@@ -308,12 +333,21 @@ fn parse_json_lines(text: &str) -> Vec<ParsedLine> {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 // Broken JSON is the line's fault; a bad value is its field's.
+                // The line number is the report's; serde's own "line 1" (it
+                // reads one line at a time) would only mislead.
                 let error = if inner.is_syntax() || inner.is_eof() {
-                    FieldError::new("(line)", format!("not valid JSON: {inner}"))
+                    FieldError::new(
+                        "(line)",
+                        format!(
+                            "not valid JSON: {} (column {})",
+                            serde_message(&inner),
+                            inner.column()
+                        ),
+                    )
                 } else if path == "." {
-                    FieldError::new("(line)", inner.to_string())
+                    FieldError::new("(line)", serde_message(&inner))
                 } else {
-                    FieldError::new(path, inner.to_string())
+                    FieldError::new(path, serde_message(&inner))
                 };
                 vec![error]
             })
@@ -321,7 +355,11 @@ fn parse_json_lines(text: &str) -> Vec<ParsedLine> {
                 de.end().map(|()| r).map_err(|e| {
                     vec![FieldError::new(
                         "(line)",
-                        format!("text after the record: {e}"),
+                        format!(
+                            "text after the record at column {}: {}",
+                            e.column(),
+                            serde_message(&e)
+                        ),
                     )]
                 })
             });
@@ -338,6 +376,16 @@ fn parse_json_lines(text: &str) -> Vec<ParsedLine> {
         });
     }
     lines
+}
+
+/// serde_json's message without the " at line L column C" it appends.
+fn serde_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_string(),
+        None => text,
+    }
 }
 
 fn parse_csv(text: &str) -> Result<Vec<ParsedLine>, String> {

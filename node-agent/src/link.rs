@@ -5,7 +5,8 @@
 //! hello first, then sends a heartbeat every interval; the hub welcomes it and
 //! answers each heartbeat. If the stream drops, or the hub goes quiet for
 //! three intervals, the agent reconnects with backoff, failing over between
-//! hub addresses.
+//! hub addresses. A hub that refuses the agent itself (PermissionDenied,
+//! Unauthenticated) is retried only at the longest backoff.
 //!
 //! The link's health is published through a `tokio::sync::watch` channel as
 //! [`LinkState`], for `status` and for tests. Each message the hub sends is
@@ -28,7 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
 use crate::detail::DetailResponder;
-use crate::hub_client::{HubConnector, HubError, describe};
+use crate::hub_client::{HubConnector, HubError, describe, is_refusal};
 
 /// The agent's software version, sent in its hello.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -124,8 +125,19 @@ impl Link {
                         SessionError::Hub(h) => describe(h),
                         other => other.to_string(),
                     };
-                    let delay = self.backoff.next_delay();
-                    tracing::warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "hub link down; reconnecting");
+                    let delay = match &e {
+                        SessionError::Status(code, _) if is_refusal(*code) => {
+                            let delay = self.backoff.refused();
+                            tracing::error!(error = %message, retry_in_ms = delay.as_millis() as u64,
+                                "the hub refuses this agent's link; retrying at the longest backoff (check the certificate and the federation's member list)");
+                            delay
+                        }
+                        _ => {
+                            let delay = self.backoff.next_delay();
+                            tracing::warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "hub link down; reconnecting");
+                            delay
+                        }
+                    };
                     self.state.send_modify(|s| {
                         s.connected = false;
                         s.connected_since = None;

@@ -26,7 +26,13 @@ struct Cli {
     config: PathBuf,
 
     /// How to write log lines (to standard error).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Human,
+        env = "KITH_LOG_FORMAT"
+    )]
     log_format: LogFormat,
 
     #[command(subcommand)]
@@ -49,7 +55,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the outbox and whether the hub answers.
+    /// Show the outbox, the certificate, and whether the hub answers and
+    /// accepts this agent. Exits 3 if the certificate is unusable, the hub
+    /// unreachable, or the hub refuses this agent.
     Status {
         /// Print as JSON.
         #[arg(long)]
@@ -535,7 +543,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{status}");
             }
-            Ok(if status.hub_reachable {
+            Ok(if status.is_healthy() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(3)

@@ -8,9 +8,14 @@
 //! Rows are marked, never deleted.
 //!
 //! Enqueueing is idempotent on (record id, version): the same record dropped
-//! twice is one row. Rows are inserted with one multi-row `INSERT` per chunk,
-//! which on this kind of machine is some 40 times faster than row by row.
+//! twice is one row. A record whose id and version are already queued with
+//! *different* content is refused, not skipped: the hub would refuse it too
+//! (one version, one content), and silently dropping a correction would leave
+//! the hub with the old text. Rows are inserted with one multi-row `INSERT`
+//! per chunk, which on this kind of machine is some 40 times faster than row
+//! by row.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -118,12 +123,37 @@ pub struct EntryStatus {
 }
 
 /// What one `enqueue` did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EnqueueSummary {
     /// Rows newly written.
     pub enqueued: usize,
-    /// Records already in the outbox with the same id and version.
+    /// Records already in the outbox (or earlier in the same call) with the
+    /// same id, version and content: harmless re-sends.
     pub duplicates: usize,
+    /// Records whose id and version were already taken with different
+    /// content. They were not written.
+    pub conflicts: Vec<EnqueueConflict>,
+}
+
+/// A record refused because its id and version were already taken with
+/// different content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnqueueConflict {
+    /// Its position in the slice given to [`Outbox::enqueue`].
+    pub index: usize,
+    pub record_id: String,
+    pub version: u64,
+}
+
+impl EnqueueConflict {
+    /// What to tell whoever sent it.
+    pub fn reason(&self) -> String {
+        format!(
+            "version {} of this record was already taken with different content; publish version {}",
+            self.version,
+            self.version.saturating_add(1)
+        )
+    }
 }
 
 /// Counts and the latest events, for `status`.
@@ -133,8 +163,13 @@ pub struct OutboxStats {
     pub delivered: u64,
     pub rejected: u64,
     pub last_delivery_at: Option<DateTime<Utc>>,
+    /// The latest failed attempt to reach the hub, while it is current:
+    /// cleared by the next successful delivery.
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// The error a later success cleared, kept for the record.
+    pub previous_error: Option<String>,
+    pub previous_error_at: Option<DateTime<Utc>>,
 }
 
 /// The outbox database. Cheap to clone: clones share one connection pool.
@@ -219,20 +254,40 @@ impl Outbox {
         }
     }
 
-    /// Writes records in one transaction; a record whose id and version are
-    /// already there is skipped (and counted as a duplicate).
+    /// Writes records in one transaction. A record whose id and version are
+    /// already there (or earlier in `records`) is skipped: counted as a
+    /// duplicate when its content hash is the one already taken, reported as
+    /// a conflict when it differs. What is already queued wins over what
+    /// comes earlier in `records`.
     pub async fn enqueue(&self, records: &[Record]) -> Result<EnqueueSummary, OutboxError> {
         if records.is_empty() {
             return Ok(EnqueueSummary::default());
         }
+        // The first record of each (id, version), in order, and the indexes
+        // of the later ones.
+        let mut position: HashMap<(&str, u64), usize> = HashMap::new();
+        let mut firsts: Vec<(usize, &Record)> = Vec::new();
+        let mut later: Vec<Vec<usize>> = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            match position.entry((record.record_id.as_str(), record.version)) {
+                std::collections::hash_map::Entry::Occupied(at) => later[*at.get()].push(index),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(firsts.len());
+                    firsts.push((index, record));
+                    later.push(Vec::new());
+                }
+            }
+        }
+        let mut summary = EnqueueSummary::default();
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let mut enqueued = 0usize;
-        for chunk in records.chunks(INSERT_CHUNK) {
+        for (chunk_no, chunk) in firsts.chunks(INSERT_CHUNK).enumerate() {
+            // Writing first takes the write lock, so the rows read back below
+            // cannot change before the commit.
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO outbox (record_id, version, content_hash, record_json, state, enqueued_at) ",
             );
-            insert.push_values(chunk, |mut row, record| {
+            insert.push_values(chunk, |mut row, (_, record)| {
                 let json = serde_json::to_string(record).expect("domain records always serialise");
                 row.push_bind(record.record_id.clone())
                     .push_bind(record.version as i64)
@@ -241,15 +296,65 @@ impl Outbox {
                     .push_bind("pending")
                     .push_bind(now);
             });
-            insert.push(" ON CONFLICT (record_id, version) DO NOTHING");
-            let done = insert.build().execute(&mut *tx).await?;
-            enqueued += done.rows_affected() as usize;
+            insert
+                .push(" ON CONFLICT (record_id, version) DO NOTHING RETURNING record_id, version");
+            let inserted: HashSet<(String, i64)> = insert
+                .build()
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("record_id")?, row.try_get("version")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            summary.enqueued += inserted.len();
+            let key = |r: &Record| (r.record_id.clone(), r.version as i64);
+            let skipped: Vec<&Record> = chunk
+                .iter()
+                .map(|(_, r)| *r)
+                .filter(|r| !inserted.contains(&key(r)))
+                .collect();
+            // What the rows queued before this call hold.
+            let mut held: HashMap<(String, i64), String> = HashMap::new();
+            if !skipped.is_empty() {
+                let mut query = QueryBuilder::<Sqlite>::new(
+                    "SELECT record_id, version, content_hash FROM outbox WHERE record_id IN (",
+                );
+                let mut list = query.separated(", ");
+                for record in &skipped {
+                    list.push_bind(record.record_id.clone());
+                }
+                list.push_unseparated(")");
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    held.insert(
+                        (row.try_get("record_id")?, row.try_get("version")?),
+                        row.try_get("content_hash")?,
+                    );
+                }
+            }
+            for (offset, &(index, record)) in chunk.iter().enumerate() {
+                // The content this id and version stands for: what was
+                // queued before, or else this call's first record of it.
+                let taken = held
+                    .get(&key(record))
+                    .map_or(record.provenance.content_hash.as_str(), String::as_str);
+                let mut judge = |index: usize| {
+                    let record = &records[index];
+                    if record.provenance.content_hash == taken {
+                        summary.duplicates += 1;
+                    } else {
+                        summary.conflicts.push(conflict(index, record));
+                    }
+                };
+                if !inserted.contains(&key(record)) {
+                    judge(index);
+                }
+                for &index in &later[chunk_no * INSERT_CHUNK + offset] {
+                    judge(index);
+                }
+            }
         }
         tx.commit().await?;
-        Ok(EnqueueSummary {
-            enqueued,
-            duplicates: records.len() - enqueued,
-        })
+        summary.conflicts.sort_by_key(|c| c.index);
+        Ok(summary)
     }
 
     /// Up to `limit` pending records, oldest first.
@@ -323,6 +428,7 @@ impl Outbox {
             list.push_unseparated(")");
             update.build().execute(&mut *tx).await?;
         }
+        clear_attempt_error(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -354,6 +460,24 @@ impl Outbox {
         Ok(())
     }
 
+    /// Notes that the hub answered a publish: the current error, if any,
+    /// becomes the previous error. ([`Outbox::mark_delivered`] does this
+    /// too.)
+    pub async fn record_attempt_success(&self) -> Result<(), OutboxError> {
+        // Most calls find nothing to clear; they need not write (and sync).
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM agent_state WHERE key = 'last_error'")
+                .fetch_optional(&self.pool)
+                .await?;
+        if current.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        clear_attempt_error(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Counts by state and the latest delivery and error.
     pub async fn stats(&self) -> Result<OutboxStats, OutboxError> {
         let mut stats = OutboxStats::default();
@@ -381,6 +505,14 @@ impl Outbox {
         {
             stats.last_error = Some(row.try_get("value")?);
             stats.last_error_at = from_ms(Some(row.try_get("at")?));
+        }
+        if let Some(row) =
+            sqlx::query("SELECT value, at FROM agent_state WHERE key = 'previous_error'")
+                .fetch_optional(&self.pool)
+                .await?
+        {
+            stats.previous_error = Some(row.try_get("value")?);
+            stats.previous_error_at = from_ms(Some(row.try_get("at")?));
         }
         Ok(stats)
     }
@@ -413,6 +545,31 @@ impl Outbox {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+fn conflict(index: usize, record: &Record) -> EnqueueConflict {
+    EnqueueConflict {
+        index,
+        record_id: record.record_id.clone(),
+        version: record.version,
+    }
+}
+
+/// Moves the current error, if there is one, to `previous_error`.
+async fn clear_attempt_error(tx: &mut sqlx::Transaction<'_, Sqlite>) -> Result<(), sqlx::Error> {
+    // The WHERE clause also settles SQLite's INSERT ... SELECT ... ON CONFLICT
+    // parsing ambiguity.
+    sqlx::query(
+        "INSERT INTO agent_state (key, value, at) \
+         SELECT 'previous_error', value, at FROM agent_state WHERE key = 'last_error' \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM agent_state WHERE key = 'last_error'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn entry_status(row: sqlx::sqlite::SqliteRow) -> Result<EntryStatus, OutboxError> {

@@ -8,7 +8,9 @@
 //!
 //! When the call itself fails (the hub is down, the network is, a deadline
 //! passed) nothing is marked: the whole batch is retried after an
-//! exponential, jittered backoff, at the next hub address. Publishing is
+//! exponential, jittered backoff, at the next hub address; when the hub
+//! refuses the agent itself (PermissionDenied, Unauthenticated), at the
+//! maximum delay straight away. Publishing is
 //! idempotent at the hub, so a batch sent twice (say the agent crashed after
 //! the hub committed but before the rows were marked) does no harm.
 
@@ -23,7 +25,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
-use crate::hub_client::{HubConnector, HubError, describe, is_transient};
+use crate::hub_client::{HubConnector, HubError, describe, is_refusal, is_transient};
 use crate::outbox::{DeliveryOutcome, Outbox, OutboxEntry, OutboxError, OutboxId};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,7 @@ pub enum PublishError {
     #[error("hub at {address} refused the batch: {status}")]
     Call {
         address: String,
+        code: tonic::Code,
         status: String,
         transient: bool,
     },
@@ -100,6 +103,7 @@ impl Publisher {
             .await
             .map_err(|status| PublishError::Call {
                 address: address.clone(),
+                code: status.code(),
                 transient: is_transient(&status),
                 status: format!("{:?}: {}", status.code(), status.message()),
             })?
@@ -111,6 +115,8 @@ impl Publisher {
                 got: response.results.len(),
             });
         }
+        // The hub answered: whatever went wrong before is no longer current.
+        self.outbox.record_attempt_success().await?;
         let outcome = self.apply_results(&batch, response.results).await?;
         tracing::info!(hub = %address, accepted = outcome.accepted, unchanged = outcome.unchanged,
             stale = outcome.stale, rejected = outcome.rejected, "published a batch");
@@ -217,8 +223,18 @@ impl Publisher {
                         PublishError::Hub(h) => describe(h),
                         other => other.to_string(),
                     };
-                    let delay = self.backoff.next_delay();
+                    let refused =
+                        matches!(&e, PublishError::Call { code, .. } if is_refusal(*code));
+                    let delay = if refused {
+                        self.backoff.refused()
+                    } else {
+                        self.backoff.next_delay()
+                    };
                     match &e {
+                        PublishError::Call { .. } if refused => {
+                            tracing::error!(error = %message, retry_in_ms = delay.as_millis() as u64,
+                                "the hub refuses this agent; retrying at the longest backoff (check the certificate and the federation's member list)");
+                        }
                         PublishError::Call {
                             transient: false, ..
                         }

@@ -15,7 +15,7 @@ use kith_proto::v1 as pb;
 use pb::query_service_client::QueryServiceClient;
 use serde::Serialize;
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, ConfigError};
 use crate::hub_client::{HubConnector, HubError, is_transient};
 
 /// What the case worker asks, and who they are.
@@ -38,6 +38,10 @@ pub enum QueryError {
     },
     #[error("{0} is required")]
     Missing(&'static str),
+    /// The certificate names another authority, is expired or not yet
+    /// valid, or cannot be read: found before any call to the hub.
+    #[error(transparent)]
+    Certificate(#[from] ConfigError),
     #[error(transparent)]
     Hub(#[from] HubError),
     #[error("the hub at {address} refused the query: {code:?}: {message}")]
@@ -101,6 +105,9 @@ pub struct QueryResponse {
     /// `ok` means the answer is partial.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub authority_statuses: Vec<AuthorityStatusView>,
+    /// What the case worker can do when no agreement covers their purpose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// How a custodian asked for detail held at source answered.
@@ -171,6 +178,7 @@ impl QueryResponse {
                 .into_iter()
                 .map(DisclosedRecordView::from_wire)
                 .collect(),
+            notice: (!r.notice.is_empty()).then_some(r.notice),
             authority_statuses: r
                 .authority_statuses
                 .into_iter()
@@ -274,6 +282,9 @@ impl QueryResponse {
         if rows.is_empty() {
             let _ = writeln!(out, "(no records you may see)");
         }
+        if let Some(notice) = &self.notice {
+            let _ = writeln!(out, "note: {notice}");
+        }
         for s in self.authority_statuses.iter().filter(|s| s.state != "ok") {
             let _ = writeln!(
                 out,
@@ -320,9 +331,11 @@ pub fn build_request(args: &QueryArgs) -> Result<pb::QueryRequest, QueryError> {
     })
 }
 
-/// Asks the hub, failing over between addresses on transient errors.
+/// Asks the hub, failing over between addresses on transient errors. The
+/// arguments and the certificate are checked first.
 pub async fn query(config: &AgentConfig, args: QueryArgs) -> Result<QueryResponse, QueryError> {
     let request = build_request(&args)?;
+    config.check_certificate_at(chrono::Utc::now())?;
     let mut hub = HubConnector::new(config, Some(config.request_timeout()))?;
     let tries = config.hub.addresses.len();
     let mut attempt = 0;
@@ -415,6 +428,7 @@ mod tests {
                     custodian_name: String::new(),
                 },
             ],
+            notice: String::new(),
             authority_statuses: vec![pb::AuthorityStatus {
                 authority: "RX1".into(),
                 state: pb::AuthorityState::Unreachable as i32,

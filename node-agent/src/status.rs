@@ -1,24 +1,32 @@
 //! `kith-agent status`: is this agent healthy?
 //!
 //! The node operator's first question when something is wrong. It reports the
-//! outbox (pending, delivered, rejected, the last delivery and the last
-//! error) and whether the hub answers a gRPC health check over mutual TLS,
-//! trying each configured address in order with a short timeout. It reads the
-//! outbox file directly, so it works whether or not `kith-agent run` is up.
+//! outbox (pending, delivered, rejected, the last delivery and the current
+//! error, if the last attempt failed), whether the certificate is usable
+//! (names this authority, within its dates), whether the hub answers a gRPC
+//! health check over mutual TLS, trying each configured address in order with
+//! a short timeout, and whether the hub accepts this agent: a hub that is up
+//! but refuses the agent (say its authority is not a federation member) is
+//! not healthy either. It reads the outbox file directly, so it works whether
+//! or not `kith-agent run` is up.
 
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use kith_proto::v1 as pb;
+use pb::audit_service_client::AuditServiceClient;
 use serde::Serialize;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::config::AgentConfig;
-use crate::hub_client::{HubConnector, HubError, describe};
+use crate::hub_client::{HubConnector, HubError, describe, is_refusal};
 use crate::outbox::{Outbox, OutboxError, OutboxStats};
 
-/// How long the health check may take, per address.
+/// How long the health check, and then the authenticated call, may take,
+/// per address.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
@@ -34,33 +42,81 @@ pub enum StatusError {
 pub struct Status {
     pub authority: String,
     pub outbox: OutboxStats,
+    /// When the certificate expires (`notAfter`), when it could be read.
+    pub certificate_expires: Option<DateTime<Utc>>,
+    /// Why the certificate cannot be used: it names another authority, is
+    /// expired or not yet valid, or cannot be read. The hub is not contacted
+    /// then.
+    pub certificate_error: Option<String>,
     pub hub_reachable: bool,
     /// The address that answered, when one did.
     pub hub_address: Option<String>,
     /// Why no address answered (each address's failure), when none did.
     pub hub_error: Option<String>,
+    /// The hub answered an authenticated call without refusing this agent.
+    pub authorised: bool,
+    /// Why not, when the hub was reached but refused this agent (or did not
+    /// answer the authenticated call).
+    pub authorisation_error: Option<String>,
 }
 
-/// Gathers the status: outbox counts and hub reachability.
+impl Status {
+    /// Usable certificate, hub reachable, and the hub accepts this agent.
+    pub fn is_healthy(&self) -> bool {
+        self.certificate_error.is_none() && self.hub_reachable && self.authorised
+    }
+}
+
+/// What asking the hub found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubCheck {
+    /// The first address whose health check said SERVING.
+    pub address: Option<String>,
+    /// Every address's failure, when none answered.
+    pub error: Option<String>,
+    /// Whether the hub that answered accepts this agent.
+    pub authorised: bool,
+    pub authorisation_error: Option<String>,
+}
+
+/// Gathers the status: outbox counts, the certificate, hub reachability and
+/// whether the hub accepts this agent.
 pub async fn status(config: &AgentConfig) -> Result<Status, StatusError> {
     let outbox = Outbox::open(&config.outbox_path()).await?;
     let stats = outbox.stats().await?;
     outbox.close().await;
-    let (hub_address, hub_error) = match check_hub(config).await? {
-        Ok(address) => (Some(address), None),
-        Err(e) => (None, Some(e)),
+    let certificate_expires = config.certificate_validity().ok().map(|v| v.not_after);
+    let certificate_error = config
+        .check_certificate_at(Utc::now())
+        .err()
+        .map(|e| e.to_string());
+    let hub = match &certificate_error {
+        // The handshake would fail, or the hub would answer for another
+        // authority: say what is wrong instead.
+        Some(_) => HubCheck {
+            error: Some("not contacted: the certificate cannot be used".to_string()),
+            ..HubCheck::default()
+        },
+        None => check_hub(config).await?,
     };
     Ok(Status {
         authority: config.authority.clone(),
         outbox: stats,
-        hub_reachable: hub_address.is_some(),
-        hub_address,
-        hub_error,
+        certificate_expires,
+        certificate_error,
+        hub_reachable: hub.address.is_some(),
+        hub_address: hub.address,
+        hub_error: hub.error,
+        authorised: hub.authorised,
+        authorisation_error: hub.authorisation_error,
     })
 }
 
-/// The first address whose health check says SERVING, or every failure.
-pub async fn check_hub(config: &AgentConfig) -> Result<Result<String, String>, HubError> {
+/// Finds the first address whose health check says SERVING (or collects
+/// every failure), then makes one authenticated call there
+/// (`AuditService/GetCheckpoint`, which every member may make and which
+/// writes nothing) to learn whether the hub accepts this agent.
+pub async fn check_hub(config: &AgentConfig) -> Result<HubCheck, HubError> {
     let mut config = config.clone();
     config.hub.connect_timeout_ms = config
         .hub
@@ -72,25 +128,81 @@ pub async fn check_hub(config: &AgentConfig) -> Result<Result<String, String>, H
     for (index, address) in addresses.iter().enumerate() {
         let attempt = async {
             let channel = hub.connect_to(index).await.map_err(|e| describe(&e))?;
-            let response = HealthClient::new(channel)
+            let response = HealthClient::new(channel.clone())
                 .check(HealthCheckRequest {
                     service: String::new(),
                 })
                 .await
                 .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
             match ServingStatus::try_from(response.into_inner().status) {
-                Ok(ServingStatus::Serving) => Ok(()),
+                Ok(ServingStatus::Serving) => Ok(channel),
                 Ok(other) => Err(format!("health check says {}", other.as_str_name())),
                 Err(_) => Err("health check gave an unknown status".to_string()),
             }
         };
-        match tokio::time::timeout(HEALTH_TIMEOUT, attempt).await {
-            Ok(Ok(())) => return Ok(Ok(address.clone())),
-            Ok(Err(e)) => failures.push(format!("{address}: {e}")),
-            Err(_) => failures.push(format!("{address}: no answer within {HEALTH_TIMEOUT:?}")),
-        }
+        let channel = match tokio::time::timeout(HEALTH_TIMEOUT, attempt).await {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(e)) => {
+                failures.push(format!("{address}: {e}"));
+                continue;
+            }
+            Err(_) => {
+                failures.push(format!("{address}: no answer within {HEALTH_TIMEOUT:?}"));
+                continue;
+            }
+        };
+        let (authorised, authorisation_error) = check_authorised(channel).await;
+        return Ok(HubCheck {
+            address: Some(address.clone()),
+            error: None,
+            authorised,
+            authorisation_error,
+        });
     }
-    Ok(Err(failures.join("; ")))
+    Ok(HubCheck {
+        error: Some(failures.join("; ")),
+        ..HubCheck::default()
+    })
+}
+
+/// One authenticated call. Only a refusal of the caller (PermissionDenied,
+/// Unauthenticated) or no answer counts against the agent: any other answer
+/// (a checkpoint, or "no checkpoint has been signed yet") came after the hub
+/// accepted who the agent is.
+async fn check_authorised(channel: tonic::transport::Channel) -> (bool, Option<String>) {
+    let mut client = AuditServiceClient::new(channel);
+    let call = client.get_checkpoint(pb::GetCheckpointRequest {});
+    match tokio::time::timeout(HEALTH_TIMEOUT, call).await {
+        Ok(Ok(_)) => (true, None),
+        Ok(Err(s)) if is_refusal(s.code()) => (
+            false,
+            Some(format!(
+                "the hub refuses this agent: {:?}: {}",
+                s.code(),
+                s.message()
+            )),
+        ),
+        Ok(Err(s))
+            if matches!(
+                s.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ) =>
+        {
+            (
+                false,
+                Some(format!(
+                    "no answer to an authenticated call within {HEALTH_TIMEOUT:?}"
+                )),
+            )
+        }
+        Ok(Err(_)) => (true, None),
+        Err(_) => (
+            false,
+            Some(format!(
+                "no answer to an authenticated call within {HEALTH_TIMEOUT:?}"
+            )),
+        ),
+    }
 }
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
@@ -103,8 +215,21 @@ fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "authority      {}", self.authority)?;
+        match (&self.certificate_error, self.certificate_expires) {
+            (Some(e), _) => writeln!(f, "certificate    UNUSABLE: {e}")?,
+            (None, Some(t)) => writeln!(f, "certificate    valid until {}", when(Some(t)))?,
+            (None, None) => writeln!(f, "certificate    ok")?,
+        }
         match (&self.hub_address, &self.hub_error) {
-            (Some(a), _) => writeln!(f, "hub            reachable at {a}")?,
+            (Some(a), _) if self.authorised => writeln!(f, "hub            reachable at {a}")?,
+            (Some(a), _) => writeln!(
+                f,
+                "hub            reachable at {a} but NOT AUTHORISED: {}",
+                self.authorisation_error.as_deref().unwrap_or("refused")
+            )?,
+            (None, Some(e)) if self.certificate_error.is_some() => {
+                writeln!(f, "hub            {e}")?
+            }
             (None, Some(e)) => writeln!(f, "hub            UNREACHABLE: {e}")?,
             (None, None) => writeln!(f, "hub            UNREACHABLE")?,
         }
@@ -116,8 +241,92 @@ impl fmt::Display for Status {
         )?;
         writeln!(f, "last delivery  {}", when(o.last_delivery_at))?;
         match &o.last_error {
-            Some(e) => writeln!(f, "last error     {} ({})", e, when(o.last_error_at)),
-            None => writeln!(f, "last error     none"),
+            Some(e) => writeln!(f, "last error     {} ({})", e, when(o.last_error_at))?,
+            None => writeln!(f, "last error     none")?,
         }
+        if let Some(e) = &o.previous_error {
+            writeln!(
+                f,
+                "previous error {} ({}), cleared by a later delivery",
+                e,
+                when(o.previous_error_at)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Status {
+        Status {
+            authority: "E08000003".into(),
+            outbox: OutboxStats::default(),
+            certificate_expires: DateTime::from_timestamp(1_900_000_000, 0),
+            certificate_error: None,
+            hub_reachable: true,
+            hub_address: Some("https://hub:7443".into()),
+            hub_error: None,
+            authorised: true,
+            authorisation_error: None,
+        }
+    }
+
+    #[test]
+    fn a_refused_agent_is_not_shown_as_fine() {
+        let ok = healthy();
+        assert!(ok.is_healthy());
+        assert!(
+            ok.to_string()
+                .contains("hub            reachable at https://hub:7443\n")
+        );
+
+        let refused = Status {
+            authorised: false,
+            authorisation_error: Some(
+                "the hub refuses this agent: PermissionDenied: not a member".into(),
+            ),
+            ..healthy()
+        };
+        assert!(!refused.is_healthy());
+        let text = refused.to_string();
+        assert!(
+            text.contains("reachable at https://hub:7443 but NOT AUTHORISED: the hub refuses this agent: PermissionDenied: not a member"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_cleared_error_is_shown_as_previous_not_current() {
+        let mut status = healthy();
+        status.outbox.previous_error = Some("hub unreachable".into());
+        status.outbox.previous_error_at = DateTime::from_timestamp(1_800_000_000, 0);
+        let text = status.to_string();
+        assert!(text.contains("last error     none\n"), "{text}");
+        assert!(
+            text.contains("previous error hub unreachable (2027-01-15 08:00:00 UTC), cleared"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_problem_is_named() {
+        let status = Status {
+            certificate_error: Some("certificate /c.pem: expired on 2020-01-01".into()),
+            hub_reachable: false,
+            hub_address: None,
+            hub_error: Some("not contacted: the certificate cannot be used".into()),
+            authorised: false,
+            ..healthy()
+        };
+        assert!(!status.is_healthy());
+        let text = status.to_string();
+        assert!(
+            text.contains("certificate    UNUSABLE: certificate /c.pem: expired"),
+            "{text}"
+        );
+        assert!(text.contains("hub            not contacted"), "{text}");
     }
 }

@@ -339,3 +339,106 @@ async fn refused_files_are_moved_and_reported_too() {
         "not taken twice"
     );
 }
+
+#[tokio::test]
+async fn a_corrected_line_under_a_taken_version_is_rejected_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = outbox(dir.path()).await;
+    let first = dir.path().join("first.jsonl");
+    std::fs::write(&first, line("r-1", same) + "\n").unwrap();
+    assert!(
+        ingest_file(&first, &authority(), &outbox)
+            .await
+            .unwrap()
+            .is_clean()
+    );
+
+    let corrected = |s: String| s.replace("J. Smith", "K. Jones");
+    let second = dir.path().join("second.jsonl");
+    std::fs::write(
+        &second,
+        [
+            line("r-1", corrected), // same id and version, new content
+            line("r-2", same),
+            line("r-1", same),      // an identical re-send: harmless
+            line("r-2", corrected), // conflicts with line 2 of this file
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let report = ingest_file(&second, &authority(), &outbox).await.unwrap();
+    assert!(!report.is_clean(), "{report:#?}");
+    assert_eq!(report.records_read, 4);
+    assert_eq!(
+        (report.accepted, report.enqueued, report.duplicates),
+        (2, 1, 1)
+    );
+    let lines: Vec<usize> = report.rejected.iter().map(|l| l.line).collect();
+    assert_eq!(lines, [1, 4]);
+    assert_eq!(fields_of(&report, 1), ["version"]);
+    assert_eq!(report.rejected[0].record_id.as_deref(), Some("r-1"));
+    assert_eq!(
+        report.rejected[0].errors[0].reason,
+        "version 1 of this record was already taken with different content; publish version 2"
+    );
+    assert!(
+        report
+            .render()
+            .contains("line 1 (record r-1): version: version 1")
+    );
+
+    // The outbox still holds the first content of each.
+    let queued = outbox.next_batch(10).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    for e in &queued {
+        assert_eq!(e.record.key_worker.name, "J. Smith");
+    }
+}
+
+#[tokio::test]
+async fn json_errors_name_the_field_not_serdes_line_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = outbox(dir.path()).await;
+    let file = dir.path().join("errors.jsonl");
+    std::fs::write(
+        &file,
+        [
+            line("good", same),
+            line("bad-version", |s| {
+                s.replace(r#""version":1"#, r#""version":"one""#)
+            }),
+            r#"{"record_id":"broken", "version": 1, "subject": {"#.to_string(),
+            line("trailing", same) + " x",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let report = ingest_file(&file, &authority(), &outbox).await.unwrap();
+    let lines: Vec<usize> = report.rejected.iter().map(|l| l.line).collect();
+    assert_eq!(lines, [2, 3, 4]);
+    for l in &report.rejected {
+        let reason = &l.errors[0].reason;
+        assert!(
+            !reason.contains("line "),
+            "line {}: serde's own line number leaked: {reason}",
+            l.line
+        );
+    }
+    assert_eq!(fields_of(&report, 2), ["version"]);
+    let version = &report.rejected[0].errors[0].reason;
+    assert!(
+        version.starts_with("invalid type: string \"one\""),
+        "{version}"
+    );
+    assert!(!version.contains("column"), "{version}");
+    let syntax = &report.rejected[1].errors[0].reason;
+    assert!(
+        syntax.starts_with("not valid JSON: EOF while parsing") && syntax.ends_with("(column 49)"),
+        "{syntax}"
+    );
+    let trailing = &report.rejected[2].errors[0].reason;
+    assert!(
+        trailing.starts_with("text after the record at column "),
+        "{trailing}"
+    );
+}

@@ -194,3 +194,104 @@ async fn the_database_is_in_wal_mode() {
         "WAL file expected beside the database"
     );
 }
+
+#[tokio::test]
+async fn a_changed_record_under_a_taken_version_is_a_conflict_not_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(&dir).await;
+    outbox.enqueue(&[record("a", 1)]).await.unwrap();
+    let changed = |id: &str| {
+        let mut r = record(id, 1);
+        r.service = "Adult Social Care, corrected".into();
+        r.seal();
+        r
+    };
+    assert_ne!(
+        changed("a").provenance.content_hash,
+        record("a", 1).provenance.content_hash
+    );
+    let summary = outbox
+        .enqueue(&[
+            record("a", 1), // the same again: harmless
+            changed("a"),   // same id and version, other content: refused
+            record("b", 1), // new
+            changed("b"),   // conflicts with the line before it
+            record("b", 1), // the same as the queued b: harmless
+        ])
+        .await
+        .unwrap();
+    assert_eq!((summary.enqueued, summary.duplicates), (1, 2));
+    let conflicts: Vec<(usize, &str, u64)> = summary
+        .conflicts
+        .iter()
+        .map(|c| (c.index, c.record_id.as_str(), c.version))
+        .collect();
+    assert_eq!(conflicts, [(1, "a", 1), (3, "b", 1)]);
+    assert_eq!(
+        summary.conflicts[0].reason(),
+        "version 1 of this record was already taken with different content; publish version 2"
+    );
+    // The first content stays queued; the correction was not written.
+    let batch = outbox.next_batch(10).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    assert!(
+        batch
+            .iter()
+            .all(|e| e.record.service != "Adult Social Care, corrected")
+    );
+    // A delivered row conflicts just the same.
+    outbox
+        .mark_delivered(&[batch[0].id], DeliveryOutcome::Accepted)
+        .await
+        .unwrap();
+    let again = outbox.enqueue(&[changed("a")]).await.unwrap();
+    assert_eq!((again.enqueued, again.conflicts.len()), (0, 1));
+}
+
+#[tokio::test]
+async fn a_success_clears_the_current_error_and_keeps_it_as_previous() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open(&dir).await;
+    outbox
+        .enqueue(&[record("a", 1), record("b", 1)])
+        .await
+        .unwrap();
+    outbox
+        .record_attempt_error("hub unreachable")
+        .await
+        .unwrap();
+    let a = outbox.next_batch(1).await.unwrap()[0].id;
+    outbox
+        .mark_delivered(&[a], DeliveryOutcome::Accepted)
+        .await
+        .unwrap();
+    let stats = outbox.stats().await.unwrap();
+    assert_eq!(
+        stats.last_error, None,
+        "a delivery clears the current error"
+    );
+    assert_eq!(stats.last_error_at, None);
+    assert_eq!(stats.previous_error.as_deref(), Some("hub unreachable"));
+    assert!(stats.previous_error_at.is_some());
+
+    // A new failure is current again; a successful call with nothing
+    // delivered (say every record rejected) clears it too.
+    outbox
+        .record_attempt_error("deadline exceeded")
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox.stats().await.unwrap().last_error.as_deref(),
+        Some("deadline exceeded")
+    );
+    outbox.record_attempt_success().await.unwrap();
+    let stats = outbox.stats().await.unwrap();
+    assert_eq!(stats.last_error, None);
+    assert_eq!(stats.previous_error.as_deref(), Some("deadline exceeded"));
+    // With nothing current, a success changes nothing.
+    outbox.record_attempt_success().await.unwrap();
+    assert_eq!(
+        outbox.stats().await.unwrap().previous_error.as_deref(),
+        Some("deadline exceeded")
+    );
+}

@@ -1,0 +1,143 @@
+//! The `kith-agent` binary itself: exit codes and environment variables.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const AUTHORITY: &str = "E08000003";
+
+fn kith_agent(config: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kith-agent"));
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("KITH_LOG_FORMAT")
+        .env_remove("KITH_AGENT_CONFIG")
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// A config whose TLS files need not exist (ingest never dials the hub).
+fn write_config(dir: &Path) -> PathBuf {
+    let path = dir.join("kith-agent.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+authority = "{AUTHORITY}"
+data_dir = "data"
+drop_dir = "drop"
+[hub]
+addresses = ["https://127.0.0.1:1"]
+[tls]
+ca = "ca.pem"
+cert = "agent.pem"
+key = "agent.key"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn line(id: &str, key_worker: &str) -> String {
+    format!(
+        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"adult_social_care","period":{{"start":"2025-01-01"}},"key_worker":{{"name":"{key_worker}","phone":"0161 000 0000"}},"lawful_basis":{{"article6":"public_task","article9":"health_or_social_care"}},"permitted_purposes":["direct_care"],"residency":"england"}}"#
+    )
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn ingest_exits_2_when_a_taken_version_comes_back_with_other_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let first = dir.path().join("first.jsonl");
+    std::fs::write(&first, line("r-1", "J. Smith")).unwrap();
+    let out = kith_agent(&config, &["ingest"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The identical file again: harmless.
+    let out = kith_agent(&config, &["ingest"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(0 new, 1 already queued), 0 rejected"),
+        "{}",
+        text(&out)
+    );
+
+    // A corrected record under the same version: refused, exit 2.
+    let second = dir.path().join("second.jsonl");
+    std::fs::write(&second, line("r-1", "K. Jones")).unwrap();
+    let out = kith_agent(&config, &["ingest", "--json"])
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rejected = &reports[0]["rejected"][0];
+    assert_eq!(rejected["line"], 1);
+    assert_eq!(rejected["errors"][0]["field"], "version");
+    assert_eq!(
+        rejected["errors"][0]["reason"],
+        "version 1 of this record was already taken with different content; publish version 2"
+    );
+    assert_eq!(reports[0]["duplicates"], 0);
+}
+
+#[test]
+fn kith_log_format_is_read_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let out = kith_agent(&config, &["example-config"])
+        .env("KITH_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'xml'") && stderr.contains("--log-format"),
+        "{stderr}"
+    );
+
+    let out = kith_agent(&config, &["example-config"])
+        .env("KITH_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = kith_agent(&config, &["--help"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("[env: KITH_LOG_FORMAT="),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn status_exits_3_when_the_certificate_cannot_be_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    // No certificate file at all: named, not a transport error.
+    let out = kith_agent(&config, &["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("certificate    UNUSABLE: certificate ") && stdout.contains("agent.pem"),
+        "{}",
+        text(&out)
+    );
+}
