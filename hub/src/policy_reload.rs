@@ -3,9 +3,10 @@
 //!
 //! A new set is loaded and validated in full before it replaces the one
 //! serving; an invalid set is rejected, logged and audited, and the previous
-//! set keeps serving. Every load, accepted or rejected, is an audit entry
-//! naming the set's fingerprint (SHA-256 over its files), so an auditor can
-//! tell which rules were in force for any decision.
+//! set keeps serving. Every load is an audit entry, written before the new
+//! set serves: an accepted one names the set's fingerprint (SHA-256 over its
+//! files), so an auditor can tell which rules were in force for any
+//! decision; a rejected one names the error.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,40 +34,40 @@ pub enum ReloadOutcome {
 
 impl Hub {
     /// Loads the set in `dir` and, if it is valid and different, puts it in
-    /// service. Audited either way (except when unchanged).
+    /// service once its load is audited (a load that cannot be audited does
+    /// not happen: the previous set keeps serving). A rejected set is
+    /// audited with its error.
     pub async fn reload_policies(&self, dir: &Path) -> ReloadOutcome {
-        let outcome = match PolicySet::load(dir) {
+        let mut entry = AuditEntry::new(AuditKind::PolicyLoad, HUB_ACTOR, now());
+        match PolicySet::load(dir) {
             Ok(set) if set.fingerprint() == self.policies().fingerprint() => {
-                return ReloadOutcome::Unchanged;
+                ReloadOutcome::Unchanged
             }
             Ok(set) => {
                 let fingerprint = set.fingerprint().to_string();
+                entry.reason = format!("policy set {fingerprint} loaded");
+                if let Err(e) = self.audit.append(entry).await {
+                    tracing::error!(error = %e, "could not audit a policy load; the previous set keeps serving");
+                    return ReloadOutcome::Rejected {
+                        error: format!("the load could not be audited: {e}"),
+                    };
+                }
                 self.replace_policies(set);
                 tracing::info!(%fingerprint, dir = %dir.display(), "policy set reloaded");
                 ReloadOutcome::Loaded { fingerprint }
             }
             Err(e) => {
                 tracing::error!(error = %e, dir = %dir.display(), "policy set rejected; the previous set keeps serving");
+                entry.outcome = "rejected".into();
+                entry.reason = format!("invalid policy set rejected: {e}");
+                if let Err(e) = self.audit.append(entry).await {
+                    tracing::error!(error = %e, "could not audit a rejected policy load");
+                }
                 ReloadOutcome::Rejected {
                     error: e.to_string(),
                 }
             }
-        };
-        let mut entry = AuditEntry::new(AuditKind::PolicyLoad, HUB_ACTOR, now());
-        match &outcome {
-            ReloadOutcome::Loaded { fingerprint } => {
-                entry.reason = format!("policy set {fingerprint} loaded")
-            }
-            ReloadOutcome::Rejected { error } => {
-                entry.outcome = "rejected".into();
-                entry.reason = format!("invalid policy set rejected: {error}");
-            }
-            ReloadOutcome::Unchanged => {}
         }
-        if let Err(e) = self.audit.append(entry).await {
-            tracing::error!(error = %e, "could not audit a policy load");
-        }
-        outcome
     }
 
     /// Audits the set the hub started with.

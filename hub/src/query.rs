@@ -43,6 +43,8 @@ pub struct QueryAnswer {
     pub audit_index: u64,
     /// One per custodian asked for detail held at source.
     pub statuses: Vec<AuthorityStatus>,
+    /// Set when no agreement covers the purpose for this requester.
+    pub notice: Option<String>,
 }
 
 fn check(request: &QueryRequest) -> Result<(Purpose, NhsNumber), HubError> {
@@ -134,13 +136,17 @@ impl Hub {
         let mut records = Vec::new();
         let mut statuses: Vec<AuthorityStatus> = Vec::new();
         for ((stored, decision), fetch) in candidates.iter().zip(decisions).zip(fetched) {
-            // Both sides: what permitted the level and what forbade more.
-            let decided_by: Vec<String> = decision
+            // The audit names both sides: what permitted the level and what
+            // forbade more. The case worker is told only what permitted it:
+            // a forbid's id (say, an objection's) can reveal what policy
+            // withholds.
+            let audited_by: Vec<String> = decision
                 .permitting
                 .iter()
                 .chain(&decision.forbidding)
                 .cloned()
                 .collect();
+            let decided_by = decision.permitting.clone();
             let r = &stored.record;
             let mut level = decision.level;
             let mut reason = decision.reason;
@@ -174,7 +180,7 @@ impl Hub {
                 record_id: r.record_id.clone(),
                 version: r.version,
                 decision: level.as_str().to_string(),
-                decided_by: decided_by.clone(),
+                decided_by: audited_by,
                 reason: reason.clone(),
             });
             if let Some(view) = view {
@@ -200,11 +206,22 @@ impl Hub {
         entry.reason = format!("policy set {}", policies.fingerprint());
         // Durable before disclosure: nothing is returned unless this commits.
         let audit_index = self.audit.append(entry).await?;
+        let notice = policies
+            .agreements_covering(&requester, purpose.as_str())
+            .is_empty()
+            .then(|| {
+                format!(
+                    "no sharing agreement covers purpose {purpose} for a {} like yours, so nothing can be \
+                     shared with you for it; choose the purpose that fits, or contact the custodian directly",
+                    caller.member.kind.replace('_', " ")
+                )
+            });
         Ok(QueryAnswer {
             query_id,
             records,
             audit_index,
             statuses,
+            notice,
         })
     }
 

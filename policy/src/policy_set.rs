@@ -602,6 +602,25 @@ impl PolicySet {
         Some((a.id.as_str(), a.title.as_str()))
     }
 
+    /// The agreements under which `requester` could receive anything for
+    /// `purpose`, whoever the custodian (id and title). Used to tell a case
+    /// worker who sees nothing whether any agreement covers their purpose at
+    /// all; it depends only on the requester and purpose, never on records,
+    /// so it reveals nothing about any record.
+    pub fn agreements_covering(&self, requester: &Requester, purpose: &str) -> Vec<(&str, &str)> {
+        self.agreements
+            .iter()
+            .filter(|a| {
+                a.party_kinds.contains(&requester.authority_kind)
+                    && a.purposes.contains(purpose)
+                    && a.party_authorities
+                        .as_ref()
+                        .is_none_or(|p| p.contains(&requester.authority_code))
+            })
+            .map(|a| (a.id.as_str(), a.title.as_str()))
+            .collect()
+    }
+
     /// Number of policies loaded.
     pub fn policy_count(&self) -> usize {
         self.meta.len()

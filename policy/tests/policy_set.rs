@@ -229,3 +229,29 @@ fn own_authority_record_is_decided() {
     let d = set.decide(&social_worker(), &rec, "safeguarding", JAN_2026, false);
     assert_eq!(d.level, Level::Detail, "{d:?}");
 }
+
+#[test]
+fn agreements_covering_depend_on_requester_kind_and_purpose_only() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let set = kith_policy::PolicySet::load(&dir).unwrap();
+    let requester = |kind: &str| kith_policy::Requester {
+        authority_code: "X1".into(),
+        authority_kind: kind.into(),
+        jurisdiction: "england".into(),
+        user_id: "u".into(),
+        role: "police_officer".into(),
+        team: String::new(),
+    };
+    let ids = |kind: &str, purpose: &str| -> Vec<String> {
+        set.agreements_covering(&requester(kind), purpose)
+            .into_iter()
+            .map(|(id, _)| id.to_string())
+            .collect()
+    };
+    assert_eq!(ids("police", "care_planning"), Vec::<String>::new());
+    assert_eq!(
+        ids("police", "emergency"),
+        ["children-safeguarding", "emergency-services"]
+    );
+    assert_eq!(ids("council", "care_planning"), ["adult-care-integration"]);
+}

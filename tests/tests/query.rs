@@ -127,10 +127,33 @@ async fn each_requester_sees_the_level_policy_gives_with_fields_redacted_to_matc
         "{}",
         withheld.reason
     );
+    // The case worker is told what permitted the level, never which forbid
+    // held back more (a forbid's id can reveal what policy withholds)...
     assert!(
-        withheld
+        !withheld
             .decided_by
-            .contains(&"forbid-purpose-not-permitted-by-custodian".to_string())
+            .iter()
+            .any(|id| id.starts_with("forbid")),
+        "{:?}",
+        withheld.decided_by
+    );
+    // ...while the audit names both.
+    let audit = audit_entries(&w.hub).await;
+    let entry = &audit[r.audit_index as usize];
+    let trust = entry["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["custodian"] == TRUST_C)
+        .unwrap();
+    assert!(
+        trust["decided_by"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(
+                "forbid-purpose-not-permitted-by-custodian"
+            )),
+        "{trust}"
     );
 
     // An emergency department clinician: a summary of the plan, with how to
@@ -153,11 +176,39 @@ async fn each_requester_sees_the_level_policy_gives_with_fields_redacted_to_matc
     );
     assert!(rec.permitted_purposes.is_empty() && rec.provenance.is_none());
 
-    // Police asking for care planning: no agreement covers it; nothing shown.
+    // Police asking for care planning: no agreement covers it; nothing
+    // shown, and a notice they can act on.
     let r = ask(&w, POLICE_D, pb::Purpose::CarePlanning, "police_officer")
         .await
         .unwrap();
     assert!(r.records.is_empty(), "{:?}", levels(&r));
+    assert!(
+        r.notice
+            .contains("no sharing agreement covers purpose care_planning for a police"),
+        "{}",
+        r.notice
+    );
+    // The same notice whether or not anything is held: it reveals nothing.
+    let mut q = query_client(
+        channel(w.hub.addr(), &w._t.agent_tls(POLICE_D))
+            .await
+            .unwrap(),
+    );
+    let nobody = q
+        .query(query_request(
+            &test_nhs_number(999),
+            pb::Purpose::CarePlanning,
+            "police_officer",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(nobody.notice, r.notice);
+    // Where an agreement covers the purpose there is no notice.
+    let r = ask(&w, COUNCIL_B, pb::Purpose::Safeguarding, "social_worker")
+        .await
+        .unwrap();
+    assert!(r.notice.is_empty(), "{}", r.notice);
     w.hub.shutdown().await.unwrap();
 }
 
@@ -248,12 +299,17 @@ async fn a_query_without_a_valid_purpose_or_subject_is_refused_before_lookup() {
 async fn a_query_fails_closed_when_its_audit_entry_cannot_be_written() {
     let w = world().await;
     // Make the audit log refuse writes, from outside the hub.
-    let url = format!("sqlite://{}", w._t.path().join("hub.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-        .execute(&pool)
+    HubDb::connect(&w._t)
         .await
-        .unwrap();
+        .execute(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'disk full'; END; $$; \
+             CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+             FOR EACH ROW EXECUTE FUNCTION refuse_audit();",
+        )
+        .await;
     let err = ask(&w, COUNCIL_B, pb::Purpose::Safeguarding, "social_worker")
         .await
         .unwrap_err();

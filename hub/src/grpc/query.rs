@@ -105,6 +105,7 @@ impl QueryService for QueryServiceImpl {
             query_id: answer.query_id,
             records: answer.records.into_iter().map(disclosed_to_wire).collect(),
             audit_index: answer.audit_index,
+            notice: answer.notice.unwrap_or_default(),
             authority_statuses: answer
                 .statuses
                 .into_iter()
