@@ -27,6 +27,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the audit log's verifier key (C2SP vkey format), for auditors
+    /// and witnesses to check signed checkpoints with.
+    Vkey {
+        /// The hub's TOML configuration; its [audit] signing_key is read.
+        #[arg(long, short, env = "KITH_HUB_CONFIG")]
+        config: PathBuf,
+    },
     /// Serve the hub over mutual TLS until Ctrl-C or SIGTERM.
     Serve {
         /// The hub's TOML configuration (see docs/operators.md).
@@ -180,6 +187,14 @@ async fn run(cli: Cli) -> Result<()> {
             kith_hub::default_policies::write_to(&dir, false)
                 .with_context(|| format!("writing the default policy set to {}", dir.display()))?;
             println!("default policy set written to {}", dir.display());
+        }
+        Command::Vkey { config } => {
+            let config = kith_hub::config::HubConfig::load(&config)?;
+            let skey = std::fs::read_to_string(&config.audit.signing_key)
+                .with_context(|| format!("reading {}", config.audit.signing_key.display()))?;
+            let signer = kith_tlog::NoteSigner::from_skey(skey.trim())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", config.audit.signing_key.display()))?;
+            println!("{}", signer.vkey());
         }
         Command::Demo { dir, keep_running } => {
             kith_hub::demo::run(dir, keep_running, shutdown_signal()).await?;
