@@ -9,6 +9,7 @@
 //! SQLite ([`sqlite`]) is the embedded default. PostgreSQL ([`postgres`])
 //! is the production store, which several hub replicas may share.
 
+mod codec;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;

@@ -19,14 +19,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, SecondsFormat, Utc};
-use kith_core::{NhsNumber, Record, WithdrawReason};
+use kith_core::{NhsNumber, WithdrawReason};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 
+use super::codec::{self, body_of, hash32};
 use super::migrations::{self, POSTGRES};
 use super::{
-    ChangeAudit, ChangeOutcome, PublishAudit, Publishable, RecordKey, RecordStatus, Store,
-    StoreError, StoreOutcome, StoredAuditEntry, StoredCheckpoint, StoredRecord,
+    ChangeAudit, ChangeOutcome, PublishAudit, Publishable, RecordKey, Store, StoreError,
+    StoreOutcome, StoredAuditEntry, StoredCheckpoint, StoredRecord,
 };
 use crate::audit::AuditEntry;
 
@@ -141,45 +142,19 @@ async fn append_in(
     Ok(first as u64)
 }
 
-fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
-}
-
-fn body_of(record: &Record) -> String {
-    serde_json::to_string(record).expect("a record always serialises")
-}
-
 fn row_to_stored(row: &PgRow) -> Result<StoredRecord, StoreError> {
     let body: String = row.try_get("body")?;
-    let record: Record = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("record body: {e}")))?;
-    let status: String = row.try_get("status")?;
-    let status = match status.as_str() {
-        "active" => RecordStatus::Active,
-        "withdrawn" => {
-            let reason: Option<String> = row.try_get("withdraw_reason")?;
-            let reason = reason
-                .as_deref()
-                .unwrap_or("no_longer_shared")
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("withdraw reason: {e}")))?;
-            RecordStatus::Withdrawn(reason)
-        }
-        other => return Err(StoreError::Corrupt(format!("record status {other:?}"))),
-    };
-    let ended_on: Option<String> = row.try_get("ended_on")?;
-    let ended_on = ended_on
-        .map(|d| NaiveDate::from_str(&d).map_err(|e| StoreError::Corrupt(format!("ended_on: {e}"))))
-        .transpose()?;
     let held_at_source: i64 = row.try_get("held_at_source")?;
-    Ok(StoredRecord {
-        record,
-        held_at_source: held_at_source != 0,
-        status,
-        ended_on,
-    })
+    let status: String = row.try_get("status")?;
+    let withdraw_reason: Option<String> = row.try_get("withdraw_reason")?;
+    let ended_on: Option<String> = row.try_get("ended_on")?;
+    codec::stored_record(
+        &body,
+        held_at_source != 0,
+        &status,
+        withdraw_reason.as_deref(),
+        ended_on.as_deref(),
+    )
 }
 
 #[async_trait]
