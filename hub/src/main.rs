@@ -178,7 +178,11 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("{} is not a folder", dir.display());
             }
             let report = kith_policy::check(&dir);
-            print!("{report}");
+            let text = report.to_string();
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
             if !report.passed() {
                 std::process::exit(1);
             }
