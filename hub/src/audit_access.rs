@@ -1,8 +1,13 @@
 //! Who may read which audit entries.
 //!
 //! The scope comes from the policy set (`audit_scope`): an authority's
-//! auditor sees the entries about its own users and its own records, a
-//! federation auditor sees all, anyone else none. An entry outside the
+//! auditor sees the entries its own users made, and those naming only its
+//! own records; a federation auditor sees all; anyone else none. An entry
+//! that names other custodians' records too (another authority's query
+//! that found records at several custodians) is withheld from a custodian's
+//! auditor: showing it would tell them what the other custodians hold.
+//! Splitting such entries per custodian, so each custodian's auditor sees
+//! every access to its own records, is the next step. An entry outside the
 //! caller's scope is still listed, as its leaf hash alone, so every auditor
 //! can recompute the tree and check it against the signed checkpoint
 //! without reading other authorities' business. Every read is itself
@@ -28,8 +33,8 @@ pub struct AuditView {
     pub entry: Option<Vec<u8>>,
 }
 
-/// Whether an entry's bytes concern `authority`: made by it, or naming one
-/// of its records.
+/// Whether `authority`'s own auditor may read an entry: made by it, or
+/// naming its records and no other custodian's.
 pub fn concerns(entry: &[u8], authority: &str) -> bool {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(entry) else {
         return false;
@@ -37,7 +42,7 @@ pub fn concerns(entry: &[u8], authority: &str) -> bool {
     value["authority"] == authority
         || value["records"]
             .as_array()
-            .is_some_and(|rs| rs.iter().any(|r| r["custodian"] == authority))
+            .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|r| r["custodian"] == authority))
 }
 
 impl Hub {
@@ -102,11 +107,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_entry_concerns_its_actor_and_the_custodians_it_names() {
-        let e = br#"{"authority":"A","records":[{"custodian":"B"},{"custodian":"C"}]}"#;
-        assert!(concerns(e, "A"));
-        assert!(concerns(e, "C"));
-        assert!(!concerns(e, "D"));
+    fn an_entry_concerns_its_actor_and_a_custodian_it_names_alone() {
+        let mixed = br#"{"authority":"A","records":[{"custodian":"B"},{"custodian":"C"}]}"#;
+        assert!(concerns(mixed, "A"), "the actor's auditor sees it");
+        assert!(!concerns(mixed, "C"), "it would tell C what B holds");
+        assert!(!concerns(mixed, "D"));
+        let only_c = br#"{"authority":"A","records":[{"custodian":"C"},{"custodian":"C"}]}"#;
+        assert!(concerns(only_c, "C"));
+        assert!(!concerns(br#"{"authority":"A","records":[]}"#, "C"));
         assert!(!concerns(b"not json", "A"));
     }
 }

@@ -297,6 +297,37 @@ fn hex_of(h: &[u8; 32]) -> String {
 #[tokio::test]
 async fn a_council_auditor_reads_its_own_entries_and_a_social_worker_is_refused() {
     let w = world().await;
+    // Another council asks about a person only council A holds a record on.
+    let other = test_nhs_number(78);
+    publish(
+        &w,
+        COUNCIL_A,
+        record_wire(
+            COUNCIL_A,
+            "cin-9",
+            1,
+            &other,
+            "child_in_need",
+            &["safeguarding"],
+        ),
+    )
+    .await;
+    let mut q = query_client(
+        channel(w.hub.addr(), &w.t.agent_tls(COUNCIL_B))
+            .await
+            .unwrap(),
+    );
+    let last = q
+        .query(query_request(
+            &other,
+            pb::Purpose::Safeguarding,
+            "social_worker",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_index;
+    wait_for_checkpoint(&w, last + 1).await;
     let config = auditor_config(&w, COUNCIL_A);
     let (cp, entries) = audit::client::read_log(
         &config,
@@ -316,8 +347,17 @@ async fn a_council_auditor_reads_its_own_entries_and_a_social_worker_is_refused(
         match e.view() {
             Some(v) => {
                 assert!(
-                    v.authority == COUNCIL_A || v.records.iter().any(|r| r.custodian == COUNCIL_A),
-                    "entry {} is not about {COUNCIL_A}: {v:?}",
+                    v.authority == COUNCIL_A
+                        || (!v.records.is_empty()
+                            && v.records.iter().all(|r| r.custodian == COUNCIL_A)),
+                    "entry {} is not council A's alone: {v:?}",
+                    e.index
+                );
+                // B's query that also found the trust's record would tell
+                // council A what the trust holds: withheld.
+                assert!(
+                    !(v.authority == COUNCIL_B && v.subject.as_deref() == Some(w.nhs.as_str())),
+                    "entry {} names another custodian's record: {v:?}",
                     e.index
                 );
                 saw_other_query |= v.kind == "query" && v.authority == COUNCIL_B;
@@ -327,7 +367,7 @@ async fn a_council_auditor_reads_its_own_entries_and_a_social_worker_is_refused(
     }
     assert!(
         saw_other_query,
-        "another council's query naming our record is ours to audit"
+        "another council's query naming only our record is ours to audit"
     );
     assert!(
         entries.iter().any(|e| e.entry.is_none()),
