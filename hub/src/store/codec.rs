@@ -51,3 +51,25 @@ pub(crate) fn stored_record(
         ended_on,
     })
 }
+
+/// An audit entry from its `(idx, entry, leaf_hash)` columns.
+pub(crate) fn audit_entry(
+    (index, entry, leaf): (i64, Vec<u8>, Vec<u8>),
+) -> Result<super::StoredAuditEntry, StoreError> {
+    Ok(super::StoredAuditEntry {
+        index: index as u64,
+        entry,
+        leaf_hash: hash32(leaf, "leaf hash")?,
+    })
+}
+
+/// A checkpoint from its `(tree_size, root_hash, signed_note)` columns.
+pub(crate) fn checkpoint(
+    (size, root, note): (i64, Vec<u8>, String),
+) -> Result<super::StoredCheckpoint, StoreError> {
+    Ok(super::StoredCheckpoint {
+        tree_size: size as u64,
+        root_hash: hash32(root, "checkpoint root")?,
+        signed_note: note,
+    })
+}

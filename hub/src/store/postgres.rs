@@ -372,15 +372,7 @@ impl Store for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(index, entry, leaf)| {
-                Ok(StoredAuditEntry {
-                    index: index as u64,
-                    entry,
-                    leaf_hash: hash32(leaf, "leaf hash")?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(codec::audit_entry).collect()
     }
 
     async fn audit_leaf_hashes(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>, StoreError> {
@@ -408,14 +400,7 @@ impl Store for PostgresStore {
         )
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(size, root, note)| {
-            Ok(StoredCheckpoint {
-                tree_size: size as u64,
-                root_hash: hash32(root, "checkpoint root")?,
-                signed_note: note,
-            })
-        })
-        .transpose()
+        row.map(codec::checkpoint).transpose()
     }
 
     async fn append_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
