@@ -19,6 +19,7 @@ use std::str::FromStr;
 
 use cedar_policy::{Context, Decision as CedarDecision, Entities, Entity};
 
+use crate::decide::sorted;
 use crate::entities::{Names, RequesterEntities};
 use crate::input::Requester;
 use crate::policy_set::PolicySet;
@@ -95,12 +96,6 @@ pub(crate) fn audit_entities(
     let (authority, user) = RequesterEntities::new(names, requester).parts()?;
     let federation = Entity::new_no_attrs(names.federation(FEDERATION_ID), HashSet::new());
     Entities::from_entities([authority, user, federation], schema).map_err(|e| e.to_string())
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v.dedup();
-    v
 }
 
 impl PolicySet {

@@ -64,7 +64,7 @@ fn outcome(resp: &Response) -> Outcome {
     }
 }
 
-fn sorted(mut v: Vec<String>) -> Vec<String> {
+pub(crate) fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v.dedup();
     v
@@ -201,6 +201,35 @@ impl PolicySet {
         self.make_decider(requester, purpose, now, break_glass, false, true)
             .decide(record)
     }
+    /// A decision from the policy ids collected (sorted, without repeats)
+    /// and the reason a case worker is given.
+    fn decision(
+        &self,
+        level: Level,
+        permitting: Vec<String>,
+        forbidding: Vec<String>,
+        candidates: &[usize],
+        requester: &Requester,
+        purpose: &str,
+    ) -> Decision {
+        let permitting = sorted(permitting);
+        let forbidding = sorted(forbidding);
+        let reason = self.reason(
+            level,
+            &permitting,
+            &forbidding,
+            candidates,
+            requester,
+            purpose,
+        );
+        Decision {
+            level,
+            permitting,
+            forbidding,
+            reason,
+        }
+    }
+
     /// Case-worker text: what was shared and under what, or what to do next.
     /// Uses only forbid `@advice`, never `@reason`, so it does not reveal
     /// what withholds a record.
@@ -406,39 +435,24 @@ impl Decider<'_> {
                 consider(run.outcome(2 + j, k));
             }
             if !permitting.is_empty() {
-                let permitting = sorted(permitting);
-                let forbidding = sorted(forbidding);
-                let reason = set.reason(
-                    level,
-                    &permitting,
-                    &forbidding,
-                    &candidates,
-                    requester,
-                    purpose,
-                );
-                return Some(Decision {
+                return Some(set.decision(
                     level,
                     permitting,
                     forbidding,
-                    reason,
-                });
+                    &candidates,
+                    requester,
+                    purpose,
+                ));
             }
         }
-        let forbidding = sorted(forbidding);
-        let reason = set.reason(
+        Some(set.decision(
             Level::Hidden,
-            &[],
-            &forbidding,
+            Vec::new(),
+            forbidding,
             &candidates,
             requester,
             purpose,
-        );
-        Some(Decision {
-            level: Level::Hidden,
-            permitting: Vec::new(),
-            forbidding,
-            reason,
-        })
+        ))
     }
 
     /// The decision unit by unit (see `compile.rs`).
@@ -515,39 +529,24 @@ impl Decider<'_> {
                 }
             }
             if !permitting.is_empty() {
-                let permitting = sorted(permitting);
-                let forbidding = sorted(forbidding);
-                let reason = set.reason(
+                return set.decision(
                     level,
-                    &permitting,
-                    &forbidding,
+                    permitting,
+                    forbidding,
                     &candidates,
                     requester,
                     purpose,
                 );
-                return Decision {
-                    level,
-                    permitting,
-                    forbidding,
-                    reason,
-                };
             }
         }
-        let forbidding = sorted(forbidding);
-        let reason = set.reason(
+        set.decision(
             Level::Hidden,
-            &[],
-            &forbidding,
+            Vec::new(),
+            forbidding,
             &candidates,
             requester,
             purpose,
-        );
-        Decision {
-            level: Level::Hidden,
-            permitting: Vec::new(),
-            forbidding,
-            reason,
-        }
+        )
     }
 }
 
