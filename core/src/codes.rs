@@ -193,6 +193,31 @@ codes! {
     }
 }
 
+codes! {
+    /// What a sharing directive says (see [`crate::directive`]).
+    DirectiveKind ("directive kind") => DirectiveKind {
+        /// The person agreed to sharing (permit).
+        Consent = "consent",
+        /// The person objected to sharing (deny).
+        Objection = "objection",
+        /// A decision made for a person who lacks capacity (permit).
+        BestInterestsOverride = "best_interests_override",
+        /// Sharing is required or permitted by statute (permit).
+        StatutoryBasis = "statutory_basis",
+    }
+}
+
+codes! {
+    /// Whether a sharing directive is in force.
+    DirectiveStatus ("directive status") => DirectiveStatus {
+        Active = "active",
+        /// Withdrawn or no longer in force.
+        Inactive = "inactive",
+        /// Recorded by mistake: never applies.
+        EnteredInError = "entered_in_error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@
 
 pub mod codes;
 pub mod content_hash;
+pub mod directive;
 pub mod error;
 pub mod identity;
 pub mod matching;
@@ -20,9 +21,10 @@ pub mod validate;
 pub mod wire;
 
 pub use codes::{
-    Article6Basis, Article9Condition, Purpose, RelationshipType, Residency, Sensitivity,
-    WithdrawReason,
+    Article6Basis, Article9Condition, DirectiveKind, DirectiveStatus, Purpose, RelationshipType,
+    Residency, Sensitivity, WithdrawReason,
 };
+pub use directive::Directive;
 pub use error::FieldError;
 pub use identity::AuthorityCode;
 pub use nhs_number::NhsNumber;

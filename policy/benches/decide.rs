@@ -52,6 +52,7 @@ fn record(code: &str, kind: &str, ty: &str) -> RecordFacts {
             "emergency".into(),
         ],
         objection: false,
+        directive: "none".into(),
     }
 }
 

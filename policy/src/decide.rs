@@ -1369,6 +1369,7 @@ mod equivalence {
                     .map(|p| p.to_string())
                     .collect(),
                 objection: rng.chance() && rng.chance(),
+                directive: "none".into(),
             };
             let known_only = usize::from(rng.chance());
             let purpose = rng.pick(&purposes[..purposes.len() - known_only]);
@@ -1587,6 +1588,7 @@ mod timing {
                 .map(String::from)
                 .to_vec(),
             objection,
+            directive: if objection { "objection" } else { "none" }.into(),
         };
         let mix = [
             (

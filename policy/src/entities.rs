@@ -131,6 +131,7 @@ pub(crate) fn record_entity(
             "objection".to_string(),
             RestrictedExpression::new_bool(record.objection),
         ),
+        ("directive".to_string(), s(&record.directive)),
     ]);
     Entity::new(names.record(record), attrs, HashSet::new()).map_err(|e| e.to_string())
 }

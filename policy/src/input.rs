@@ -25,7 +25,7 @@ pub struct Requester {
 }
 
 /// The facts of one relationship record the policy may use.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordFacts {
     pub custodian_code: String,
@@ -45,8 +45,17 @@ pub struct RecordFacts {
     pub lawful_basis: String,
     /// Purposes the custodian permits this record to be shared for.
     pub permitted_purposes: Vec<String>,
-    /// An objection directive from the person is in force.
+    /// An objection directive in force applies to this request.
     pub objection: bool,
+    /// The sharing directive that decides this request after resolution
+    /// (deny overrides, then most recent): objection | consent |
+    /// best_interests_override | statutory_basis | none.
+    #[serde(default = "no_directive")]
+    pub directive: String,
+}
+
+fn no_directive() -> String {
+    "none".to_string()
 }
 
 impl RecordFacts {
@@ -57,7 +66,7 @@ impl RecordFacts {
         record: &kith_core::Record,
         custodian_kind: &str,
         custodian_jurisdiction: &str,
-        objection: bool,
+        directives: &kith_core::directive::Resolution,
     ) -> Self {
         Self {
             custodian_code: record.custodian.clone(),
@@ -73,7 +82,8 @@ impl RecordFacts {
                 .iter()
                 .map(|p| p.as_str().to_string())
                 .collect(),
-            objection,
+            objection: directives.objection(),
+            directive: directives.as_str().to_string(),
         }
     }
 }

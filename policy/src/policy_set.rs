@@ -772,6 +772,7 @@ fn probe(
         lawful_basis: "probe".into(),
         permitted_purposes: vec!["direct_care".into()],
         objection: false,
+        directive: "none".into(),
     };
     let agreements: Vec<&Agreement> = agreement.into_iter().collect();
     if let Err(e) = request_entities(

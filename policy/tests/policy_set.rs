@@ -56,6 +56,7 @@ fn cpp() -> RecordFacts {
         lawful_basis: "Children Act 1989 s47".into(),
         permitted_purposes: vec!["safeguarding".into()],
         objection: false,
+        directive: "none".into(),
     }
 }
 
