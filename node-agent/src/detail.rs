@@ -7,11 +7,18 @@
 //! policy set agrees that the requester may see the detail: the custodian
 //! does not take the hub's word for it. No policy copy configured, or any
 //! doubt, means no.
+//!
+//! The policy decides with the record's sharing directives as this agent
+//! knows them (its own directive outbox: of each directive, the highest
+//! version the hub has not refused), resolved for this requester and
+//! purpose by `kith_core::directive::resolve`. So an objection the
+//! custodian recorded is honoured here even if the hub had not applied it.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use kith_core::Purpose;
+use kith_core::directive::{Recipient, resolve};
 use kith_policy::{Level, PolicySet, RecordFacts, Requester};
 use kith_proto::v1 as pb;
 use pb::detail_response::Result as Answer;
@@ -92,7 +99,17 @@ impl DetailResponder {
             role: user.role,
             team: user.team,
         };
-        let facts = RecordFacts::of(&record, kind, jurisdiction, false);
+        let directives = self
+            .outbox
+            .directives_for(&record.record_id)
+            .await
+            .map_err(|e| format!("outbox unavailable: {e}"))?;
+        let recipient = Recipient {
+            authority: &request.requester_authority,
+            kind: &request.requester_kind,
+        };
+        let resolution = resolve(&directives, purpose, recipient, Utc::now().date_naive());
+        let facts = RecordFacts::of(&record, kind, jurisdiction, &resolution);
         let decision = policies.decide(
             &requester,
             &facts,

@@ -9,6 +9,13 @@
 //! never stop good ones, and each is reported with its line number, record id
 //! and the failing fields.
 //!
+//! Sharing directives come the same way, in files named `*.directives.jsonl`:
+//! one [`Directive`] as JSON per line, custodian filled in and checked as for
+//! records, validated with `Directive::validate`, queued in the outbox's
+//! directive table under the same rules. Within one scan, record files are
+//! taken before directive files, so a directive dropped beside the record it
+//! governs is queued (and so delivered) after it.
+//!
 //! ## The drop folder contract
 //!
 //! * Write the file under a temporary name (a name starting with `.`, or not
@@ -26,7 +33,7 @@
 //!   version, so nothing is doubled.
 //! * A line whose record id and version are already queued with different
 //!   content is refused (field `version`): a correction needs a new version,
-//!   as it would at the hub.
+//!   as it would at the hub. The same holds for a directive's id and version.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,29 +41,40 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use kith_core::Record;
 use kith_core::error::FieldError;
 use kith_core::identity::AuthorityCode;
+use kith_core::{Directive, Record};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::csv_format::CsvHeader;
-use crate::outbox::{Outbox, OutboxError};
+use crate::outbox::{Outbox, OutboxError, Queued};
 
 /// The folder, inside the drop folder, that taken files move to.
 pub const DONE_DIR: &str = "done";
 
-/// The two source formats.
+/// The name ending of a file of sharing directives.
+pub const DIRECTIVES_SUFFIX: &str = ".directives.jsonl";
+
+/// The source formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceFormat {
+    /// Records, one JSON object per line (`*.jsonl`).
     JsonLines,
+    /// Records, one CSV row each (`*.csv`).
     Csv,
+    /// Sharing directives, one JSON object per line (`*.directives.jsonl`).
+    DirectiveLines,
 }
 
 impl SourceFormat {
     /// The format a file name announces, if any.
     pub fn of(path: &Path) -> Option<Self> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        if name.ends_with(DIRECTIVES_SUFFIX) {
+            return Some(Self::DirectiveLines);
+        }
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "jsonl" => Some(Self::JsonLines),
             "csv" => Some(Self::Csv),
@@ -70,7 +88,12 @@ impl SourceFormat {
 pub struct LineError {
     /// 1-based line number in the file.
     pub line: usize,
+    /// The record's id, or, on a directive line, the id of the record it
+    /// governs.
     pub record_id: Option<String>,
+    /// On a directive line, the directive's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directive_id: Option<String>,
     pub errors: Vec<FieldError>,
 }
 
@@ -137,8 +160,13 @@ impl IngestReport {
         }
         for line in &self.rejected {
             let id = line.record_id.as_deref().unwrap_or("?");
+            let what = match (&line.directive_id, self.format) {
+                (Some(d), _) => format!("directive {d}, record {id}"),
+                (None, Some(SourceFormat::DirectiveLines)) => format!("directive ?, record {id}"),
+                (None, _) => format!("record {id}"),
+            };
             out.push_str(&format!(
-                "  line {} (record {id}): {}\n",
+                "  line {} ({what}): {}\n",
                 line.line,
                 kith_core::error::join(&line.errors)
             ));
@@ -174,7 +202,7 @@ pub enum IngestError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}: not a source file (expected a name ending in .jsonl or .csv)")]
+    #[error("{0}: not a source file (expected a name ending in .jsonl, .csv or .directives.jsonl)")]
     UnknownFormat(PathBuf),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
@@ -221,18 +249,33 @@ pub async fn ingest_file_as_of(
             path: path.to_path_buf(),
             source,
         })?;
-    let (lines, mut report) = parse_source_lines(path, format, &bytes, authority, today);
-    let records: Vec<Record> = lines.iter().map(|(_, r)| r.clone()).collect();
-    let summary = outbox.enqueue(&records).await?;
+    if format == SourceFormat::DirectiveLines {
+        let (lines, report) = parse_directive_lines(path, &bytes, authority);
+        return enqueue_lines(outbox, lines, report).await;
+    }
+    let (lines, report) = parse_source_lines(path, format, &bytes, authority, today);
+    enqueue_lines(outbox, lines, report).await
+}
+
+/// Enqueues the valid lines of a file and completes its report.
+async fn enqueue_lines<T: SourceItem + Clone>(
+    outbox: &Outbox,
+    lines: Vec<(usize, T)>,
+    mut report: IngestReport,
+) -> Result<IngestReport, IngestError> {
+    let items: Vec<T> = lines.iter().map(|(_, r)| r.clone()).collect();
+    let summary = outbox.enqueue(&items).await?;
     report.enqueued = summary.enqueued;
     report.duplicates = summary.duplicates;
-    // A record id and version already taken with other content is the line's
+    // An id and version already taken with other content is the line's
     // fault: refuse it like any other bad line.
     for conflict in &summary.conflicts {
-        let (line, record) = &lines[conflict.index];
+        let (line, item) = &lines[conflict.index];
+        let (record_id, directive_id) = item.line_ids();
         report.rejected.push(LineError {
             line: *line,
-            record_id: Some(record.record_id.clone()),
+            record_id,
+            directive_id,
             errors: vec![FieldError::new("version", conflict.reason())],
         });
     }
@@ -265,6 +308,43 @@ fn parse_source_lines(
 ) -> (Vec<(usize, Record)>, IngestReport) {
     let mut report = IngestReport::new(path);
     report.format = Some(format);
+    let Some(text) = source_text(bytes, &mut report) else {
+        return (Vec::new(), report);
+    };
+    let parsed = match format {
+        SourceFormat::Csv => match parse_csv(text) {
+            Ok(rows) => rows,
+            Err(e) => {
+                report.file_error = Some(e);
+                return (Vec::new(), report);
+            }
+        },
+        _ => parse_json_lines(text),
+    };
+    let records = take_lines(parsed, &mut report, |r| accept(r, authority, today));
+    (records, report)
+}
+
+/// Parses a directives file into valid directives (custodian filled in)
+/// and a report of the rest. Pure.
+fn parse_directive_lines(
+    path: &Path,
+    bytes: &[u8],
+    authority: &AuthorityCode,
+) -> (Vec<(usize, Directive)>, IngestReport) {
+    let mut report = IngestReport::new(path);
+    report.format = Some(SourceFormat::DirectiveLines);
+    let Some(text) = source_text(bytes, &mut report) else {
+        return (Vec::new(), report);
+    };
+    let parsed = parse_json_lines(text);
+    let directives = take_lines(parsed, &mut report, |d| accept_directive(d, authority));
+    (directives, report)
+}
+
+/// The file's text, without a byte-order mark; `None`, with the report's
+/// `file_error` set, when it is not UTF-8 or holds nothing.
+fn source_text<'a>(bytes: &'a [u8], report: &mut IngestReport) -> Option<&'a str> {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -277,58 +357,78 @@ fn parse_source_lines(
                 "not UTF-8 text: invalid byte at line {line}, byte offset {}; save the file as UTF-8",
                 e.valid_up_to()
             ));
-            return (Vec::new(), report);
+            return None;
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         report.file_error = Some("file is empty".to_string());
-        return (Vec::new(), report);
+        return None;
     }
-    let parsed = match format {
-        SourceFormat::JsonLines => parse_json_lines(text),
-        SourceFormat::Csv => match parse_csv(text) {
-            Ok(rows) => rows,
-            Err(e) => {
-                report.file_error = Some(e);
-                return (Vec::new(), report);
-            }
-        },
-    };
-    let mut records = Vec::new();
+    Some(text)
+}
+
+/// Checks each parsed line with `accept`; counts them in `report`, lists
+/// the refused ones there and returns the rest with their line numbers.
+fn take_lines<T>(
+    parsed: Vec<ParsedLine<T>>,
+    report: &mut IngestReport,
+    accept: impl Fn(T) -> Result<T, Vec<FieldError>>,
+) -> Vec<(usize, T)> {
+    let mut taken = Vec::new();
     for line in parsed {
         report.records_read += 1;
-        let outcome = line
-            .record
-            .and_then(|record| accept(record, authority, today));
-        match outcome {
-            Ok(record) => records.push((line.number, record)),
+        match line.item.and_then(&accept) {
+            Ok(item) => taken.push((line.number, item)),
             Err(errors) => report.rejected.push(LineError {
                 line: line.number,
                 record_id: line.record_id,
+                directive_id: line.directive_id,
                 errors,
             }),
         }
     }
-    report.accepted = records.len();
-    (records, report)
+    report.accepted = taken.len();
+    taken
 }
 
-/// One parsed line: the record, or why it did not parse.
-struct ParsedLine {
+/// One parsed line: the record (or directive), or why it did not parse.
+struct ParsedLine<T> {
     number: usize,
     record_id: Option<String>,
-    record: Result<Record, Vec<FieldError>>,
+    directive_id: Option<String>,
+    item: Result<T, Vec<FieldError>>,
 }
 
-fn parse_json_lines(text: &str) -> Vec<ParsedLine> {
+/// What a source line holds: a record or a directive.
+trait SourceItem: Queued {
+    /// The record id and directive id a refused line is reported under.
+    fn line_ids(&self) -> (Option<String>, Option<String>);
+}
+
+impl SourceItem for Record {
+    fn line_ids(&self) -> (Option<String>, Option<String>) {
+        (Some(self.record_id.clone()), None)
+    }
+}
+
+impl SourceItem for Directive {
+    fn line_ids(&self) -> (Option<String>, Option<String>) {
+        (
+            Some(self.record_id.clone()),
+            Some(self.directive_id.clone()),
+        )
+    }
+}
+
+fn parse_json_lines<T: SourceItem>(text: &str) -> Vec<ParsedLine<T>> {
     let mut lines = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let mut de = serde_json::Deserializer::from_str(line);
-        let record = serde_path_to_error::deserialize::<_, Record>(&mut de)
+        let item = serde_path_to_error::deserialize::<_, T>(&mut de)
             .map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
@@ -363,16 +463,24 @@ fn parse_json_lines(text: &str) -> Vec<ParsedLine> {
                     )]
                 })
             });
-        let record_id = match &record {
-            Ok(r) => Some(r.record_id.clone()),
-            Err(_) => serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("record_id")?.as_str().map(str::to_string)),
+        // The ids to report a refused line under, as far as the line says.
+        let (record_id, directive_id) = match &item {
+            Ok(item) => item.line_ids(),
+            Err(_) => {
+                let value = serde_json::from_str::<serde_json::Value>(line).ok();
+                let id = |key: &str| {
+                    value
+                        .as_ref()
+                        .and_then(|v| v.get(key)?.as_str().map(str::to_string))
+                };
+                (id("record_id"), id("directive_id"))
+            }
         };
         lines.push(ParsedLine {
             number: i + 1,
             record_id,
-            record,
+            directive_id,
+            item,
         });
     }
     lines
@@ -388,7 +496,7 @@ fn serde_message(error: &serde_json::Error) -> String {
     }
 }
 
-fn parse_csv(text: &str) -> Result<Vec<ParsedLine>, String> {
+fn parse_csv(text: &str) -> Result<Vec<ParsedLine<Record>>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -411,7 +519,8 @@ fn parse_csv(text: &str) -> Result<Vec<ParsedLine>, String> {
                 lines.push(ParsedLine {
                     number,
                     record_id: header.record_id(&row),
-                    record: header.record(&row),
+                    directive_id: None,
+                    item: header.record(&row),
                 });
             }
             Err(e) => {
@@ -427,7 +536,8 @@ fn parse_csv(text: &str) -> Result<Vec<ParsedLine>, String> {
                 lines.push(ParsedLine {
                     number,
                     record_id: None,
-                    record: Err(vec![FieldError::new("(row)", reason)]),
+                    directive_id: None,
+                    item: Err(vec![FieldError::new("(row)", reason)]),
                 });
                 if !matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) {
                     break;
@@ -457,17 +567,7 @@ pub fn accept(
     today: NaiveDate,
 ) -> Result<Record, Vec<FieldError>> {
     let mut errors = Vec::new();
-    if record.custodian.is_empty() {
-        record.custodian = authority.as_str().to_string();
-    } else if record.custodian != authority.as_str() {
-        errors.push(FieldError::new(
-            "custodian",
-            format!(
-                "is {:?} but this agent publishes for {authority}; an authority publishes only its own records",
-                record.custodian
-            ),
-        ));
-    }
+    own_custodian(&mut record.custodian, authority, "records", &mut errors);
     if let Err(more) = record.validate(today) {
         errors.extend(more);
     }
@@ -476,6 +576,46 @@ pub fn accept(
     }
     record.seal();
     Ok(record)
+}
+
+/// Fills in or checks the custodian of a directive, and validates it.
+pub fn accept_directive(
+    mut directive: Directive,
+    authority: &AuthorityCode,
+) -> Result<Directive, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    own_custodian(
+        &mut directive.custodian,
+        authority,
+        "directives",
+        &mut errors,
+    );
+    errors.extend(directive.validate().err().unwrap_or_default());
+    if errors.is_empty() {
+        Ok(directive)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Fills in an empty custodian with this agent's authority; refuses any
+/// other (`what`: "records" or "directives", for the message).
+fn own_custodian(
+    custodian: &mut String,
+    authority: &AuthorityCode,
+    what: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    if custodian.is_empty() {
+        *custodian = authority.as_str().to_string();
+    } else if custodian != authority.as_str() {
+        errors.push(FieldError::new(
+            "custodian",
+            format!(
+                "is {custodian:?} but this agent publishes for {authority}; an authority publishes only its own {what}"
+            ),
+        ));
+    }
 }
 
 /// Ingests a file from the drop folder, moves it to `done/` and writes its
@@ -613,7 +753,14 @@ impl DropWatcher {
             }
             now_seen.insert(path, fingerprint);
         }
-        ready.sort();
+        // Records first, so a directive dropped beside its record is queued
+        // after it.
+        ready.sort_by_key(|p| {
+            (
+                SourceFormat::of(p) == Some(SourceFormat::DirectiveLines),
+                p.clone(),
+            )
+        });
         let mut reports = Vec::new();
         for path in ready {
             now_seen.remove(&path);

@@ -14,8 +14,9 @@
 //! | [`ingest`] | source files in the drop folder → outbox |
 //! | [`backoff`] | retry delays |
 //! | [`hub_client`] | mutual TLS channels and failover between hub addresses |
-//! | [`publisher`] | outbox → hub `PublishRecords` |
+//! | [`publisher`] | outbox → hub `PublishRecords`, then `PublishDirectives` |
 //! | [`link`] | the long-lived `OpenLink` stream |
+//! | [`detail`] | answering the hub's detail requests, with the agent's own policy copy and directives |
 //! | [`agent`] | the three tasks together, started and stopped as one |
 //! | [`query`] | the case worker's query |
 //! | [`audit`] | the auditor's commands: checkpoint, verify, export, search, subject report |

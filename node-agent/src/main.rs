@@ -44,9 +44,10 @@ enum Command {
     /// Run the agent: watch the drop folder, publish the outbox, keep the
     /// hub link open. Stops gracefully on Ctrl-C or SIGTERM.
     Run,
-    /// Enqueue the records in source files now (*.jsonl or *.csv) and print a
-    /// report per file. The files are left where they are. Exits 2 if any line
-    /// or file was refused.
+    /// Enqueue the records in source files now (*.jsonl or *.csv), or the
+    /// sharing directives in *.directives.jsonl files, and print a report per
+    /// file. The files are left where they are; record files are taken
+    /// before directive files. Exits 2 if any line or file was refused.
     Ingest {
         /// The files to read.
         #[arg(required = true)]
@@ -515,6 +516,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let outbox = Outbox::open(&config.outbox_path()).await?;
             let mut clean = true;
             let mut reports = Vec::new();
+            // Records first: a directive for a record in the same call must
+            // not reach the hub before it.
+            let mut files = files;
+            files.sort_by_key(|f| {
+                ingest::SourceFormat::of(f) == Some(ingest::SourceFormat::DirectiveLines)
+            });
             for file in &files {
                 let report = ingest::ingest_file(file, &authority, &outbox)
                     .await

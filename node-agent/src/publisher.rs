@@ -13,11 +13,18 @@
 //! maximum delay straight away. Publishing is
 //! idempotent at the hub, so a batch sent twice (say the agent crashed after
 //! the hub committed but before the rows were marked) does no harm.
+//!
+//! Sharing directives go the same way with `RecordService/PublishDirectives`,
+//! after the records: each round sends a batch of records, then a batch of
+//! the directives whose records have all left `pending`
+//! ([`Outbox::next_directive_batch`]), so the hub never hears of a directive
+//! before the record it governs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kith_core::directive::directive_to_wire;
 use kith_core::wire::record_to_wire;
 use kith_proto::v1 as pb;
 use pb::record_service_client::RecordServiceClient;
@@ -26,7 +33,7 @@ use tokio::sync::{Notify, watch};
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
 use crate::hub_client::{HubConnector, HubError, describe, is_refusal, is_transient};
-use crate::outbox::{DeliveryOutcome, Outbox, OutboxEntry, OutboxError, OutboxId};
+use crate::outbox::{DIRECTIVES, DeliveryOutcome, Outbox, OutboxError, OutboxId, Queue, RECORDS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -41,9 +48,10 @@ pub enum PublishError {
         status: String,
         transient: bool,
     },
-    #[error("hub at {address} answered {got} results for {sent} records")]
+    #[error("hub at {address} answered {got} results for {sent} {what}")]
     Mismatch {
         address: String,
+        what: &'static str,
         sent: usize,
         got: usize,
     },
@@ -62,6 +70,43 @@ impl BatchOutcome {
     pub fn total(&self) -> usize {
         self.accepted + self.unchanged + self.stale + self.rejected
     }
+
+    fn add(&mut self, other: &BatchOutcome) {
+        self.accepted += other.accepted;
+        self.unchanged += other.unchanged;
+        self.stale += other.stale;
+        self.rejected += other.rejected;
+    }
+}
+
+/// The hub's answer for one record or directive.
+struct Answer {
+    id: String,
+    version: u64,
+    outcome: i32,
+    errors: Vec<pb::FieldError>,
+}
+
+impl From<pb::PublishResult> for Answer {
+    fn from(r: pb::PublishResult) -> Self {
+        Self {
+            id: r.record_id,
+            version: r.version,
+            outcome: r.outcome,
+            errors: r.errors,
+        }
+    }
+}
+
+impl From<pb::DirectiveResult> for Answer {
+    fn from(r: pb::DirectiveResult) -> Self {
+        Self {
+            id: r.directive_id,
+            version: r.version,
+            outcome: r.outcome,
+            errors: r.errors,
+        }
+    }
 }
 
 /// Sends the outbox to the hub.
@@ -71,6 +116,15 @@ pub struct Publisher {
     batch_size: usize,
     poll_interval: Duration,
     backoff: Backoff,
+}
+
+fn call_error(address: &str, status: tonic::Status) -> PublishError {
+    PublishError::Call {
+        address: address.to_string(),
+        code: status.code(),
+        transient: is_transient(&status),
+        status: format!("{:?}: {}", status.code(), status.message()),
+    }
 }
 
 impl Publisher {
@@ -87,9 +141,23 @@ impl Publisher {
         })
     }
 
-    /// Sends one batch, if anything is pending, and marks its rows. `Ok(None)`
-    /// when the outbox has nothing pending.
+    /// Sends one batch of records, if any is pending, then one of the
+    /// directives that may go, and marks their rows. `Ok(None)` when nothing
+    /// was sent.
     pub async fn publish_once(&mut self) -> Result<Option<BatchOutcome>, PublishError> {
+        let records = self.publish_records().await?;
+        let directives = self.publish_directives().await?;
+        Ok(match (records, directives) {
+            (None, None) => None,
+            (a, b) => {
+                let mut total = a.unwrap_or_default();
+                total.add(&b.unwrap_or_default());
+                Some(total)
+            }
+        })
+    }
+
+    async fn publish_records(&mut self) -> Result<Option<BatchOutcome>, PublishError> {
         let batch = self.outbox.next_batch(self.batch_size).await?;
         if batch.is_empty() {
             return Ok(None);
@@ -101,46 +169,96 @@ impl Publisher {
         let response = RecordServiceClient::new(channel)
             .publish_records(request)
             .await
-            .map_err(|status| PublishError::Call {
-                address: address.clone(),
-                code: status.code(),
-                transient: is_transient(&status),
-                status: format!("{:?}: {}", status.code(), status.message()),
-            })?
+            .map_err(|status| call_error(&address, status))?
             .into_inner();
-        if response.results.len() != batch.len() {
+        let answers = response.results.into_iter().map(Answer::from).collect();
+        let ids = batch
+            .iter()
+            .map(|e| ((e.record.record_id.clone(), e.record.version), e.id))
+            .collect();
+        self.apply(RECORDS, &address, ids, answers).await.map(Some)
+    }
+
+    async fn publish_directives(&mut self) -> Result<Option<BatchOutcome>, PublishError> {
+        let batch = self.outbox.next_directive_batch(self.batch_size).await?;
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let (address, channel) = self.hub.channel().await?;
+        let request = pb::PublishDirectivesRequest {
+            directives: batch
+                .iter()
+                .map(|e| directive_to_wire(&e.directive))
+                .collect(),
+        };
+        let response = RecordServiceClient::new(channel)
+            .publish_directives(request)
+            .await
+            .map_err(|status| call_error(&address, status))?
+            .into_inner();
+        let answers = response.results.into_iter().map(Answer::from).collect();
+        let ids = batch
+            .iter()
+            .map(|e| {
+                (
+                    (e.directive.directive_id.clone(), e.directive.version),
+                    e.id,
+                )
+            })
+            .collect();
+        self.apply(DIRECTIVES, &address, ids, answers)
+            .await
+            .map(Some)
+    }
+
+    /// Checks the hub answered the whole batch, then marks its rows.
+    async fn apply(
+        &self,
+        queue: Queue,
+        address: &str,
+        ids: HashMap<(String, u64), OutboxId>,
+        answers: Vec<Answer>,
+    ) -> Result<BatchOutcome, PublishError> {
+        if answers.len() != ids.len() {
             return Err(PublishError::Mismatch {
-                address,
-                sent: batch.len(),
-                got: response.results.len(),
+                address: address.to_string(),
+                what: if queue == RECORDS {
+                    "records"
+                } else {
+                    "directives"
+                },
+                sent: ids.len(),
+                got: answers.len(),
             });
         }
         // The hub answered: whatever went wrong before is no longer current.
         self.outbox.record_attempt_success().await?;
-        let outcome = self.apply_results(&batch, response.results).await?;
-        tracing::info!(hub = %address, accepted = outcome.accepted, unchanged = outcome.unchanged,
+        let outcome = self.apply_results(queue, &ids, answers).await?;
+        let what = if queue == RECORDS {
+            "records"
+        } else {
+            "directives"
+        };
+        tracing::info!(hub = %address, what, accepted = outcome.accepted, unchanged = outcome.unchanged,
             stale = outcome.stale, rejected = outcome.rejected, "published a batch");
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 
-    /// Marks each row as the hub answered it. Results are matched by record
-    /// id and version (the hub answers in request order, but a mismatch must
-    /// not mark the wrong row); a record the hub did not answer stays pending.
+    /// Marks each row as the hub answered it. Results are matched by id and
+    /// version (the hub answers in request order, but a mismatch must not
+    /// mark the wrong row); an item the hub did not answer stays pending.
     async fn apply_results(
         &self,
-        batch: &[OutboxEntry],
-        results: Vec<pb::PublishResult>,
+        queue: Queue,
+        ids: &HashMap<(String, u64), OutboxId>,
+        answers: Vec<Answer>,
     ) -> Result<BatchOutcome, PublishError> {
-        let ids: HashMap<(&str, u64), OutboxId> = batch
-            .iter()
-            .map(|e| ((e.record.record_id.as_str(), e.record.version), e.id))
-            .collect();
         let mut delivered: HashMap<DeliveryOutcome, Vec<OutboxId>> = HashMap::new();
         let mut outcome = BatchOutcome::default();
-        for result in results {
-            let Some(&id) = ids.get(&(result.record_id.as_str(), result.version)) else {
-                tracing::warn!(record_id = %result.record_id, version = result.version,
-                    "hub answered for a record not in the batch; ignoring");
+        for result in answers {
+            let Some(&id) = ids.get(&(result.id.clone(), result.version)) else {
+                tracing::warn!(id = %result.id, version = result.version,
+                    "hub answered for an item not in the batch; ignoring");
                 continue;
             };
             let reason = || {
@@ -155,50 +273,47 @@ impl Publisher {
                         .join("; ")
                 }
             };
-            match pb::PublishOutcome::try_from(result.outcome) {
+            let kind = match pb::PublishOutcome::try_from(result.outcome) {
                 Ok(pb::PublishOutcome::Accepted) => {
                     outcome.accepted += 1;
-                    delivered
-                        .entry(DeliveryOutcome::Accepted)
-                        .or_default()
-                        .push(id);
+                    DeliveryOutcome::Accepted
                 }
                 Ok(pb::PublishOutcome::Unchanged) => {
                     outcome.unchanged += 1;
-                    delivered
-                        .entry(DeliveryOutcome::Unchanged)
-                        .or_default()
-                        .push(id);
+                    DeliveryOutcome::Unchanged
                 }
                 Ok(pb::PublishOutcome::Stale) => {
                     outcome.stale += 1;
-                    delivered
-                        .entry(DeliveryOutcome::Stale)
-                        .or_default()
-                        .push(id);
+                    DeliveryOutcome::Stale
                 }
                 Ok(pb::PublishOutcome::Rejected) => {
                     outcome.rejected += 1;
                     let reason = reason();
-                    tracing::warn!(record_id = %result.record_id, version = result.version, %reason, "hub rejected a record");
-                    self.outbox.mark_rejected(id, &reason).await?;
+                    tracing::warn!(queue = queue.noun(), id = %result.id, version = result.version, %reason,
+                        "hub rejected a {}", queue.noun());
+                    self.outbox.mark_rejected_in(queue, id, &reason).await?;
+                    continue;
                 }
                 Ok(pb::PublishOutcome::PermissionDenied) => {
                     outcome.rejected += 1;
                     let reason = format!("permission denied: {}", reason());
-                    tracing::warn!(record_id = %result.record_id, version = result.version, %reason, "hub refused a record");
-                    self.outbox.mark_rejected(id, &reason).await?;
+                    tracing::warn!(queue = queue.noun(), id = %result.id, version = result.version, %reason,
+                        "hub refused a {}", queue.noun());
+                    self.outbox.mark_rejected_in(queue, id, &reason).await?;
+                    continue;
                 }
                 Ok(pb::PublishOutcome::Unspecified) | Err(_) => {
                     // An answer this build does not understand: leave the row
                     // pending rather than guess.
-                    tracing::warn!(record_id = %result.record_id, outcome = result.outcome,
-                        "hub gave an unknown publish outcome; the record stays pending");
+                    tracing::warn!(id = %result.id, outcome = result.outcome,
+                        "hub gave an unknown publish outcome; the item stays pending");
+                    continue;
                 }
-            }
+            };
+            delivered.entry(kind).or_default().push(id);
         }
         for (kind, ids) in delivered {
-            self.outbox.mark_delivered(&ids, kind).await?;
+            self.outbox.mark_delivered_in(queue, &ids, kind).await?;
         }
         Ok(outcome)
     }

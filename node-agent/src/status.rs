@@ -23,7 +23,10 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::config::AgentConfig;
 use crate::hub_client::{HubConnector, HubError, describe, is_refusal};
-use crate::outbox::{Outbox, OutboxError, OutboxStats};
+use crate::outbox::{Outbox, OutboxError, OutboxStats, RejectedDirective};
+
+/// How many refused directives `status` lists.
+pub const REJECTED_DIRECTIVES_SHOWN: usize = 10;
 
 /// How long the health check, and then the authenticated call, may take,
 /// per address.
@@ -42,6 +45,9 @@ pub enum StatusError {
 pub struct Status {
     pub authority: String,
     pub outbox: OutboxStats,
+    /// The directives the hub refused most recently (up to
+    /// [`REJECTED_DIRECTIVES_SHOWN`]), newest first, with its reasons.
+    pub rejected_directives: Vec<RejectedDirective>,
     /// When the certificate expires (`notAfter`), when it could be read.
     pub certificate_expires: Option<DateTime<Utc>>,
     /// Why the certificate cannot be used: it names another authority, is
@@ -84,6 +90,9 @@ pub struct HubCheck {
 pub async fn status(config: &AgentConfig) -> Result<Status, StatusError> {
     let outbox = Outbox::open(&config.outbox_path()).await?;
     let stats = outbox.stats().await?;
+    let rejected_directives = outbox
+        .rejected_directives(REJECTED_DIRECTIVES_SHOWN)
+        .await?;
     outbox.close().await;
     let certificate_expires = config.certificate_validity().ok().map(|v| v.not_after);
     let certificate_error = config
@@ -102,6 +111,7 @@ pub async fn status(config: &AgentConfig) -> Result<Status, StatusError> {
     Ok(Status {
         authority: config.authority.clone(),
         outbox: stats,
+        rejected_directives,
         certificate_expires,
         certificate_error,
         hub_reachable: hub.address.is_some(),
@@ -239,6 +249,23 @@ impl fmt::Display for Status {
             "outbox         {} pending, {} delivered, {} rejected",
             o.pending, o.delivered, o.rejected
         )?;
+        let d = &o.directives;
+        writeln!(
+            f,
+            "directives     {} pending, {} delivered, {} rejected",
+            d.pending, d.delivered, d.rejected
+        )?;
+        for r in &self.rejected_directives {
+            writeln!(
+                f,
+                "  rejected     directive {} version {} (record {}) at {}: {}",
+                r.directive_id,
+                r.version,
+                r.record_id,
+                when(r.rejected_at),
+                r.reason
+            )?;
+        }
         writeln!(f, "last delivery  {}", when(o.last_delivery_at))?;
         match &o.last_error {
             Some(e) => writeln!(f, "last error     {} ({})", e, when(o.last_error_at))?,
@@ -264,6 +291,7 @@ mod tests {
         Status {
             authority: "E08000003".into(),
             outbox: OutboxStats::default(),
+            rejected_directives: Vec::new(),
             certificate_expires: DateTime::from_timestamp(1_900_000_000, 0),
             certificate_error: None,
             hub_reachable: true,

@@ -1,27 +1,111 @@
 //! The agent against an in-process fake hub over real mutual TLS: publish
-//! outcomes, a retried outage, failover past a dead address, the link, and a
-//! hub that refuses the agent.
+//! outcomes, a retried outage, failover past a dead address, directives
+//! after their records, the link, and a hub that refuses the agent.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kith_agent::{Agent, AgentConfig};
 use kith_core::identity::AuthorityCode;
+use kith_core::pki::PkiLayout;
 use kith_core::tls::TlsFiles;
 use kith_proto::v1 as pb;
 use pb::agent_link_service_server::{AgentLinkService, AgentLinkServiceServer};
 use pb::audit_service_server::{AuditService, AuditServiceServer};
 use pb::record_service_server::{RecordService, RecordServiceServer};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::server::Router;
 use tonic::{Request, Response, Status, Streaming};
 
 const AUTHORITY: &str = "E08000003";
 
+/// A development PKI for the hub and this one authority.
+fn pki(dir: &Path) -> (PkiLayout, AuthorityCode) {
+    kith_core::tls::install_crypto_provider();
+    let code = AuthorityCode::new(AUTHORITY).unwrap();
+    let pki = kith_core::pki::init(
+        &dir.join("pki"),
+        &["localhost".to_string()],
+        std::slice::from_ref(&code),
+    )
+    .unwrap();
+    (pki, code)
+}
+
+/// A fake hub serving `services` over mutual TLS on `listener`; send on the
+/// returned sender to stop it.
+fn serve(
+    pki: &PkiLayout,
+    listener: tokio::net::TcpListener,
+    services: impl FnOnce(&mut tonic::transport::Server) -> Router,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let tls = TlsFiles {
+        ca: pki.ca_cert(),
+        cert: pki.hub_cert(),
+        key: pki.hub_key(),
+    }
+    .server_config()
+    .unwrap();
+    let mut server = tonic::transport::Server::builder().tls_config(tls).unwrap();
+    let (_health, health_service) = tonic_health::server::health_reporter();
+    let router = services(&mut server).add_service(health_service);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (stop, task)
+}
+
+/// An agent config for this authority against `addresses`, with short
+/// delays.
+fn agent_config(
+    dir: &Path,
+    pki: &PkiLayout,
+    code: &AuthorityCode,
+    addresses: &[SocketAddr],
+) -> AgentConfig {
+    let mut config = AgentConfig::new(
+        AUTHORITY,
+        addresses.iter().map(|a| format!("https://{a}")).collect(),
+        TlsFiles {
+            ca: pki.ca_cert(),
+            cert: pki.authority_cert(code),
+            key: pki.authority_key(code),
+        },
+        dir.join("data"),
+        dir.join("drop"),
+    );
+    config.ingest.poll_interval_ms = 50;
+    config.publish.backoff_initial_ms = 20;
+    config.publish.backoff_max_ms = 200;
+    config.hub.connect_timeout_ms = 1000;
+    config
+}
+
+/// Waits until `done` holds, failing with `what` after 20 seconds.
+async fn eventually<F: Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[derive(Default, Clone)]
 struct FakeHub {
     calls: Arc<AtomicUsize>,
+    /// Record ids the hub holds.
+    known: Arc<Mutex<HashSet<String>>>,
 }
 
 #[tonic::async_trait]
@@ -47,8 +131,10 @@ impl RecordService for FakeHub {
                         }],
                     )
                 } else if r.record_id.starts_with("old") {
+                    self.known.lock().unwrap().insert(r.record_id.clone());
                     (pb::PublishOutcome::Stale, vec![])
                 } else {
+                    self.known.lock().unwrap().insert(r.record_id.clone());
                     (pb::PublishOutcome::Accepted, vec![])
                 };
                 pb::PublishResult {
@@ -76,9 +162,58 @@ impl RecordService for FakeHub {
     ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+
+    /// As the hub: a directive for a record it does not hold is refused.
+    async fn publish_directives(
+        &self,
+        request: Request<pb::PublishDirectivesRequest>,
+    ) -> Result<Response<pb::PublishDirectivesResponse>, Status> {
+        let known = self.known.lock().unwrap().clone();
+        let results = request
+            .into_inner()
+            .directives
+            .into_iter()
+            .map(|d| {
+                let refuse = |field: &str, reason: String| {
+                    (
+                        pb::PublishOutcome::Rejected,
+                        vec![pb::FieldError {
+                            field: field.into(),
+                            reason,
+                        }],
+                    )
+                };
+                let (outcome, errors) = if d.directive_id.starts_with("bad") {
+                    refuse("grantor", "not accepted here".into())
+                } else if !known.contains(&d.record_id) {
+                    refuse(
+                        "record_id",
+                        format!("the hub holds no record {}", d.record_id),
+                    )
+                } else {
+                    (pb::PublishOutcome::Accepted, vec![])
+                };
+                pb::DirectiveResult {
+                    directive_id: d.directive_id,
+                    version: d.version,
+                    outcome: outcome as i32,
+                    errors,
+                    audit_index: 2,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::PublishDirectivesResponse { results }))
+    }
 }
 
-struct FakeLink;
+/// The link: welcomes, answers heartbeats, and sends `notifications` after
+/// the welcome (each twice, as a hub resending unacknowledged ones would),
+/// keeping the acknowledgements it gets.
+#[derive(Default, Clone)]
+struct FakeLink {
+    notifications: Vec<pb::Notification>,
+    acks: Arc<Mutex<Vec<String>>>,
+}
 
 #[tonic::async_trait]
 impl AgentLinkService for FakeLink {
@@ -90,28 +225,41 @@ impl AgentLinkService for FakeLink {
     ) -> Result<Response<Self::OpenLinkStream>, Status> {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(8);
+        let link = self.clone();
         tokio::spawn(async move {
             while let Ok(Some(m)) = inbound.message().await {
-                let reply = match m.message {
+                let mut replies = match m.message {
                     Some(pb::agent_message::Message::Hello(_)) => {
-                        pb::hub_message::Message::Welcome(pb::HubWelcome {
+                        vec![pb::hub_message::Message::Welcome(pb::HubWelcome {
                             authority: AUTHORITY.into(),
                             heartbeat_interval_seconds: 1,
-                        })
+                        })]
                     }
                     Some(pb::agent_message::Message::Heartbeat(h)) => {
-                        pb::hub_message::Message::Heartbeat(h)
+                        vec![pb::hub_message::Message::Heartbeat(h)]
+                    }
+                    Some(pb::agent_message::Message::NotificationAck(ack)) => {
+                        link.acks.lock().unwrap().push(ack.notification_id);
+                        continue;
                     }
                     Some(pb::agent_message::Message::Detail(_)) | None => continue,
                 };
-                if tx
-                    .send(Ok(pb::HubMessage {
-                        message: Some(reply),
-                    }))
-                    .await
-                    .is_err()
-                {
-                    break;
+                if matches!(replies[0], pb::hub_message::Message::Welcome(_)) {
+                    for n in &link.notifications {
+                        replies.push(pb::hub_message::Message::Notification(n.clone()));
+                        replies.push(pb::hub_message::Message::Notification(n.clone()));
+                    }
+                }
+                for reply in replies {
+                    if tx
+                        .send(Ok(pb::HubMessage {
+                            message: Some(reply),
+                        }))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             }
         });
@@ -125,17 +273,16 @@ fn line(id: &str) -> String {
     )
 }
 
+fn directive(id: &str, record: &str) -> String {
+    format!(
+        r#"{{"directive_id":"{id}","version":1,"record_id":"{record}","kind":"objection","period":{{"start":"2025-01-01"}},"grantor":"the person","recorded_at":"2025-06-01T09:00:00Z"}}"#
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_publishes_through_an_outage_and_keeps_its_link() {
-    kith_core::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let code = AuthorityCode::new(AUTHORITY).unwrap();
-    let pki = kith_core::pki::init(
-        &dir.path().join("pki"),
-        &["localhost".to_string()],
-        std::slice::from_ref(&code),
-    )
-    .unwrap();
+    let (pki, code) = pki(dir.path());
 
     // A live fake hub, and an address where nothing listens.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -144,43 +291,13 @@ async fn the_agent_publishes_through_an_outage_and_keeps_its_link() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let server_tls = TlsFiles {
-        ca: pki.ca_cert(),
-        cert: pki.hub_cert(),
-        key: pki.hub_key(),
-    }
-    .server_config()
-    .unwrap();
     let hub = FakeHub::default();
-    let (_health, health_service) = tonic_health::server::health_reporter();
-    let (stop_hub, hub_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tls_config(server_tls)
-            .unwrap()
-            .add_service(RecordServiceServer::new(hub.clone()))
-            .add_service(AgentLinkServiceServer::new(FakeLink))
-            .add_service(health_service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = hub_stopped.await;
-            }),
-    );
+    let (stop_hub, server) = serve(&pki, listener, |s| {
+        s.add_service(RecordServiceServer::new(hub.clone()))
+            .add_service(AgentLinkServiceServer::new(FakeLink::default()))
+    });
 
-    let mut config = AgentConfig::new(
-        AUTHORITY,
-        vec![format!("https://{dead}"), format!("https://{live}")],
-        TlsFiles {
-            ca: pki.ca_cert(),
-            cert: pki.authority_cert(&code),
-            key: pki.authority_key(&code),
-        },
-        dir.path().join("data"),
-        dir.path().join("drop"),
-    );
-    config.ingest.poll_interval_ms = 50;
-    config.publish.backoff_initial_ms = 20;
-    config.publish.backoff_max_ms = 200;
-    config.hub.connect_timeout_ms = 1000;
+    let mut config = agent_config(dir.path(), &pki, &code, &[dead, live]);
     config.link.heartbeat_interval_seconds = 5;
 
     // The health check finds the live address past the dead one.
@@ -192,6 +309,18 @@ async fn the_agent_publishes_through_an_outage_and_keeps_its_link() {
     );
 
     let agent = Agent::start(config.clone()).await.unwrap();
+    // Directives dropped with their records, in a file whose name sorts
+    // first: they still reach the hub after the records.
+    let directives = [
+        directive("d-1", "ok-1"),
+        directive("bad-d", "ok-2"),
+        directive("d-3", "bad-1"),
+    ];
+    std::fs::write(
+        dir.path().join("drop/a.directives.jsonl"),
+        directives.join("\n"),
+    )
+    .unwrap();
     let body = [line("ok-1"), line("ok-2"), line("bad-1"), line("old-1")].join("\n");
     std::fs::write(dir.path().join("drop/records.jsonl"), body).unwrap();
 
@@ -236,6 +365,29 @@ async fn the_agent_publishes_through_an_outage_and_keeps_its_link() {
     );
     let old = &agent.outbox().entries_for("old-1").await.unwrap()[0];
     assert_eq!(old.outcome.as_deref(), Some("stale"));
+
+    // The directives: the one for a held record accepted, the others refused
+    // with the hub's reasons, which status shows.
+    let outbox = agent.outbox().clone();
+    eventually("directives delivered", || {
+        let outbox = outbox.clone();
+        async move { outbox.stats().await.unwrap().directives.pending == 0 }
+    })
+    .await;
+    let d = agent.outbox().stats().await.unwrap().directives;
+    assert_eq!((d.delivered, d.rejected), (1, 2), "{d:?}");
+    let status = kith_agent::status(&config).await.unwrap();
+    let text = status.to_string();
+    assert!(
+        text.contains("directives     0 pending, 1 delivered, 2 rejected"),
+        "{text}"
+    );
+    assert!(
+        text.contains("directive d-3 version 1 (record bad-1)")
+            && text.contains("record_id: the hub holds no record bad-1"),
+        "{text}"
+    );
+    assert!(text.contains("grantor: not accepted here"), "{text}");
 
     // The link is welcomed and heartbeats are answered (the hub asked for 1 s).
     assert!(agent.wait_until_linked(Duration::from_secs(10)).await);
@@ -294,6 +446,13 @@ impl RecordService for RefusingHub {
     ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
         Err(Status::permission_denied(NOT_A_MEMBER))
     }
+
+    async fn publish_directives(
+        &self,
+        _: Request<pb::PublishDirectivesRequest>,
+    ) -> Result<Response<pb::PublishDirectivesResponse>, Status> {
+        Err(Status::permission_denied(NOT_A_MEMBER))
+    }
 }
 
 #[tonic::async_trait]
@@ -338,60 +497,37 @@ impl AuditService for RefusingHub {
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
         Err(Status::permission_denied(NOT_A_MEMBER))
     }
+
+    async fn list_break_glass(
+        &self,
+        _: Request<pb::ListBreakGlassRequest>,
+    ) -> Result<Response<pb::ListBreakGlassResponse>, Status> {
+        Err(Status::permission_denied(NOT_A_MEMBER))
+    }
+
+    async fn review_break_glass(
+        &self,
+        _: Request<pb::ReviewBreakGlassRequest>,
+    ) -> Result<Response<pb::ReviewBreakGlassResponse>, Status> {
+        Err(Status::permission_denied(NOT_A_MEMBER))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_agent_backs_off_at_once_and_status_says_it_is_not_authorised() {
-    kith_core::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let code = AuthorityCode::new(AUTHORITY).unwrap();
-    let pki = kith_core::pki::init(
-        &dir.path().join("pki"),
-        &["localhost".to_string()],
-        std::slice::from_ref(&code),
-    )
-    .unwrap();
+    let (pki, code) = pki(dir.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server_tls = TlsFiles {
-        ca: pki.ca_cert(),
-        cert: pki.hub_cert(),
-        key: pki.hub_key(),
-    }
-    .server_config()
-    .unwrap();
     let hub = RefusingHub::default();
-    let (_health, health_service) = tonic_health::server::health_reporter();
-    let (stop_hub, hub_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tls_config(server_tls)
-            .unwrap()
-            .add_service(RecordServiceServer::new(hub.clone()))
+    let (stop_hub, server) = serve(&pki, listener, |s| {
+        s.add_service(RecordServiceServer::new(hub.clone()))
             .add_service(AgentLinkServiceServer::new(hub.clone()))
             .add_service(AuditServiceServer::new(hub.clone()))
-            .add_service(health_service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = hub_stopped.await;
-            }),
-    );
-
-    let mut config = AgentConfig::new(
-        AUTHORITY,
-        vec![format!("https://{addr}")],
-        TlsFiles {
-            ca: pki.ca_cert(),
-            cert: pki.authority_cert(&code),
-            key: pki.authority_key(&code),
-        },
-        dir.path().join("data"),
-        dir.path().join("drop"),
-    );
-    config.ingest.poll_interval_ms = 50;
+    });
+    let mut config = agent_config(dir.path(), &pki, &code, &[addr]);
     // Ordinary failures would be retried after 20, 40, 80, 160 ... ms.
-    config.publish.backoff_initial_ms = 20;
     config.publish.backoff_max_ms = 3_000;
-    config.hub.connect_timeout_ms = 1000;
 
     // Status: the hub answers its health check but refuses this agent.
     let status = kith_agent::status(&config).await.unwrap();

@@ -224,7 +224,7 @@ async fn a_changed_record_under_a_taken_version_is_a_conflict_not_a_duplicate() 
     let conflicts: Vec<(usize, &str, u64)> = summary
         .conflicts
         .iter()
-        .map(|c| (c.index, c.record_id.as_str(), c.version))
+        .map(|c| (c.index, c.id.as_str(), c.version))
         .collect();
     assert_eq!(conflicts, [(1, "a", 1), (3, "b", 1)]);
     assert_eq!(
