@@ -249,12 +249,13 @@ pub async fn run(
             person.nhs_number.as_digits()
         );
         let args = QueryArgs {
-            nhs_number: person.nhs_number.as_digits(),
-            purpose,
+            nhs_number: Some(person.nhs_number.as_digits()),
+            purpose: Some(purpose),
             user_id: user.into(),
             role: role.into(),
             display_name: name.into(),
             team: team.into(),
+            ..QueryArgs::default()
         };
         let answer = kith_agent::query(&config, args).await.context("query")?;
         println!("{}", indent(&answer.render_table()));

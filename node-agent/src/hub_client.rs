@@ -129,6 +129,50 @@ impl HubConnector {
     }
 }
 
+/// Why [`call_with_failover`] got no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// No address accepted a connection.
+    Hub(HubError),
+    /// The hub at `address` answered with an error that is not worth
+    /// retrying elsewhere, or every address failed and this was the last.
+    Status {
+        address: String,
+        status: tonic::Status,
+    },
+}
+
+/// Makes one unary call (`what`, for the log) over the first address that
+/// answers, moving on to the next address after a transient failure, at
+/// most once per configured address. The answer comes with the address
+/// that gave it.
+pub async fn call_with_failover<T, F, Fut>(
+    config: &AgentConfig,
+    what: &'static str,
+    mut call: F,
+) -> Result<(String, T), CallError>
+where
+    F: FnMut(Channel) -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut hub =
+        HubConnector::new(config, Some(config.request_timeout())).map_err(CallError::Hub)?;
+    let tries = config.hub.addresses.len();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (address, channel) = hub.channel().await.map_err(CallError::Hub)?;
+        match call(channel).await {
+            Ok(answer) => return Ok((address, answer)),
+            Err(status) if is_transient(&status) && attempt < tries => {
+                tracing::warn!(hub = %address, code = ?status.code(), what, "call failed; trying the next hub address");
+                hub.fail_over();
+            }
+            Err(status) => return Err(CallError::Status { address, status }),
+        }
+    }
+}
+
 /// Whether a failed call is worth retrying (possibly at another address).
 /// Everything that is not an answer about the request itself is.
 pub fn is_transient(status: &tonic::Status) -> bool {

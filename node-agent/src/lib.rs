@@ -19,6 +19,8 @@
 //! | [`detail`] | answering the hub's detail requests, with the agent's own policy copy and directives |
 //! | [`agent`] | the three tasks together, started and stopped as one |
 //! | [`query`] | the case worker's query |
+//! | [`lifecycle`] | `record end` and `record withdraw` |
+//! | [`table`] | plain-text tables for command output |
 //! | [`audit`] | the auditor's commands: checkpoint, verify, export, search, subject report |
 //! | [`status`] | the operator's health check |
 //! | [`logging`] | log output |
@@ -31,12 +33,14 @@ pub mod csv_format;
 pub mod detail;
 pub mod hub_client;
 pub mod ingest;
+pub mod lifecycle;
 pub mod link;
 pub mod logging;
 pub mod outbox;
 pub mod publisher;
 pub mod query;
 pub mod status;
+pub mod table;
 
 pub use agent::{Agent, AgentError, RunningAgent};
 pub use config::{AgentConfig, ConfigError};

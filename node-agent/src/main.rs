@@ -5,10 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use kith_agent::audit::break_glass::{self, ReviewOutcome};
+use kith_agent::lifecycle::{self, Change};
 use kith_agent::logging::{self, LogFormat};
 use kith_agent::outbox::Outbox;
+use kith_agent::query::{BreakGlassArgs, DemographicArgs};
 use kith_agent::{Agent, AgentConfig, QueryArgs, audit, ingest};
-use kith_core::Purpose;
+use kith_core::{Purpose, WithdrawReason};
 
 /// The Kith node agent: publishes this authority's relationship records to the
 /// Kith hub and answers its case workers' queries.
@@ -66,10 +69,41 @@ enum Command {
     },
     /// Ask the hub who else is involved with a person, on behalf of a member
     /// of staff and for a stated purpose.
+    ///
+    /// Name the person by NHS number or, without one, by demographics
+    /// (--given-name, --family-name, --date-of-birth, and --postcode if
+    /// known). A certain demographic match is answered like an NHS number;
+    /// possible matches come back as candidates: if one is the person, ask
+    /// again with --confirm CANDIDATE_ID. In an emergency, --break-glass
+    /// REASON --justification TEXT claims emergency access: it is audited,
+    /// flagged for your authority's review and the custodians are told.
     Query {
         /// The person's NHS number (10 digits, spaces allowed).
         #[arg(long)]
-        nhs_number: String,
+        nhs_number: Option<String>,
+        /// Given name, for a search without an NHS number.
+        #[arg(long)]
+        given_name: Option<String>,
+        /// Family name, for a search without an NHS number.
+        #[arg(long)]
+        family_name: Option<String>,
+        /// Date of birth (YYYY-MM-DD), for a search without an NHS number.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        date_of_birth: Option<chrono::NaiveDate>,
+        /// UK postcode, for a search without an NHS number.
+        #[arg(long)]
+        postcode: Option<String>,
+        /// Confirm a candidate a previous search showed: the answer is then
+        /// for that person.
+        #[arg(long, value_name = "CANDIDATE_ID")]
+        confirm: Option<String>,
+        /// Claim emergency access, with a reason code: life_threatening,
+        /// immediate_safeguarding_risk, public_safety or other.
+        #[arg(long, value_name = "REASON_CODE", requires = "justification")]
+        break_glass: Option<String>,
+        /// Why emergency access is needed now (10 to 1,000 characters).
+        #[arg(long, value_name = "TEXT", requires = "break_glass")]
+        justification: Option<String>,
         /// Why you are asking: direct_care, safeguarding, emergency,
         /// care_planning or public_protection.
         #[arg(long, value_parser = parse_purpose)]
@@ -90,6 +124,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// End or withdraw one of this authority's records at the hub.
+    ///
+    /// Takes effect for the next query, and is audited at the hub; prints the
+    /// audit entry's index. To change a record's content instead, publish a
+    /// new version through the drop folder.
+    #[command(subcommand)]
+    Record(RecordCommand),
     /// Print an example config file to standard output.
     ExampleConfig,
     /// The auditor's commands: read the hub's audit log and prove it was
@@ -102,6 +143,34 @@ enum Command {
     /// all, anyone else is refused.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordCommand {
+    /// The relationship ended: set the end of its period at the hub.
+    ///
+    /// Example: kith-agent record end asc-1001 --on 2026-02-28
+    End {
+        /// The record's id, as published.
+        record_id: String,
+        /// The day the relationship ended (YYYY-MM-DD).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        on: chrono::NaiveDate,
+    },
+    /// Take the record out of sharing altogether.
+    ///
+    /// entered_in_error: it should never have been published (for example
+    /// the wrong person); no_longer_shared: it is correct but must no longer
+    /// be shared. Authorities whose users received it are told it was
+    /// revoked. Example: kith-agent record withdraw asc-1001 --reason
+    /// entered_in_error
+    Withdraw {
+        /// The record's id, as published.
+        record_id: String,
+        /// entered_in_error or no_longer_shared.
+        #[arg(long, value_parser = parse_withdraw_reason)]
+        reason: WithdrawReason,
+    },
 }
 
 /// Who is auditing, and which log key they trust.
@@ -241,6 +310,27 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Break-glass accesses by your authority's users awaiting review; with
+    /// `review`, mark one reviewed.
+    ///
+    /// Lists who broke glass, when, about whom, with which reason and
+    /// justification. Role `auditor`. Review each with
+    /// `kith-agent audit break-glass review QUERY_ID --outcome
+    /// appropriate|inappropriate --note TEXT --as USER --role auditor`;
+    /// the review is itself audited.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    BreakGlass {
+        #[command(subcommand)]
+        action: Option<BreakGlassCommand>,
+        #[command(flatten)]
+        who: Option<AuditorArgs>,
+        /// Also list accesses already reviewed, with their reviews.
+        #[arg(long)]
+        all: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Who looked a person up, when and why: for subject access requests.
     ///
     /// Every query about the person that you may read: when, which authority,
@@ -255,6 +345,23 @@ enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BreakGlassCommand {
+    /// Mark one break-glass access reviewed (the review is audited).
+    Review {
+        /// The query id the list shows.
+        query_id: String,
+        /// appropriate or inappropriate.
+        #[arg(long, value_parser = parse_review_outcome)]
+        outcome: ReviewOutcome,
+        /// Why (required, at most 1,000 characters).
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        who: AuditorArgs,
     },
 }
 
@@ -430,6 +537,36 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
             }
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::BreakGlass {
+            action:
+                Some(BreakGlassCommand::Review {
+                    query_id,
+                    outcome,
+                    note,
+                    who,
+                }),
+            ..
+        } => {
+            let index =
+                break_glass::review(config, who.auditor(), &query_id, outcome, &note).await?;
+            println!("break-glass access {query_id} reviewed; audit entry {index}");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::BreakGlass {
+            action: None,
+            who,
+            all,
+            json,
+        } => {
+            let who = who.context("--as USER and --role auditor are required")?;
+            let accesses = break_glass::list(config, who.auditor(), all).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&accesses)?);
+            } else {
+                print!("{}", break_glass::render_table(&accesses, all));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCommand::SubjectReport {
             who,
             nhs_number,
@@ -460,6 +597,19 @@ fn hex_root(root: &[u8; 32]) -> String {
 
 fn parse_purpose(s: &str) -> Result<Purpose, String> {
     s.parse::<Purpose>().map_err(|e| e.to_string())
+}
+
+fn parse_withdraw_reason(s: &str) -> Result<WithdrawReason, String> {
+    s.parse::<WithdrawReason>().map_err(|e| e.to_string())
+}
+
+fn parse_review_outcome(s: &str) -> Result<ReviewOutcome, String> {
+    s.parse()
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|e| format!("{s:?} is not a date in the form YYYY-MM-DD: {e}"))
 }
 
 fn load(path: &std::path::Path) -> Result<AgentConfig> {
@@ -558,6 +708,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Query {
             nhs_number,
+            given_name,
+            family_name,
+            date_of_birth,
+            postcode,
+            confirm,
+            break_glass,
+            justification,
             purpose,
             user,
             role,
@@ -568,7 +725,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let config = load(&cli.config)?;
             let args = QueryArgs {
                 nhs_number,
-                purpose,
+                demographics: DemographicArgs {
+                    given_name,
+                    family_name,
+                    date_of_birth,
+                    postcode,
+                },
+                confirm,
+                break_glass: break_glass.map(|reason_code| BreakGlassArgs {
+                    reason_code,
+                    justification: justification.unwrap_or_default(),
+                }),
+                purpose: Some(purpose),
                 user_id: user,
                 role,
                 display_name: name,
@@ -580,6 +748,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", response.render_table());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Record(command) => {
+            let config = load(&cli.config)?;
+            let (record_id, change, done) = match command {
+                RecordCommand::End { record_id, on } => {
+                    (record_id, Change::End(on), format!("ended on {on}"))
+                }
+                RecordCommand::Withdraw { record_id, reason } => (
+                    record_id,
+                    Change::Withdraw(reason),
+                    format!("withdrawn ({reason})"),
+                ),
+            };
+            let index = lifecycle::change_record(&config, &record_id, change).await?;
+            println!(
+                "record {record_id} of {} {done}; audit entry {index}",
+                config.authority
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -639,5 +826,87 @@ mod tests {
         };
         assert_eq!((who.user.as_str(), user.as_deref()), ("dpo", Some("u-1")));
         assert!(from.is_some());
+    }
+
+    /// Parses a command line given as words separated by spaces.
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kith-agent").chain(line.split_whitespace()))
+    }
+
+    #[test]
+    fn break_glass_lists_or_reviews() {
+        let cli = parse("audit break-glass --all --as dpo --role auditor").unwrap();
+        let Command::Audit(AuditCommand::BreakGlass {
+            action: None,
+            who: Some(who),
+            all: true,
+            json: false,
+        }) = cli.command
+        else {
+            panic!("not a listing: {:?}", cli.command);
+        };
+        assert_eq!(who.role, "auditor");
+
+        let review = "audit break-glass review q-7 --outcome inappropriate --note no_emergency";
+        let cli = parse(&format!("{review} --as dpo --role auditor")).unwrap();
+        let Command::Audit(AuditCommand::BreakGlass {
+            action:
+                Some(BreakGlassCommand::Review {
+                    query_id,
+                    outcome,
+                    note,
+                    who,
+                }),
+            ..
+        }) = cli.command
+        else {
+            panic!("not a review");
+        };
+        assert_eq!(
+            (query_id.as_str(), outcome, note.as_str(), who.user.as_str()),
+            ("q-7", ReviewOutcome::Inappropriate, "no_emergency", "dpo")
+        );
+
+        // A review needs its outcome and note; the outcome is one of two.
+        assert!(parse("audit break-glass review q-7 --note x --as d --role auditor").is_err());
+        let err =
+            parse("audit break-glass review q-7 --outcome fine --note x --as d --role auditor")
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("appropriate or inappropriate"),
+            "{err}"
+        );
+        // A half-named auditor is refused.
+        assert!(parse("audit break-glass --as dpo").is_err());
+    }
+
+    #[test]
+    fn query_takes_demographics_confirm_and_break_glass() {
+        let cli = parse(
+            "query --given-name Amara --family-name Davies --date-of-birth 1958-11-02 \
+             --postcode M166TR --confirm cand-1 --break-glass life_threatening \
+             --justification unconscious_no_history --purpose emergency --as p1 --role paramedic",
+        )
+        .unwrap();
+        let Command::Query {
+            nhs_number,
+            date_of_birth,
+            confirm,
+            break_glass,
+            ..
+        } = cli.command
+        else {
+            panic!("not a query");
+        };
+        assert_eq!(nhs_number, None);
+        assert_eq!(date_of_birth, Some("1958-11-02".parse().unwrap()));
+        assert_eq!(confirm.as_deref(), Some("cand-1"));
+        assert_eq!(break_glass.as_deref(), Some("life_threatening"));
+        let err = parse(
+            "query --nhs-number 9434765919 --date-of-birth 02/11/1958 --purpose emergency \
+             --as p1 --role paramedic",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("YYYY-MM-DD"), "{err}");
     }
 }

@@ -2,31 +2,83 @@
 //!
 //! The agent asks the hub on behalf of a named member of staff, in a stated
 //! role and for a stated purpose; the authority (from the certificate) answers
-//! for that assertion. The NHS number and the acting user are checked here
-//! first, so a typo gets a clear message without a round trip or an audit
-//! entry. The answer is turned into a plain view, printed as a table for
-//! people or as JSON for scripts.
+//! for that assertion. The person is named by NHS number or, without one, by
+//! demographics (given and family name, date of birth, postcode), which the
+//! hub scores: a certain match is answered, possible ones come back as
+//! candidates, and the case worker confirms one (`--confirm CANDIDATE_ID`).
+//! In an emergency the case worker may break glass, with a coded reason and
+//! a justification; the hub flags it for review and tells the custodians.
+//! Everything is checked here first, so a typo gets a clear message without
+//! a round trip or an audit entry. The answer is turned into a plain view,
+//! printed as a table for people or as JSON for scripts.
 
 use std::fmt::Write as _;
 
+use chrono::NaiveDate;
 use kith_core::nhs_number::NhsNumberError;
+use kith_core::validate::is_uk_postcode;
 use kith_core::{NhsNumber, Purpose, RelationshipType};
 use kith_proto::v1 as pb;
 use pb::query_service_client::QueryServiceClient;
 use serde::Serialize;
 
 use crate::config::{AgentConfig, ConfigError};
-use crate::hub_client::{HubConnector, HubError, is_transient};
+use crate::hub_client::{CallError, HubError, call_with_failover};
+use crate::table::table;
+
+/// The break-glass reason codes the hub takes.
+pub const BREAK_GLASS_REASONS: &[&str] = &[
+    "life_threatening",
+    "immediate_safeguarding_risk",
+    "public_safety",
+    "other",
+];
+
+/// Shortest and longest break-glass justification, in characters.
+pub const JUSTIFICATION_LEN: std::ops::RangeInclusive<usize> = 10..=1000;
 
 /// What the case worker asks, and who they are.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryArgs {
-    pub nhs_number: String,
-    pub purpose: Purpose,
+    /// The person's NHS number; or else `demographics`, or `confirm`.
+    pub nhs_number: Option<String>,
+    pub demographics: DemographicArgs,
+    /// A candidate id from an earlier demographic query, to confirm.
+    pub confirm: Option<String>,
+    /// Emergency access, claimed with a reason.
+    pub break_glass: Option<BreakGlassArgs>,
+    pub purpose: Option<Purpose>,
     pub user_id: String,
     pub role: String,
     pub display_name: String,
     pub team: String,
+}
+
+/// A person named by demographics, for a search without an NHS number.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DemographicArgs {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub date_of_birth: Option<NaiveDate>,
+    pub postcode: Option<String>,
+}
+
+impl DemographicArgs {
+    fn is_empty(&self) -> bool {
+        self.given_name.is_none()
+            && self.family_name.is_none()
+            && self.date_of_birth.is_none()
+            && self.postcode.is_none()
+    }
+}
+
+/// A claim of emergency access.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakGlassArgs {
+    /// One of [`BREAK_GLASS_REASONS`].
+    pub reason_code: String,
+    /// Why this access is needed now, 10 to 1,000 characters.
+    pub justification: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +90,8 @@ pub enum QueryError {
     },
     #[error("{0} is required")]
     Missing(&'static str),
+    #[error("{flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
     /// The certificate names another authority, is expired or not yet
     /// valid, or cannot be read: found before any call to the hub.
     #[error(transparent)]
@@ -108,6 +162,34 @@ pub struct QueryResponse {
     /// What the case worker can do when no agreement covers their purpose.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// How the person was matched: `nhs_number`, `local_id`, `demographics`
+    /// (certain) or `confirmed` (a candidate confirmed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_by: Option<String>,
+    /// While emergency access is open for this user and person: when it
+    /// ends (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub break_glass_until: Option<String>,
+    /// Possible matches of a demographic search, for the case worker to
+    /// confirm one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<CandidateView>,
+}
+
+/// A possible match: enough to tell whether it is the person, no more.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CandidateView {
+    /// Give it to `--confirm` to confirm this match.
+    pub candidate_id: String,
+    /// Fellegi–Sunter weight (sum of log2 likelihood ratios).
+    pub score: f64,
+    pub rule_version: String,
+    /// Fields that agreed and disagreed (given_name, family_name,
+    /// date_of_birth, postcode).
+    pub agreed: Vec<String>,
+    pub disagreed: Vec<String>,
+    /// The record found, at summary level at most.
+    pub record: DisclosedRecordView,
 }
 
 /// How a custodian asked for detail held at source answered.
@@ -179,6 +261,20 @@ impl QueryResponse {
                 .map(DisclosedRecordView::from_wire)
                 .collect(),
             notice: (!r.notice.is_empty()).then_some(r.notice),
+            matched_by: (!r.matched_by.is_empty()).then_some(r.matched_by),
+            break_glass_until: (!r.break_glass_until.is_empty()).then_some(r.break_glass_until),
+            candidates: r
+                .candidates
+                .into_iter()
+                .map(|c| CandidateView {
+                    candidate_id: c.candidate_id,
+                    score: c.score,
+                    rule_version: c.rule_version,
+                    agreed: c.agreed,
+                    disagreed: c.disagreed,
+                    record: DisclosedRecordView::from_wire(c.record.unwrap_or_default()),
+                })
+                .collect(),
             authority_statuses: r
                 .authority_statuses
                 .into_iter()
@@ -229,13 +325,8 @@ impl QueryResponse {
                     parts.retain(|p| !p.is_empty());
                     parts.join(", ")
                 });
-                let authority = if r.custodian_name.is_empty() {
-                    r.custodian.clone()
-                } else {
-                    format!("{} ({})", r.custodian_name, r.custodian)
-                };
                 [
-                    authority,
+                    r.authority(),
                     r.relationship_type
                         .clone()
                         .map_or_else(dash, |t| t.replace('_', " ")),
@@ -260,27 +351,29 @@ impl QueryResponse {
                 ]
             })
             .collect();
-        let mut widths = headers.map(|h| h.chars().count());
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+        let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
         let mut out = String::new();
-        let line = |out: &mut String, cells: &[String]| {
-            let text: Vec<String> = cells
-                .iter()
-                .zip(widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            let _ = writeln!(out, "{}", text.join("  ").trim_end());
-        };
-        line(&mut out, &headers.map(String::from));
-        for row in &rows {
-            line(&mut out, row);
+        if let Some(until) = &self.break_glass_until {
+            let _ = writeln!(
+                out,
+                "BREAK GLASS: emergency access is open for you and this person until {until}; it is audited and will be reviewed\n"
+            );
         }
-        if rows.is_empty() {
+        out.push_str(&table(&headers, &rows));
+        if rows.is_empty() && self.candidates.is_empty() {
             let _ = writeln!(out, "(no records you may see)");
+        } else if rows.is_empty() {
+            let _ = writeln!(out, "(no certain match: see the possible matches below)");
+        }
+        if let Some(matched_by) = &self.matched_by {
+            let _ = writeln!(out, "matched by: {}", matched_by.replace('_', " "));
+        }
+        if !self.candidates.is_empty() {
+            let _ = writeln!(
+                out,
+                "\npossible matches (if one is the person, ask again with --confirm CANDIDATE_ID):"
+            );
+            out.push_str(&self.render_candidates());
         }
         if let Some(notice) = &self.notice {
             let _ = writeln!(out, "note: {notice}");
@@ -301,21 +394,204 @@ impl QueryResponse {
     }
 }
 
-/// Checks the arguments and builds the wire request.
-pub fn build_request(args: &QueryArgs) -> Result<pb::QueryRequest, QueryError> {
-    let nhs: NhsNumber = args
-        .nhs_number
-        .parse()
-        .map_err(|source| QueryError::NhsNumber {
-            given: args.nhs_number.clone(),
+impl QueryResponse {
+    fn render_candidates(&self) -> String {
+        let headers = [
+            "CANDIDATE",
+            "SCORE",
+            "RULES",
+            "AGREED",
+            "DISAGREED",
+            "AUTHORITY",
+            "RELATIONSHIP",
+            "LEVEL",
+        ];
+        let list = |fields: &[String]| {
+            if fields.is_empty() {
+                "-".to_string()
+            } else {
+                fields.join(", ")
+            }
+        };
+        let rows: Vec<Vec<String>> = self
+            .candidates
+            .iter()
+            .map(|c| {
+                vec![
+                    c.candidate_id.clone(),
+                    format!("{:.1}", c.score),
+                    c.rule_version.clone(),
+                    list(&c.agreed),
+                    list(&c.disagreed),
+                    c.record.authority(),
+                    c.record
+                        .relationship_type
+                        .as_deref()
+                        .map_or_else(|| "-".into(), |t| t.replace('_', " ")),
+                    c.record.level.clone(),
+                ]
+            })
+            .collect();
+        table(&headers, &rows)
+    }
+}
+
+impl DisclosedRecordView {
+    /// "Name (CODE)", or the code alone when the name is not known.
+    pub fn authority(&self) -> String {
+        if self.custodian_name.is_empty() {
+            self.custodian.clone()
+        } else {
+            format!("{} ({})", self.custodian_name, self.custodian)
+        }
+    }
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> QueryError {
+    QueryError::Invalid {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// Trims a flag's value; `None` when absent or blank.
+fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// The person asked about, from an NHS number or demographics.
+fn subject(args: &QueryArgs, today: NaiveDate) -> Result<pb::Subject, QueryError> {
+    let d = &args.demographics;
+    let nhs = given(&args.nhs_number);
+    if nhs.is_some() && !d.is_empty() {
+        return Err(invalid(
+            "--nhs-number",
+            "give the NHS number or the demographic flags (--given-name, --family-name, --date-of-birth, --postcode), not both",
+        ));
+    }
+    if let Some(given_nhs) = nhs {
+        let nhs: NhsNumber = given_nhs.parse().map_err(|source| QueryError::NhsNumber {
+            given: given_nhs.clone(),
             source,
         })?;
+        return Ok(pb::Subject {
+            nhs_number: nhs.as_digits(),
+            ..Default::default()
+        });
+    }
+    if d.is_empty() {
+        if args.confirm.is_some() {
+            return Ok(pb::Subject::default());
+        }
+        return Err(QueryError::Missing(
+            "the person: --nhs-number, or --given-name, --family-name and --date-of-birth (and --postcode if known)",
+        ));
+    }
+    let (given_name, family_name) = (given(&d.given_name), given(&d.family_name));
+    if given_name.is_none() {
+        return Err(QueryError::Missing(
+            "--given-name (for a search without an NHS number)",
+        ));
+    }
+    if family_name.is_none() {
+        return Err(QueryError::Missing(
+            "--family-name (for a search without an NHS number)",
+        ));
+    }
+    let Some(born) = d.date_of_birth else {
+        return Err(QueryError::Missing(
+            "--date-of-birth (for a search without an NHS number)",
+        ));
+    };
+    if born > today {
+        return Err(invalid(
+            "--date-of-birth",
+            format!("{born} is in the future"),
+        ));
+    }
+    let postcode = given(&d.postcode);
+    if let Some(p) = &postcode
+        && !is_uk_postcode(p)
+    {
+        return Err(invalid("--postcode", format!("{p:?} is not a UK postcode")));
+    }
+    Ok(pb::Subject {
+        demographics: Some(pb::Demographics {
+            given_name: given_name.unwrap_or_default(),
+            family_name: family_name.unwrap_or_default(),
+            date_of_birth: born.to_string(),
+            postcode: postcode.unwrap_or_default(),
+        }),
+        ..Default::default()
+    })
+}
+
+fn break_glass(args: &Option<BreakGlassArgs>) -> Result<Option<pb::BreakGlass>, QueryError> {
+    let Some(b) = args else {
+        return Ok(None);
+    };
+    let reason = b.reason_code.trim();
+    if !BREAK_GLASS_REASONS.contains(&reason) {
+        return Err(invalid(
+            "--break-glass",
+            format!(
+                "unknown reason code {reason:?}; expected one of: {}",
+                BREAK_GLASS_REASONS.join(", ")
+            ),
+        ));
+    }
+    let justification = b.justification.trim();
+    let len = justification.chars().count();
+    if !JUSTIFICATION_LEN.contains(&len) {
+        return Err(invalid(
+            "--justification",
+            format!(
+                "is {len} characters; say why this access is needed now in {} to {} characters",
+                JUSTIFICATION_LEN.start(),
+                JUSTIFICATION_LEN.end()
+            ),
+        ));
+    }
+    Ok(Some(pb::BreakGlass {
+        reason_code: reason.to_string(),
+        justification: justification.to_string(),
+    }))
+}
+
+/// Checks the arguments and builds the wire request.
+pub fn build_request(args: &QueryArgs) -> Result<pb::QueryRequest, QueryError> {
+    build_request_as_of(args, chrono::Utc::now().date_naive())
+}
+
+/// [`build_request`], checking dates against `today`.
+pub fn build_request_as_of(
+    args: &QueryArgs,
+    today: NaiveDate,
+) -> Result<pb::QueryRequest, QueryError> {
+    let subject = subject(args, today)?;
+    let Some(purpose) = args.purpose else {
+        return Err(QueryError::Missing("the purpose (--purpose)"));
+    };
     if args.user_id.trim().is_empty() {
         return Err(QueryError::Missing("the acting user (--as)"));
     }
     if args.role.trim().is_empty() {
         return Err(QueryError::Missing("the acting user's role (--role)"));
     }
+    let confirm = match &args.confirm {
+        Some(c) if c.trim().is_empty() => {
+            return Err(invalid(
+                "--confirm",
+                "needs the CANDIDATE_ID a previous search showed",
+            ));
+        }
+        Some(c) => c.trim().to_string(),
+        None => String::new(),
+    };
     Ok(pb::QueryRequest {
         acting_user: Some(pb::ActingUser {
             user_id: args.user_id.trim().to_string(),
@@ -323,12 +599,10 @@ pub fn build_request(args: &QueryArgs) -> Result<pb::QueryRequest, QueryError> {
             role: args.role.trim().to_string(),
             team: args.team.trim().to_string(),
         }),
-        purpose: args.purpose.to_wire() as i32,
-        subject: Some(pb::Subject {
-            nhs_number: nhs.as_digits(),
-            ..Default::default()
-        }),
-        ..Default::default()
+        purpose: purpose.to_wire() as i32,
+        subject: Some(subject),
+        break_glass: break_glass(&args.break_glass)?,
+        confirm_candidate: confirm,
     })
 }
 
@@ -337,29 +611,19 @@ pub fn build_request(args: &QueryArgs) -> Result<pb::QueryRequest, QueryError> {
 pub async fn query(config: &AgentConfig, args: QueryArgs) -> Result<QueryResponse, QueryError> {
     let request = build_request(&args)?;
     config.check_certificate_at(chrono::Utc::now())?;
-    let mut hub = HubConnector::new(config, Some(config.request_timeout()))?;
-    let tries = config.hub.addresses.len();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (address, channel) = hub.channel().await?;
-        match QueryServiceClient::new(channel)
-            .query(request.clone())
-            .await
-        {
-            Ok(response) => return Ok(QueryResponse::from_wire(&address, response.into_inner())),
-            Err(status) if is_transient(&status) && attempt < tries => {
-                tracing::warn!(hub = %address, code = ?status.code(), "query failed; trying the next hub address");
-                hub.fail_over();
-            }
-            Err(status) => {
-                return Err(QueryError::Refused {
-                    address,
-                    code: status.code(),
-                    message: status.message().to_string(),
-                });
-            }
-        }
+    let answer = call_with_failover(config, "query", |channel| {
+        let request = request.clone();
+        async move { QueryServiceClient::new(channel).query(request).await }
+    })
+    .await;
+    match answer {
+        Ok((address, response)) => Ok(QueryResponse::from_wire(&address, response.into_inner())),
+        Err(CallError::Hub(e)) => Err(QueryError::Hub(e)),
+        Err(CallError::Status { address, status }) => Err(QueryError::Refused {
+            address,
+            code: status.code(),
+            message: status.message().to_string(),
+        }),
     }
 }
 
@@ -369,19 +633,222 @@ mod tests {
 
     fn args() -> QueryArgs {
         QueryArgs {
-            nhs_number: "943 476 5919".into(),
-            purpose: Purpose::Safeguarding,
+            nhs_number: Some("943 476 5919".into()),
+            purpose: Some(Purpose::Safeguarding),
             user_id: "u1".into(),
             role: "social_worker".into(),
-            display_name: String::new(),
-            team: String::new(),
+            ..QueryArgs::default()
         }
+    }
+
+    fn by_demographics() -> QueryArgs {
+        QueryArgs {
+            nhs_number: None,
+            demographics: DemographicArgs {
+                given_name: Some(" Amara ".into()),
+                family_name: Some("Davies".into()),
+                date_of_birth: Some("1958-11-02".parse().unwrap()),
+                postcode: Some("M16 6TR".into()),
+            },
+            ..args()
+        }
+    }
+
+    fn today() -> NaiveDate {
+        "2026-03-01".parse().unwrap()
+    }
+
+    fn flag_of(err: QueryError) -> String {
+        match err {
+            QueryError::Invalid { flag, .. } => flag.to_string(),
+            QueryError::Missing(what) => what.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_demographic_search_sends_the_four_fields_and_no_nhs_number() {
+        let req = build_request_as_of(&by_demographics(), today()).unwrap();
+        let subject = req.subject.unwrap();
+        assert_eq!(subject.nhs_number, "");
+        let d = subject.demographics.unwrap();
+        assert_eq!(
+            (
+                d.given_name.as_str(),
+                d.family_name.as_str(),
+                d.date_of_birth.as_str(),
+                d.postcode.as_str()
+            ),
+            ("Amara", "Davies", "1958-11-02", "M16 6TR")
+        );
+        assert!(req.break_glass.is_none());
+        assert_eq!(req.confirm_candidate, "");
+    }
+
+    #[test]
+    fn bad_demographics_are_named_by_flag() {
+        let mut a = by_demographics();
+        a.nhs_number = Some("9434765919".into());
+        assert_eq!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()),
+            "--nhs-number"
+        );
+        let mut a = by_demographics();
+        a.demographics.family_name = Some(" ".into());
+        assert!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()).starts_with("--family-name")
+        );
+        let mut a = by_demographics();
+        a.demographics.date_of_birth = None;
+        assert!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()).starts_with("--date-of-birth")
+        );
+        let mut a = by_demographics();
+        a.demographics.date_of_birth = Some("2026-03-02".parse().unwrap());
+        let err = build_request_as_of(&a, today()).unwrap_err().to_string();
+        assert_eq!(err, "--date-of-birth: 2026-03-02 is in the future");
+        let mut a = by_demographics();
+        a.demographics.postcode = Some("NOT A CODE".into());
+        assert_eq!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()),
+            "--postcode"
+        );
+        // No way of naming the person at all.
+        let mut a = args();
+        a.nhs_number = None;
+        assert!(matches!(
+            build_request_as_of(&a, today()),
+            Err(QueryError::Missing(_))
+        ));
+    }
+
+    #[test]
+    fn break_glass_needs_a_known_reason_and_a_real_justification() {
+        let mut a = args();
+        a.break_glass = Some(BreakGlassArgs {
+            reason_code: "life_threatening".into(),
+            justification: "  unconscious at scene, no history  ".into(),
+        });
+        let req = build_request_as_of(&a, today()).unwrap();
+        let bg = req.break_glass.unwrap();
+        assert_eq!(bg.reason_code, "life_threatening");
+        assert_eq!(bg.justification, "unconscious at scene, no history");
+
+        a.break_glass = Some(BreakGlassArgs {
+            reason_code: "curiosity".into(),
+            justification: "unconscious at scene".into(),
+        });
+        let err = build_request_as_of(&a, today()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--break-glass: unknown reason code"),
+            "{err}"
+        );
+        assert!(err.contains("immediate_safeguarding_risk"), "{err}");
+        a.break_glass = Some(BreakGlassArgs {
+            reason_code: "other".into(),
+            justification: "urgent".into(),
+        });
+        assert_eq!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()),
+            "--justification"
+        );
+        a.break_glass = Some(BreakGlassArgs {
+            reason_code: "other".into(),
+            justification: "x".repeat(1001),
+        });
+        assert_eq!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()),
+            "--justification"
+        );
+    }
+
+    #[test]
+    fn a_confirmation_may_stand_alone_but_not_be_blank() {
+        let mut a = args();
+        a.nhs_number = None;
+        a.confirm = Some("cand-1".into());
+        let req = build_request_as_of(&a, today()).unwrap();
+        assert_eq!(req.confirm_candidate, "cand-1");
+        a.confirm = Some(" ".into());
+        assert_eq!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()),
+            "--confirm"
+        );
+    }
+
+    #[test]
+    fn candidates_matching_and_break_glass_are_shown() {
+        let wire = pb::QueryResponse {
+            query_id: "q-2".into(),
+            audit_index: 7,
+            break_glass_until: "2026-03-01T14:00:00Z".into(),
+            matched_by: String::new(),
+            candidates: vec![pb::MatchCandidate {
+                candidate_id: "cand-1".into(),
+                score: 9.87,
+                rule_version: "2026-01".into(),
+                agreed: vec!["family_name".into(), "date_of_birth".into()],
+                disagreed: vec!["postcode".into()],
+                record: Some(pb::DisclosedRecord {
+                    level: pb::DisclosureLevel::Summary as i32,
+                    record: Some(pb::RelationshipRecord {
+                        custodian: "E08000006".into(),
+                        relationship_type: pb::RelationshipType::LookedAfterChild as i32,
+                        ..Default::default()
+                    }),
+                    custodian_name: "Salford City Council".into(),
+                    ..Default::default()
+                }),
+            }],
+            ..Default::default()
+        };
+        let view = QueryResponse::from_wire("https://hub:1", wire);
+        let table = view.render_table();
+        assert!(table.starts_with("BREAK GLASS: emergency access is open for you and this person until 2026-03-01T14:00:00Z"), "{table}");
+        assert!(
+            table.contains("(no certain match: see the possible matches below)"),
+            "{table}"
+        );
+        assert!(table.contains("--confirm CANDIDATE_ID"), "{table}");
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("cand-1"))
+            .expect(&table);
+        for part in [
+            "9.9",
+            "2026-01",
+            "family_name, date_of_birth",
+            "postcode",
+            "Salford City Council (E08000006)",
+            "looked after child",
+            "summary",
+        ] {
+            assert!(row.contains(part), "{part} missing from {row}");
+        }
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["candidates"][0]["candidate_id"], "cand-1");
+        assert_eq!(json["candidates"][0]["record"]["custodian"], "E08000006");
+        assert_eq!(json["break_glass_until"], "2026-03-01T14:00:00Z");
+        assert!(json.get("matched_by").is_none());
+
+        let matched = QueryResponse::from_wire(
+            "https://hub:1",
+            pb::QueryResponse {
+                matched_by: "nhs_number".into(),
+                ..Default::default()
+            },
+        );
+        assert!(matched.render_table().contains("matched by: nhs number"));
+        assert_eq!(
+            serde_json::to_value(&matched).unwrap()["matched_by"],
+            "nhs_number"
+        );
     }
 
     #[test]
     fn a_bad_nhs_number_is_refused_before_any_call() {
         let mut a = args();
-        a.nhs_number = "9434765918".into();
+        a.nhs_number = Some("9434765918".into());
         let err = build_request(&a).unwrap_err();
         assert!(err.to_string().contains("check digit"), "{err}");
         let mut a = args();

@@ -78,12 +78,11 @@ const NOT_YET_VALID: Validity = Validity {
 
 fn args() -> QueryArgs {
     QueryArgs {
-        nhs_number: "9434765919".into(),
-        purpose: Purpose::Safeguarding,
+        nhs_number: Some("9434765919".into()),
+        purpose: Some(Purpose::Safeguarding),
         user_id: "u1".into(),
         role: "social_worker".into(),
-        display_name: String::new(),
-        team: String::new(),
+        ..QueryArgs::default()
     }
 }
 

@@ -141,3 +141,66 @@ fn status_exits_3_when_the_certificate_cannot_be_used() {
         text(&out)
     );
 }
+
+/// Runs the binary with a command line given as words separated by spaces.
+fn run_line(config: &Path, line: &str) -> Output {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    kith_agent(config, &words).output().unwrap()
+}
+
+#[test]
+fn bad_lifecycle_and_query_input_is_named_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let run = |line: &str| run_line(&config, line);
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).to_string();
+
+    let out = run("record end asc-1 --on 28/02/2026");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("--on") && stderr(&out).contains("not a date in the form YYYY-MM-DD"),
+        "{}",
+        text(&out)
+    );
+    let out = run("record withdraw asc-1 --reason mistake");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("entered_in_error, no_longer_shared"),
+        "{}",
+        text(&out)
+    );
+    // A bad record id is refused by the agent, not the hub (which this
+    // config cannot reach).
+    let out = run("record end asc/1! --on 2026-02-28");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).starts_with("error: record_id:"),
+        "{}",
+        text(&out)
+    );
+    let help = String::from_utf8_lossy(&run("record withdraw --help").stdout).to_string();
+    assert!(
+        help.contains("entered_in_error") && help.contains("revoked"),
+        "{help}"
+    );
+
+    // --break-glass needs --justification; the reason is checked locally.
+    let query = "query --nhs-number 9434765919 --purpose emergency --as p1 --role paramedic";
+    let out = run(&format!("{query} --break-glass life_threatening"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("--justification"), "{}", text(&out));
+    let out = run(&format!(
+        "{query} --break-glass boredom --justification long_enough_text"
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("--break-glass: unknown reason code \"boredom\""),
+        "{}",
+        text(&out)
+    );
+    let out = run(
+        "query --given-name Amara --family-name Davies --purpose direct_care --as u --role nurse",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("--date-of-birth"), "{}", text(&out));
+}

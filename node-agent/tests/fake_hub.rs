@@ -1,6 +1,7 @@
 //! The agent against an in-process fake hub over real mutual TLS: publish
 //! outcomes, a retried outage, failover past a dead address, directives
-//! after their records, the link, and a hub that refuses the agent.
+//! after their records, the link, record end and withdraw, break-glass
+//! review, and a hub that refuses the agent.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -149,18 +150,36 @@ impl RecordService for FakeHub {
         Ok(Response::new(pb::PublishRecordsResponse { results }))
     }
 
+    /// Holds one record, asc-1 of this authority, and checks the date.
     async fn end_record(
         &self,
-        _: Request<pb::EndRecordRequest>,
+        request: Request<pb::EndRecordRequest>,
     ) -> Result<Response<pb::EndRecordResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        let r = request.into_inner();
+        holds(r.record.as_ref())?;
+        if r.end.parse::<chrono::NaiveDate>().is_err() {
+            return Err(Status::invalid_argument(format!(
+                "end: {:?} is not a date",
+                r.end
+            )));
+        }
+        Ok(Response::new(pb::EndRecordResponse { audit_index: 41 }))
     }
 
     async fn withdraw_record(
         &self,
-        _: Request<pb::WithdrawRecordRequest>,
+        request: Request<pb::WithdrawRecordRequest>,
     ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        let r = request.into_inner();
+        holds(r.record.as_ref())?;
+        if r.reason != pb::WithdrawReason::EnteredInError as i32 {
+            return Err(Status::invalid_argument(
+                "reason: this fake takes entered_in_error only",
+            ));
+        }
+        Ok(Response::new(pb::WithdrawRecordResponse {
+            audit_index: 42,
+        }))
     }
 
     /// As the hub: a directive for a record it does not hold is refused.
@@ -204,6 +223,223 @@ impl RecordService for FakeHub {
             .collect();
         Ok(Response::new(pb::PublishDirectivesResponse { results }))
     }
+}
+
+/// The fake hub holds one record: asc-1 of this authority.
+fn holds(record: Option<&pb::RecordRef>) -> Result<(), Status> {
+    let record = record.ok_or_else(|| Status::invalid_argument("record: is required"))?;
+    if record.custodian != AUTHORITY {
+        return Err(Status::permission_denied("not the caller's record"));
+    }
+    if record.record_id != "asc-1" {
+        return Err(Status::not_found(format!(
+            "no active record {} of {}",
+            record.record_id, record.custodian
+        )));
+    }
+    Ok(())
+}
+
+/// Break glass to review: one access, q-7, until it is reviewed.
+#[derive(Default, Clone)]
+struct FakeAudit {
+    reviews: Arc<Mutex<Vec<pb::ReviewBreakGlassRequest>>>,
+}
+
+#[tonic::async_trait]
+impl AuditService for FakeAudit {
+    async fn get_checkpoint(
+        &self,
+        _: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_entries(
+        &self,
+        _: Request<pb::GetEntriesRequest>,
+    ) -> Result<Response<pb::GetEntriesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        _: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        _: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn list_break_glass(
+        &self,
+        request: Request<pb::ListBreakGlassRequest>,
+    ) -> Result<Response<pb::ListBreakGlassResponse>, Status> {
+        let r = request.into_inner();
+        if r.acting_user.as_ref().map(|u| u.role.as_str()) != Some("auditor") {
+            return Err(Status::permission_denied("role auditor only"));
+        }
+        let reviewed = !self.reviews.lock().unwrap().is_empty();
+        let access = pb::BreakGlassAccess {
+            query_id: "q-7".into(),
+            audit_index: 12,
+            user: Some(pb::ActingUser {
+                user_id: "para-1".into(),
+                role: "paramedic".into(),
+                ..Default::default()
+            }),
+            subject: "9434765919".into(),
+            reason_code: "life_threatening".into(),
+            justification: "unconscious at scene".into(),
+            occurred_at: "2026-03-01T10:00:00Z".into(),
+            expires_at: "2026-03-01T14:00:00Z".into(),
+            reviewed,
+            ..Default::default()
+        };
+        let accesses = if reviewed && !r.include_reviewed {
+            vec![]
+        } else {
+            vec![access]
+        };
+        Ok(Response::new(pb::ListBreakGlassResponse { accesses }))
+    }
+
+    async fn review_break_glass(
+        &self,
+        request: Request<pb::ReviewBreakGlassRequest>,
+    ) -> Result<Response<pb::ReviewBreakGlassResponse>, Status> {
+        let r = request.into_inner();
+        if r.query_id != "q-7" {
+            return Err(Status::not_found(format!(
+                "no break-glass access {}",
+                r.query_id
+            )));
+        }
+        self.reviews.lock().unwrap().push(r);
+        Ok(Response::new(pb::ReviewBreakGlassResponse {
+            audit_index: 43,
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_ended_and_withdrawn_and_break_glass_reviewed() {
+    use kith_agent::audit::Auditor;
+    use kith_agent::audit::break_glass::{self, ReviewOutcome};
+    use kith_agent::lifecycle::{Change, LifecycleError, change_record};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (pki, code) = pki(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let audit = FakeAudit::default();
+    let (stop_hub, server) = serve(&pki, listener, |s| {
+        s.add_service(RecordServiceServer::new(FakeHub::default()))
+            .add_service(AuditServiceServer::new(audit.clone()))
+    });
+    let config = agent_config(dir.path(), &pki, &code, &[addr]);
+
+    let on = "2026-02-28".parse().unwrap();
+    assert_eq!(
+        change_record(&config, "asc-1", Change::End(on))
+            .await
+            .unwrap(),
+        41
+    );
+    let withdrawn = change_record(
+        &config,
+        "asc-1",
+        Change::Withdraw(kith_core::WithdrawReason::EnteredInError),
+    )
+    .await
+    .unwrap();
+    assert_eq!(withdrawn, 42);
+    let err = change_record(&config, "asc-404", Change::End(on))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LifecycleError::NotFound { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("the hub holds no active record asc-404 of E08000003"),
+        "{err}"
+    );
+    let err = change_record(
+        &config,
+        "asc-1",
+        Change::Withdraw(kith_core::WithdrawReason::NoLongerShared),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, LifecycleError::InvalidArgument { .. }),
+        "{err}"
+    );
+
+    // Break glass: listed, reviewed (the review reaches the hub whole), then
+    // no longer awaiting review.
+    let auditor = Auditor::new("dpo", "auditor");
+    let waiting = break_glass::list(&config, auditor.clone(), false)
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(
+        (
+            waiting[0].query_id.as_str(),
+            waiting[0].reason_code.as_str()
+        ),
+        ("q-7", "life_threatening")
+    );
+    let index = break_glass::review(
+        &config,
+        auditor.clone(),
+        "q-7",
+        ReviewOutcome::Inappropriate,
+        " no emergency found ",
+    )
+    .await
+    .unwrap();
+    assert_eq!(index, 43);
+    let review = audit.reviews.lock().unwrap()[0].clone();
+    assert_eq!(
+        review.outcome,
+        pb::BreakGlassReviewOutcome::Inappropriate as i32
+    );
+    assert_eq!(review.note, "no emergency found");
+    assert_eq!(review.acting_user.unwrap().user_id, "dpo");
+    assert!(
+        break_glass::list(&config, auditor.clone(), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        break_glass::list(&config, auditor.clone(), true)
+            .await
+            .unwrap()[0]
+            .reviewed
+    );
+    let err = break_glass::review(
+        &config,
+        auditor.clone(),
+        "q-8",
+        ReviewOutcome::Appropriate,
+        "fine",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Some(tonic::Code::NotFound));
+    let err = break_glass::list(&config, Auditor::new("sw", "social_worker"), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(tonic::Code::PermissionDenied));
+
+    let _ = stop_hub.send(());
+    let _ = server.await;
 }
 
 /// The link: welcomes, answers heartbeats, and sends `notifications` after

@@ -110,12 +110,12 @@ async fn dropped_records_reach_the_hub_bad_lines_are_reported_and_others_can_que
     let answer = kith_agent::query(
         &b,
         kith_agent::QueryArgs {
-            nhs_number: test_nhs_number(10),
-            purpose: kith_core::Purpose::Safeguarding,
+            nhs_number: Some(test_nhs_number(10)),
+            purpose: Some(kith_core::Purpose::Safeguarding),
             user_id: "u-7".into(),
             role: "social_worker".into(),
             display_name: "Sam".into(),
-            team: String::new(),
+            ..kith_agent::QueryArgs::default()
         },
     )
     .await

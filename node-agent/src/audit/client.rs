@@ -195,6 +195,48 @@ impl AuditClient {
         self.hashes("GetConsistencyProof", r.hashes)
     }
 
+    /// `ListBreakGlass`: break-glass accesses by this authority's users,
+    /// awaiting review (or all, with `include_reviewed`).
+    pub async fn list_break_glass(
+        &mut self,
+        include_reviewed: bool,
+    ) -> Result<Vec<pb::BreakGlassAccess>, AuditError> {
+        let request = pb::ListBreakGlassRequest {
+            acting_user: Some(self.auditor.to_wire()),
+            include_reviewed,
+        };
+        Ok(self
+            .client
+            .list_break_glass(request)
+            .await
+            .map_err(|s| self.refused("ListBreakGlass", s))?
+            .into_inner()
+            .accesses)
+    }
+
+    /// `ReviewBreakGlass`: marks one access reviewed; the audit index of
+    /// the review.
+    pub async fn review_break_glass(
+        &mut self,
+        query_id: &str,
+        outcome: pb::BreakGlassReviewOutcome,
+        note: &str,
+    ) -> Result<u64, AuditError> {
+        let request = pb::ReviewBreakGlassRequest {
+            acting_user: Some(self.auditor.to_wire()),
+            query_id: query_id.to_string(),
+            outcome: outcome as i32,
+            note: note.to_string(),
+        };
+        Ok(self
+            .client
+            .review_break_glass(request)
+            .await
+            .map_err(|s| self.refused("ReviewBreakGlass", s))?
+            .into_inner()
+            .audit_index)
+    }
+
     fn hashes(&self, call: &'static str, wire: Vec<Vec<u8>>) -> Result<Vec<Hash>, AuditError> {
         wire.iter()
             .map(|h| to_hash(h).ok_or_else(|| self.malformed(call, "a proof hash is not 32 bytes")))

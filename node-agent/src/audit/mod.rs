@@ -16,6 +16,7 @@
 //! | [`fhir`] | FHIR R4 `AuditEvent` | `audit export --format fhir` |
 //! | [`search`] | filters over the entries the auditor may read | `audit search` |
 //! | [`subject_report`] | who looked a person up, why, and what they saw | `audit subject-report` |
+//! | [`break_glass`] | break-glass accesses awaiting review, and reviewing one | `audit break-glass [review]` |
 //!
 //! Every call names the acting auditor (`--as USER --role ROLE`). The hub's
 //! policy decides what they may read: an `auditor` reads the entries about
@@ -24,6 +25,7 @@
 //! reason). Entries outside the auditor's scope still arrive as their leaf
 //! hash alone, so every auditor can recompute every root.
 
+pub mod break_glass;
 pub mod client;
 pub mod entry;
 pub mod export;

@@ -16,6 +16,7 @@ use super::entry::{EntryView, LogEntry};
 use super::trust::VerifiedCheckpoint;
 use super::{AuditError, Auditor};
 use crate::config::AgentConfig;
+use crate::table::table;
 
 /// What to look for. Empty filters match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,30 +135,6 @@ pub async fn search(
     let (checkpoint, entries) = read_log(config, auditor, vkey, progress).await?;
     let result = filter_entries(checkpoint.tree_size, &entries, filter);
     Ok((checkpoint, result))
-}
-
-/// Lays out rows under headers, columns padded to their widest cell.
-pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", text.join("  ").trim_end());
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-    out
 }
 
 fn or_dash(s: Option<&str>) -> String {

@@ -17,10 +17,10 @@ use serde::Serialize;
 
 use super::client::read_log;
 use super::entry::{LogEntry, RecordView};
-use super::search::table;
 use super::trust::VerifiedCheckpoint;
 use super::{AuditError, Auditor};
 use crate::config::AgentConfig;
+use crate::table::table;
 
 /// One access to the person's records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
