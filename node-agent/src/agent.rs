@@ -1,4 +1,5 @@
-//! The running agent: drop-folder watcher, publisher and hub link together.
+//! The running agent: drop-folder watcher, publisher, hub link and
+//! notification delivery together.
 //!
 //! [`Agent::start`] checks the configuration and certificate, opens the
 //! outbox and spawns the three tasks; [`RunningAgent::shutdown`] tells them to
@@ -16,6 +17,7 @@ use crate::detail::DetailResponder;
 use crate::hub_client::HubError;
 use crate::ingest::DropWatcher;
 use crate::link::{Link, LinkState};
+use crate::notify::Notifier;
 use crate::outbox::{Outbox, OutboxError};
 use crate::publisher::{PublishError, Publisher};
 
@@ -36,6 +38,8 @@ pub enum AgentError {
     },
     #[error("the agent's policy copy: {0}")]
     Policy(#[from] kith_policy::PolicyError),
+    #[error("config key `notifications.webhook`: {0}")]
+    Notifications(String),
     #[error("the outbox still had {pending} pending records after {waited:?}")]
     NotDrained { pending: u64, waited: Duration },
 }
@@ -61,7 +65,8 @@ pub struct RunningAgent {
 
 impl Agent {
     /// Checks the config and certificate, opens the outbox and starts the
-    /// drop-folder watcher, the publisher and the hub link.
+    /// drop-folder watcher, the publisher, the hub link and the retrying of
+    /// notification deliveries.
     pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         config.check()?;
         kith_core::tls::install_crypto_provider();
@@ -85,8 +90,12 @@ impl Agent {
         let outbox = Outbox::open(&config.outbox_path()).await?;
         let publisher = Publisher::new(&config, outbox.clone())?;
         let responder = Arc::new(DetailResponder::new(&config, outbox.clone())?);
+        let notifier =
+            Arc::new(Notifier::new(&config, &outbox).map_err(AgentError::Notifications)?);
         let (link, link_state) = Link::new(&config)?;
-        let link = link.with_responder(responder);
+        let link = link
+            .with_responder(responder)
+            .with_notifier(notifier.clone());
         let watcher = DropWatcher::new(config.drop_dir.clone(), authority.clone(), outbox.clone());
 
         let enqueued = Arc::new(Notify::new());
@@ -99,6 +108,10 @@ impl Agent {
             (
                 "publisher",
                 tokio::spawn(publisher.run(enqueued.clone(), stop.clone())),
+            ),
+            (
+                "notification delivery",
+                tokio::spawn(notifier.run(stop.clone())),
             ),
             ("hub link", tokio::spawn(link.run(stop))),
         ];

@@ -44,6 +44,32 @@ pub struct AgentConfig {
     /// before the agent gives the hub the detail of a record held at source.
     #[serde(default)]
     pub policy: Option<PolicySection>,
+    /// Where notifications from the hub are delivered, besides the agent's
+    /// own database.
+    #[serde(default, skip_serializing_if = "NotificationsSection::is_empty")]
+    pub notifications: NotificationsSection,
+}
+
+/// `[notifications]`: the sinks notifications from the hub (accesses to
+/// this authority's records, break glass, revocations) are delivered to.
+/// Every notification is stored in the agent's database first, whatever is
+/// configured here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsSection {
+    /// A file to append one JSON line per notification to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// An `http://` URL on this machine (127.0.0.1, ::1 or localhost) to
+    /// POST each notification to as JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+}
+
+impl NotificationsSection {
+    pub fn is_empty(&self) -> bool {
+        self.file.is_none() && self.webhook.is_none()
+    }
 }
 
 /// `[policy]`: the agent's own copy of the policy set, and what this
@@ -211,6 +237,7 @@ impl AgentConfig {
             link: LinkConfig::default(),
             audit: AuditSection::default(),
             policy: None,
+            notifications: NotificationsSection::default(),
         }
     }
 
@@ -301,10 +328,13 @@ impl AgentConfig {
         {
             policy.dir = base.join(&policy.dir);
         }
-        if let Some(p) = &mut self.audit.vkey
-            && p.is_relative()
+        for p in [&mut self.audit.vkey, &mut self.notifications.file]
+            .into_iter()
+            .flatten()
         {
-            *p = base.join(&*p);
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
         }
     }
 
@@ -372,6 +402,18 @@ impl AgentConfig {
                 "link.heartbeat_interval_seconds",
                 "must be more than 0",
             ));
+        }
+        if let Some(url) = &self.notifications.webhook {
+            crate::webhook::Webhook::parse(url)
+                .map_err(|reason| invalid("notifications.webhook", reason))?;
+        }
+        if self
+            .notifications
+            .file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            return Err(invalid("notifications.file", "must not be empty"));
         }
         Ok(())
     }
@@ -529,6 +571,45 @@ mod tests {
         assert_eq!(c.hub.addresses.len(), 2);
         assert_eq!(c.link.heartbeat_interval_seconds, 10);
         assert_eq!(c.audit.vkey, None);
+    }
+
+    #[test]
+    fn a_webhook_must_be_plain_http_on_this_machine() {
+        let with = |sink: &str| {
+            AgentConfig::parse(&format!(
+                "{}\n[notifications]\n{sink}\n",
+                AgentConfig::example_toml()
+            ))
+        };
+        for ok in [
+            r#"webhook = "http://127.0.0.1:9000/kith""#,
+            r#"webhook = "http://[::1]:9000/""#,
+            r#"webhook = "http://localhost:8080/notify""#,
+            r#"file = "notifications.jsonl""#,
+        ] {
+            with(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, why) in [
+            (r#"webhook = "http://10.0.0.5:9000/""#, "loopback"),
+            (r#"webhook = "http://example.org/""#, "loopback"),
+            (r#"webhook = "https://127.0.0.1:9000/""#, "http://"),
+            (r#"webhook = "not a url""#, "URL"),
+            (r#"file = """#, "empty"),
+            (r#"webhok = "http://127.0.0.1:1/""#, "webhok"),
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(
+                err.contains("notifications") || err.contains("webhok"),
+                "{bad}: {err}"
+            );
+        }
+        let mut c = with(r#"file = "n.jsonl""#).unwrap();
+        c.resolve_paths(Path::new("/etc/kith"));
+        assert_eq!(
+            c.notifications.file.as_deref(),
+            Some(Path::new("/etc/kith/n.jsonl"))
+        );
     }
 
     #[test]

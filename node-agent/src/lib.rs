@@ -17,6 +17,9 @@
 //! | [`publisher`] | outbox → hub `PublishRecords`, then `PublishDirectives` |
 //! | [`link`] | the long-lived `OpenLink` stream |
 //! | [`detail`] | answering the hub's detail requests, with the agent's own policy copy and directives |
+//! | [`notifications`] | the hub's notifications as stored and shown |
+//! | [`notify`] | storing notifications, then the file and webhook sinks, with retries |
+//! | [`webhook`] | the loopback notification webhook (plain HTTP POST) |
 //! | [`agent`] | the three tasks together, started and stopped as one |
 //! | [`query`] | the case worker's query |
 //! | [`lifecycle`] | `record end` and `record withdraw` |
@@ -36,11 +39,14 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod link;
 pub mod logging;
+pub mod notifications;
+pub mod notify;
 pub mod outbox;
 pub mod publisher;
 pub mod query;
 pub mod status;
 pub mod table;
+pub mod webhook;
 
 pub use agent::{Agent, AgentError, RunningAgent};
 pub use config::{AgentConfig, ConfigError};

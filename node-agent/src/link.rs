@@ -10,8 +10,13 @@
 //!
 //! The link's health is published through a `tokio::sync::watch` channel as
 //! [`LinkState`], for `status` and for tests. Each message the hub sends is
-//! one arm of the match in [`Link::handle`]: live detail fetches and
-//! notifications, when they come, are new arms there.
+//! one arm of the match in the session loop or [`Link::handle`].
+//!
+//! A `Notification` is stored in the agent's database and offered to the
+//! operator's sinks ([`crate::notify`]) in its own task; only once it is
+//! stored does the agent send `NotificationAck` with its id. One that could
+//! not be stored is not acknowledged, so the hub sends it again on the next
+//! link.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +35,7 @@ use crate::backoff::Backoff;
 use crate::config::AgentConfig;
 use crate::detail::DetailResponder;
 use crate::hub_client::{HubConnector, HubError, describe, is_refusal};
+use crate::notify::Notifier;
 
 /// The agent's software version, sent in its hello.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -66,6 +72,7 @@ enum SessionError {
 pub struct Link {
     hub: HubConnector,
     responder: Option<Arc<DetailResponder>>,
+    notifier: Option<Arc<Notifier>>,
     authority: String,
     heartbeat: Duration,
     backoff: Backoff,
@@ -94,6 +101,7 @@ impl Link {
             // No request deadline: the stream is meant to stay open.
             hub: HubConnector::new(config, None)?,
             responder: None,
+            notifier: None,
             authority: config.authority.clone(),
             heartbeat: config.heartbeat_interval(),
             backoff: Backoff::new(
@@ -109,6 +117,13 @@ impl Link {
     /// every request is refused.
     pub fn with_responder(mut self, responder: Arc<DetailResponder>) -> Self {
         self.responder = Some(responder);
+        self
+    }
+
+    /// Stores and delivers the hub's notifications with `notifier`; without
+    /// one none is acknowledged.
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
+        self.notifier = Some(notifier);
         self
     }
 
@@ -197,6 +212,10 @@ impl Link {
                         last_heard = Instant::now();
                         self.answer_detail(request, outbound.clone());
                     }
+                    Ok(Some(pb::HubMessage { message: Some(HubMsg::Notification(notification)) })) => {
+                        last_heard = Instant::now();
+                        self.take_notification(notification, outbound.clone());
+                    }
                     Ok(Some(message)) => {
                         last_heard = Instant::now();
                         if let Some(wanted) = self.handle(message, &address)
@@ -232,6 +251,39 @@ impl Link {
                     message: Some(AgentMsg::Detail(response)),
                 })
                 .await;
+        });
+    }
+
+    /// Stores a notification, offers it to the sinks and then acknowledges
+    /// it, in its own task (a slow webhook never holds up heartbeats).
+    fn take_notification(
+        &self,
+        notification: pb::Notification,
+        outbound: mpsc::Sender<pb::AgentMessage>,
+    ) {
+        let Some(notifier) = self.notifier.clone() else {
+            tracing::warn!(notification_id = %notification.notification_id,
+                "notification from the hub not taken: this agent keeps no notifications; it is not acknowledged");
+            return;
+        };
+        tokio::spawn(async move {
+            let id = notification.notification_id.clone();
+            match notifier.receive(notification).await {
+                Ok(notification_id) => {
+                    let ack = pb::AgentMessage {
+                        message: Some(AgentMsg::NotificationAck(pb::NotificationAck {
+                            notification_id,
+                        })),
+                    };
+                    // A closed link loses only the ack: the hub resends and
+                    // the store ignores the copy.
+                    let _ = outbound.send(ack).await;
+                }
+                Err(e) => {
+                    tracing::error!(notification_id = %id, error = %e,
+                        "cannot keep a notification from the hub; not acknowledged, the hub will resend it");
+                }
+            }
         });
     }
 

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use kith_agent::audit::break_glass::{self, ReviewOutcome};
 use kith_agent::lifecycle::{self, Change};
 use kith_agent::logging::{self, LogFormat};
+use kith_agent::notifications::{self, NotificationKind, NotificationStore};
 use kith_agent::outbox::Outbox;
 use kith_agent::query::{BreakGlassArgs, DemographicArgs};
 use kith_agent::{Agent, AgentConfig, QueryArgs, audit, ingest};
@@ -131,6 +132,23 @@ enum Command {
     /// new version through the drop folder.
     #[command(subcommand)]
     Record(RecordCommand),
+    /// List the notifications the hub sent this authority, newest first:
+    /// accesses to its records, break glass, and revocations of records its
+    /// users received.
+    ///
+    /// Read from the agent's own database (kept by `run`), so the hub is not
+    /// contacted.
+    Notifications {
+        /// Only this kind: access, break_glass or revocation.
+        #[arg(long, value_parser = parse_notification_kind)]
+        kind: Option<NotificationKind>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+        /// Print as JSON (one array).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print an example config file to standard output.
     ExampleConfig,
     /// The auditor's commands: read the hub's audit log and prove it was
@@ -603,6 +621,10 @@ fn parse_withdraw_reason(s: &str) -> Result<WithdrawReason, String> {
     s.parse::<WithdrawReason>().map_err(|e| e.to_string())
 }
 
+fn parse_notification_kind(s: &str) -> Result<NotificationKind, String> {
+    s.parse()
+}
+
 fn parse_review_outcome(s: &str) -> Result<ReviewOutcome, String> {
     s.parse()
 }
@@ -767,6 +789,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "record {record_id} of {} {done}; audit entry {index}",
                 config.authority
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Notifications { kind, limit, json } => {
+            let config = load(&cli.config)?;
+            let outbox = Outbox::open(&config.outbox_path()).await?;
+            let list = NotificationStore::new(&outbox).list(kind, limit).await?;
+            outbox.close().await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", notifications::render_table(&list));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

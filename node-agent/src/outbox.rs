@@ -784,6 +784,12 @@ impl Outbox {
             .collect()
     }
 
+    /// The pool, for the other tables in the agent's database
+    /// ([`crate::notifications`]).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// The state of every row for a record id, oldest version first.
     pub async fn entries_for(&self, record_id: &str) -> Result<Vec<EntryStatus>, OutboxError> {
         let rows = sqlx::query(

@@ -204,3 +204,39 @@ fn bad_lifecycle_and_query_input_is_named_before_any_call() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(stderr(&out).contains("--date-of-birth"), "{}", text(&out));
 }
+
+#[test]
+fn notifications_lists_an_empty_store_and_refuses_an_unknown_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let out = run_line(&config, "notifications");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "(no notifications)\n");
+    let out = run_line(&config, "notifications --json --kind revocation");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let out = run_line(&config, "notifications --kind peek");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("access, break_glass, revocation"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_webhook_off_this_machine_stops_the_config_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("[notifications]\nwebhook = \"http://203.0.113.9:8080/kith\"\n");
+    std::fs::write(&config, toml).unwrap();
+    let out = run_line(&config, "notifications");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config key `notifications.webhook`")
+            && stderr.contains("not a loopback address"),
+        "{stderr}"
+    );
+}
