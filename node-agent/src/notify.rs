@@ -73,9 +73,10 @@ impl Notifier {
         let notification = Notification::from_wire(wire)?;
         let new = self.store.insert(&notification, self.configured()).await?;
         if new {
+            // Who looked stays in the database and the sinks, not the log.
             tracing::info!(notification_id = %notification.notification_id,
                 kind = notification.kind.as_str(), record_id = %notification.record_id,
-                "notification from the hub: {}", notification.message);
+                "notification from the hub stored");
             if self.deliver_pending().await.is_err() {
                 self.failed.notify_one();
             }
