@@ -92,7 +92,7 @@ impl DetailResponder {
             role: user.role,
             team: user.team,
         };
-        let facts = RecordFacts::of(&record, kind, jurisdiction, false);
+        let facts = RecordFacts::of(&record, kind, jurisdiction, &Default::default());
         let decision = policies.decide(
             &requester,
             &facts,

@@ -263,7 +263,7 @@ impl Link {
                     .send_modify(|s| s.last_heartbeat_reply = Some(now));
                 None
             }
-            Some(HubMsg::DetailRequest(_)) | None => {
+            Some(HubMsg::DetailRequest(_) | HubMsg::Notification(_)) | None => {
                 tracing::debug!("hub sent a message this agent does not understand; ignoring");
                 None
             }

@@ -328,6 +328,7 @@ pub fn build_request(args: &QueryArgs) -> Result<pb::QueryRequest, QueryError> {
             nhs_number: nhs.as_digits(),
             ..Default::default()
         }),
+        ..Default::default()
     })
 }
 
@@ -434,6 +435,7 @@ mod tests {
                 state: pb::AuthorityState::Unreachable as i32,
                 detail: "no answer within 2000 ms".into(),
             }],
+            ..Default::default()
         };
         let view = QueryResponse::from_wire("https://hub:1", wire);
         let table = view.render_table();
