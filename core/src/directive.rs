@@ -96,7 +96,8 @@ impl Directive {
             && self.period.start <= today
             && self.period.end.is_none_or(|end| today <= end)
             && (self.purposes.is_empty() || self.purposes.contains(&purpose))
-            && (self.recipient_kinds.is_empty() || self.recipient_kinds.iter().any(|k| k == to.kind))
+            && (self.recipient_kinds.is_empty()
+                || self.recipient_kinds.iter().any(|k| k == to.kind))
             && (self.recipient_authorities.is_empty()
                 || self.recipient_authorities.iter().any(|a| a == to.authority))
     }
@@ -198,12 +199,17 @@ pub fn resolve<'a>(
 ) -> Resolution {
     let mut deny: Option<&Directive> = None;
     let mut permit: Option<&Directive> = None;
-    let later = |a: &Directive, b: &Directive| (a.recorded_at, a.version) > (b.recorded_at, b.version);
+    let later =
+        |a: &Directive, b: &Directive| (a.recorded_at, a.version) > (b.recorded_at, b.version);
     for d in directives {
         if !d.applies(purpose, to, today) {
             continue;
         }
-        let slot = if d.kind.denies() { &mut deny } else { &mut permit };
+        let slot = if d.kind.denies() {
+            &mut deny
+        } else {
+            &mut permit
+        };
         if slot.is_none_or(|held| later(d, held)) {
             *slot = Some(d);
         }
@@ -238,7 +244,10 @@ pub fn directive_from_wire(d: pb::SharingDirective) -> Result<Directive, Vec<Fie
     for (i, p) in d.purposes.iter().enumerate() {
         match Purpose::from_wire(*p) {
             Some(p) => purposes.push(p),
-            None => errors.push(FieldError::new(format!("purposes[{i}]"), wire_code_reason(*p))),
+            None => errors.push(FieldError::new(
+                format!("purposes[{i}]"),
+                wire_code_reason(*p),
+            )),
         }
     }
     let recorded_at = if d.recorded_at.is_empty() {
@@ -311,7 +320,9 @@ pub fn directive_to_wire(d: &Directive) -> pb::SharingDirective {
         purposes: d.purposes.iter().map(|p| p.to_wire() as i32).collect(),
         recipient_kinds: d.recipient_kinds.clone(),
         recipient_authorities: d.recipient_authorities.clone(),
-        recorded_at: d.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        recorded_at: d
+            .recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         note: d.note.clone(),
     }
 }
@@ -358,7 +369,12 @@ mod tests {
     fn deny_overrides_a_later_permit() {
         let objection = directive("o", DirectiveKind::Objection, "2026-02-01T00:00:00Z");
         let consent = directive("c", DirectiveKind::Consent, "2026-03-01T00:00:00Z");
-        let r = resolve([&consent, &objection], Purpose::DirectCare, TRUST, date("2026-04-01"));
+        let r = resolve(
+            [&consent, &objection],
+            Purpose::DirectCare,
+            TRUST,
+            date("2026-04-01"),
+        );
         assert_eq!(r.kind, Some(DirectiveKind::Objection));
         assert_eq!(r.directive_id.as_deref(), Some("o"));
         assert_eq!(r.as_str(), "objection");
@@ -368,7 +384,12 @@ mod tests {
     fn the_most_recent_permit_names_the_basis() {
         let consent = directive("c", DirectiveKind::Consent, "2026-02-01T00:00:00Z");
         let statute = directive("s", DirectiveKind::StatutoryBasis, "2026-03-01T00:00:00Z");
-        let r = resolve([&statute, &consent], Purpose::DirectCare, TRUST, date("2026-04-01"));
+        let r = resolve(
+            [&statute, &consent],
+            Purpose::DirectCare,
+            TRUST,
+            date("2026-04-01"),
+        );
         assert_eq!(r.kind, Some(DirectiveKind::StatutoryBasis));
         let r = resolve([&consent], Purpose::DirectCare, TRUST, date("2026-04-01"));
         assert_eq!(r.as_str(), "consent");
@@ -391,7 +412,10 @@ mod tests {
 
         objection.recipient_authorities.clear();
         objection.status = DirectiveStatus::Inactive;
-        assert_eq!(resolve([&objection], Purpose::DirectCare, TRUST, today), Resolution::default());
+        assert_eq!(
+            resolve([&objection], Purpose::DirectCare, TRUST, today),
+            Resolution::default()
+        );
         objection.status = DirectiveStatus::EnteredInError;
         assert!(!resolve([&objection], Purpose::DirectCare, TRUST, today).objection());
         objection.status = DirectiveStatus::Active;
@@ -437,13 +461,23 @@ mod tests {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["directive_id", "version", "period.end", "grantor", "recipient_kinds[0]"]
+            [
+                "directive_id",
+                "version",
+                "period.end",
+                "grantor",
+                "recipient_kinds[0]"
+            ]
         );
     }
 
     #[test]
     fn round_trips_through_the_wire_and_json() {
-        let mut d = directive("c-7", DirectiveKind::BestInterestsOverride, "2026-02-01T10:30:00Z");
+        let mut d = directive(
+            "c-7",
+            DirectiveKind::BestInterestsOverride,
+            "2026-02-01T10:30:00Z",
+        );
         d.purposes = vec![Purpose::Safeguarding];
         d.recipient_kinds = vec!["nhs_trust".into()];
         d.period.end = Some(date("2026-12-31"));

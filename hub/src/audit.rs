@@ -24,6 +24,14 @@ pub enum AuditKind {
     AuditRead,
     /// A policy set was loaded, or a new one rejected.
     PolicyLoad,
+    /// Sharing directives were published.
+    Directive,
+    /// A record past its retention date was deleted from the store.
+    Purge,
+    /// An authority's agent acknowledged a notification.
+    NotificationDelivered,
+    /// A break-glass access was reviewed (or a review refused).
+    BreakGlassReview,
 }
 
 /// One record touched by the audited act, and what was decided for it.
@@ -70,6 +78,36 @@ pub struct AuditEntry {
     /// Query id, for queries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_id: Option<String>,
+    /// Set on a query run under break glass: flagged for review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlassFlag>,
+    /// How the subject was matched, for queries without an NHS number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<AuditedMatch>,
+}
+
+/// The break-glass side of a query entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassFlag {
+    pub reason_code: String,
+    pub justification: String,
+    /// When the access ends (RFC 3339).
+    pub until: String,
+    /// True on the query that claimed it; false on later queries inside
+    /// its window.
+    pub claimed: bool,
+}
+
+/// One subject link a query made or offered: to which record, how sure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditedMatch {
+    pub custodian: String,
+    pub record_id: String,
+    /// certain | possible | confirmed
+    pub grade: String,
+    /// Fellegi–Sunter weight, rounded to 0.01.
+    pub score: String,
+    pub rule_version: String,
 }
 
 impl AuditEntry {
@@ -87,6 +125,8 @@ impl AuditEntry {
             reason: String::new(),
             records: Vec::new(),
             query_id: None,
+            break_glass: None,
+            matches: Vec::new(),
         }
     }
 

@@ -50,11 +50,46 @@ pub struct HubConfig {
     /// How often the policy folder is checked for changes (SIGHUP reloads at once).
     #[serde(default = "default_policy_reload_interval_ms")]
     pub policy_reload_interval_ms: u64,
+    /// Break glass, access notifications, matching and retention.
+    #[serde(default)]
+    pub sharing: SharingConfig,
     pub tls: TlsFiles,
     pub audit: AuditConfig,
     /// The authorities that belong to the federation.
     #[serde(default)]
     pub authorities: Vec<Member>,
+}
+
+/// The `[sharing]` section: how the hub handles break glass, access
+/// notifications, demographic matching and retention. Every key has a default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharingConfig {
+    /// How long a break-glass access lasts for its user and subject.
+    #[serde(default = "default_break_glass_window_minutes")]
+    pub break_glass_window_minutes: u64,
+    /// Relationship types whose custodian is told of every access (as
+    /// NHS England's CP-IS does for child protection plans).
+    #[serde(default = "default_access_notification_types")]
+    pub access_notification_types: Vec<String>,
+    /// A JSON file of demographic matching rules (see docs/directives.md);
+    /// the built-in `kith-match-1` rules when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_rules: Option<PathBuf>,
+    /// How often records past their `retain_until` date are purged.
+    #[serde(default = "default_retention_purge_interval_ms")]
+    pub retention_purge_interval_ms: u64,
+}
+
+impl Default for SharingConfig {
+    fn default() -> Self {
+        Self {
+            break_glass_window_minutes: DEFAULT_BREAK_GLASS_WINDOW_MINUTES,
+            access_notification_types: default_access_notification_types(),
+            match_rules: None,
+            retention_purge_interval_ms: DEFAULT_RETENTION_PURGE_INTERVAL_MS,
+        }
+    }
 }
 
 /// The verifiable audit log.
@@ -82,6 +117,31 @@ fn default_policy_reload_interval_ms() -> u64 {
 
 /// The default for `policy_reload_interval_ms`.
 pub const DEFAULT_POLICY_RELOAD_INTERVAL_MS: u64 = 2000;
+
+fn default_break_glass_window_minutes() -> u64 {
+    DEFAULT_BREAK_GLASS_WINDOW_MINUTES
+}
+
+/// The default for `break_glass_window_minutes`: 4 hours.
+pub const DEFAULT_BREAK_GLASS_WINDOW_MINUTES: u64 = 240;
+
+/// The default for `access_notification_types`.
+pub const DEFAULT_ACCESS_NOTIFICATION_TYPES: &[&str] =
+    &["child_protection_plan", "looked_after_child"];
+
+fn default_access_notification_types() -> Vec<String> {
+    DEFAULT_ACCESS_NOTIFICATION_TYPES
+        .iter()
+        .map(|t| t.to_string())
+        .collect()
+}
+
+fn default_retention_purge_interval_ms() -> u64 {
+    DEFAULT_RETENTION_PURGE_INTERVAL_MS
+}
+
+/// The default for `retention_purge_interval_ms`: hourly.
+pub const DEFAULT_RETENTION_PURGE_INTERVAL_MS: u64 = 3_600_000;
 
 fn default_checkpoint_interval_ms() -> u64 {
     1000
@@ -143,6 +203,9 @@ impl HubConfig {
         fix(&mut self.tls.cert);
         fix(&mut self.tls.key);
         fix(&mut self.audit.signing_key);
+        if let Some(rules) = &mut self.sharing.match_rules {
+            fix(rules);
+        }
         if let Some(rest) = self.database_url.strip_prefix("sqlite://")
             && !rest.starts_with('/')
             && !rest.is_empty()
@@ -161,11 +224,51 @@ impl HubConfig {
             }
         }
         crate::store::StoreKind::of_url(&self.database_url)?;
+        self.settings()?;
         Ok(())
+    }
+
+    /// The hub's behaviour settings, checked.
+    pub fn settings(&self) -> Result<crate::hub::Settings, String> {
+        self.sharing.settings()
     }
 
     /// Writes the config as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a config always serialises")
+    }
+}
+
+impl SharingConfig {
+    /// The hub's behaviour settings, checked; errors name the key.
+    pub fn settings(&self) -> Result<crate::hub::Settings, String> {
+        if self.break_glass_window_minutes == 0 || self.break_glass_window_minutes > 7 * 24 * 60 {
+            return Err(format!(
+                "sharing.break_glass_window_minutes: {} is outside 1 to 10080 (a week)",
+                self.break_glass_window_minutes
+            ));
+        }
+        let mut types = std::collections::HashSet::new();
+        for (i, t) in self.access_notification_types.iter().enumerate() {
+            let parsed = t
+                .parse::<kith_core::RelationshipType>()
+                .map_err(|e| format!("sharing.access_notification_types[{i}]: {e}"))?;
+            types.insert(parsed);
+        }
+        let match_rules = match &self.match_rules {
+            None => kith_core::matching::MatchRules::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("sharing.match_rules: cannot read {}: {e}", path.display())
+                })?;
+                kith_core::matching::MatchRules::from_json(&text)
+                    .map_err(|e| format!("sharing.match_rules: {}: {e}", path.display()))?
+            }
+        };
+        Ok(crate::hub::Settings {
+            break_glass_window: chrono::Duration::minutes(self.break_glass_window_minutes as i64),
+            access_notification_types: types,
+            match_rules,
+        })
     }
 }

@@ -98,6 +98,7 @@ pub async fn run(
             cert: pki.hub_cert(),
             key: pki.hub_key(),
         },
+        sharing: Default::default(),
         audit: crate::config::AuditConfig::new(skey),
         authorities: AUTHORITIES
             .iter()

@@ -13,7 +13,7 @@ use crate::hub::Caller;
 use crate::store::StoredRecord;
 
 /// The acting user, as the calling authority asserts it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActingUser {
     pub user_id: String,
     pub display_name: String,
@@ -33,15 +33,20 @@ pub fn requester(caller: &Caller, user: &ActingUser) -> Requester {
     }
 }
 
-/// The policy's view of a record. A custodian missing from the directory
+/// The policy's view of a record, with what its directives resolved to
+/// for the request at hand. A custodian missing from the directory
 /// gets kind and jurisdiction "unknown", which no agreement names: fail closed.
-pub fn facts(directory: &Directory, record: &Record) -> RecordFacts {
+pub fn facts(
+    directory: &Directory,
+    record: &Record,
+    directives: &kith_core::directive::Resolution,
+) -> RecordFacts {
     let member = directory.member(&record.custodian);
     RecordFacts::of(
         record,
         member.map_or("unknown", |m| m.kind.as_str()),
         member.map_or("unknown", |m| m.jurisdiction.as_str()),
-        false,
+        directives,
     )
 }
 

@@ -4,10 +4,11 @@
 //! (in [`crate::publish`] and [`crate::query`]), taking an authenticated
 //! [`Caller`]. No method takes a tonic type.
 
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use kith_core::AuthorityCode;
+use kith_core::{AuthorityCode, RelationshipType};
 use kith_policy::PolicySet;
 
 use crate::audit::{AuditEntry, AuditKind};
@@ -15,6 +16,7 @@ use crate::audit_writer::AuditWriter;
 use crate::detail::DetailSource;
 use crate::directory::{Directory, Member};
 use crate::error::HubError;
+use crate::notify::Notifier;
 use crate::store::Store;
 
 /// An authenticated member authority.
@@ -24,8 +26,35 @@ pub struct Caller {
     pub member: Member,
 }
 
+/// How the hub behaves where the configuration may choose.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a break-glass access lasts for its user and subject.
+    pub break_glass_window: chrono::Duration,
+    /// Relationship types whose custodian is told of every access.
+    pub access_notification_types: HashSet<RelationshipType>,
+    /// Demographic matching rules (versioned).
+    pub match_rules: kith_core::matching::MatchRules,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            break_glass_window: chrono::Duration::from_std(crate::break_glass::DEFAULT_WINDOW)
+                .expect("four hours fits"),
+            access_notification_types: crate::config::DEFAULT_ACCESS_NOTIFICATION_TYPES
+                .iter()
+                .map(|t| t.parse().expect("default types are codes"))
+                .collect(),
+            match_rules: kith_core::matching::MatchRules::default(),
+        }
+    }
+}
+
 pub struct Hub {
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) settings: Settings,
+    pub(crate) notifier: Notifier,
     pub(crate) audit: AuditWriter,
     pub(crate) directory: Directory,
     policies: RwLock<Arc<PolicySet>>,
@@ -43,12 +72,20 @@ impl Hub {
     ) -> Self {
         Self {
             audit: AuditWriter::spawn(store.clone()),
+            settings: Settings::default(),
+            notifier: Notifier::default(),
             store,
             directory,
             policies: RwLock::new(Arc::new(policies)),
             jurisdiction,
             detail,
         }
+    }
+
+    /// Replaces the default settings.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// The policy set serving now.

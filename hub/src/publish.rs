@@ -116,17 +116,16 @@ impl Hub {
         let checked: Vec<Checked> = candidates.iter().map(|c| check(caller, c)).collect();
         // Data location: may the hub hold each record's detail?
         let policies = self.policies();
-        let holds: Vec<Option<HoldDecision>> =
-            checked
-                .iter()
-                .map(|c| match c {
-                    Checked::Valid(r) => Some(policies.may_hold_at_hub(
-                        &disclosure::facts(&self.directory, r),
-                        &self.jurisdiction,
-                    )),
-                    Checked::Refused(..) => None,
-                })
-                .collect();
+        let holds: Vec<Option<HoldDecision>> = checked
+            .iter()
+            .map(|c| match c {
+                Checked::Valid(r) => Some(policies.may_hold_at_hub(
+                    &disclosure::facts(&self.directory, r, &Default::default()),
+                    &self.jurisdiction,
+                )),
+                Checked::Refused(..) => None,
+            })
+            .collect();
         let valid: Vec<Publishable> = checked
             .iter()
             .zip(&holds)
@@ -306,7 +305,16 @@ impl Hub {
         let detail = format!("withdrawn: {reason}");
         let audit = |o| Self::change_entry(caller, AuditKind::Withdraw, &key, o, &detail);
         match self.store.withdraw_record(&key, reason, &audit).await? {
-            (ChangeOutcome::Done, index) => Ok(index),
+            (ChangeOutcome::Done, index) => {
+                // Whoever was shown it must stop relying on it.
+                self.revoke(
+                    &key,
+                    &format!("withdrawn by its custodian: {reason}"),
+                    index,
+                )
+                .await;
+                Ok(index)
+            }
             (ChangeOutcome::NotFound, _) => Err(not_found(&key)),
         }
     }

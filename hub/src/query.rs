@@ -7,14 +7,18 @@
 //! is fetched from the custodian's agent before the entry is written, so the
 //! entry records what was actually disclosed.
 
-use kith_core::{FieldError, NhsNumber, Purpose, Record};
+use kith_core::directive::{Recipient, resolve};
+use kith_core::{Demographics, FieldError, LocalId, NhsNumber, Purpose, Record};
 use kith_policy::Level;
 
-use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
+use crate::audit::{AuditEntry, AuditKind, AuditedRecord, BreakGlassFlag};
+use crate::break_glass::{BreakGlassAccess, BreakGlassClaim, rfc3339};
 use crate::detail::{DetailError, DetailRequest};
 use crate::disclosure::{self, ActingUser, View};
 use crate::error::HubError;
 use crate::hub::{Caller, Hub, now};
+use crate::notify::{Notification, NotificationKind};
+use crate::subject::{Candidate, SubjectSearch};
 
 /// A query as the domain sees it. `purpose` and `nhs_number` are `None`
 /// when the request left them out.
@@ -23,6 +27,17 @@ pub struct QueryRequest {
     pub user: ActingUser,
     pub purpose: Option<Purpose>,
     pub nhs_number: Option<NhsNumber>,
+    /// Used when there is no NHS number.
+    pub demographics: Option<Demographics>,
+    /// One of the caller's own local identifiers for the person.
+    pub local_id: Option<LocalId>,
+    /// A candidate id from an earlier demographic answer, confirmed.
+    pub confirm_candidate: Option<String>,
+    /// A claim of emergency access.
+    pub break_glass: Option<BreakGlassClaim>,
+    /// Fields the wire layer could not parse (a purpose code out of range,
+    /// a date that is not a date): reported with everything else wrong.
+    pub malformed: Vec<FieldError>,
 }
 
 /// One record in an answer.
@@ -45,10 +60,25 @@ pub struct QueryAnswer {
     pub statuses: Vec<AuthorityStatus>,
     /// Set when no agreement covers the purpose for this requester.
     pub notice: Option<String>,
+    /// While emergency access is open for this user and subject: when it
+    /// ends (RFC 3339).
+    pub break_glass_until: Option<String>,
+    /// Possible matches of a demographic query, summary at most.
+    pub candidates: Vec<OfferedCandidate>,
+    /// nhs_number | demographics | confirmed
+    pub matched_by: &'static str,
 }
 
-fn check(request: &QueryRequest) -> Result<(Purpose, NhsNumber), HubError> {
-    let mut errors = Vec::new();
+/// A possible match offered for the case worker to confirm.
+#[derive(Debug, Clone)]
+pub struct OfferedCandidate {
+    pub candidate: Candidate,
+    /// The record, summary at most (or withheld).
+    pub record: Disclosed,
+}
+
+fn check(request: &QueryRequest) -> Result<(Purpose, SubjectSearch), HubError> {
+    let mut errors = request.malformed.clone();
     let user = &request.user;
     let mut required = |field: &str, value: &str| {
         if value.trim().is_empty() {
@@ -62,7 +92,7 @@ fn check(request: &QueryRequest) -> Result<(Purpose, NhsNumber), HubError> {
     };
     required("acting_user.user_id", &user.user_id);
     required("acting_user.role", &user.role);
-    if request.purpose.is_none() {
+    if request.purpose.is_none() && !errors.iter().any(|e| e.field == "purpose") {
         errors.push(FieldError::new(
             "purpose",
             format!(
@@ -75,11 +105,17 @@ fn check(request: &QueryRequest) -> Result<(Purpose, NhsNumber), HubError> {
             ),
         ));
     }
-    if request.nhs_number.is_none() {
-        errors.push(FieldError::new("subject.nhs_number", "is required"));
+    let search = SubjectSearch::check(
+        request.nhs_number,
+        request.demographics.clone(),
+        request.local_id.clone(),
+        &mut errors,
+    );
+    if let Some(claim) = &request.break_glass {
+        claim.check(&mut errors);
     }
-    match (request.purpose, request.nhs_number) {
-        (Some(p), Some(n)) if errors.is_empty() => Ok((p, n)),
+    match (request.purpose, search) {
+        (Some(p), Some(s)) if errors.is_empty() => Ok((p, s)),
         _ => Err(HubError::InvalidArgument(errors)),
     }
 }
@@ -95,17 +131,67 @@ impl Hub {
         caller: &Caller,
         request: QueryRequest,
     ) -> Result<QueryAnswer, HubError> {
-        let (purpose, nhs_number) = check(&request)?;
-        let candidates = self.store.records_for_nhs_number(&nhs_number).await?;
+        let (purpose, search) = check(&request)?;
+        let at = now();
+        let today = at.date_naive();
+        let subject = search.audit_key();
+        let found = self
+            .find_subject(caller, &search, request.confirm_candidate.as_deref())
+            .await?;
+        // Past its retention date: gone, even before the purge job runs.
+        let current = |c: &crate::store::StoredRecord| {
+            c.record.retain_until.is_none_or(|until| until >= today)
+        };
+        let mut candidates = found.linked;
+        candidates.retain(current);
+        let mut possible = found.possible;
+        possible.retain(|(c, _)| current(c));
         let policies = self.policies();
         let requester = disclosure::requester(caller, &request.user);
-        let at = now();
 
-        // One decider per query: the requester's side is built once.
-        let decider = policies.decider(&requester, purpose.as_str(), at.timestamp(), false);
+        // Break glass: claimed now, or still open from an earlier claim by
+        // this user about this person.
+        let break_glass = match &request.break_glass {
+            Some(claim) => Some(BreakGlassFlag {
+                reason_code: claim.reason_code.clone(),
+                justification: claim.justification.clone(),
+                until: rfc3339(at + self.settings.break_glass_window),
+                claimed: true,
+            }),
+            None => self
+                .open_break_glass(caller, &request.user, &subject, at)
+                .await?
+                .map(|open| BreakGlassFlag {
+                    reason_code: open.claim.reason_code,
+                    justification: open.claim.justification,
+                    until: open.expires_at,
+                    claimed: false,
+                }),
+        };
+
+        // One decider per query: the requester's side is built once. Each
+        // record's directives are resolved for this requester and purpose;
+        // the policy set decides what they mean.
+        let decider = policies.decider(
+            &requester,
+            purpose.as_str(),
+            at.timestamp(),
+            break_glass.is_some(),
+        );
+        let recipient = Recipient {
+            authority: caller.authority.as_str(),
+            kind: &caller.member.kind,
+        };
         let decisions: Vec<_> = candidates
             .iter()
-            .map(|stored| decider.decide(&disclosure::facts(&self.directory, &stored.record)))
+            .map(|stored| {
+                let directives = resolve(&stored.directives, purpose, recipient, today);
+                decider.decide(&disclosure::facts(
+                    &self.directory,
+                    &stored.record,
+                    &directives,
+                ))
+            })
             .collect();
 
         // Detail held at source: ask the custodians' agents, all at once,
@@ -195,17 +281,96 @@ impl Hub {
             }
         }
 
+        // Possible matches: decided like the rest, then capped at summary
+        // until the case worker confirms one.
+        let mut offered = Vec::new();
+        let mut possible_audited = Vec::new();
+        for (stored, candidate) in &possible {
+            let directives = resolve(&stored.directives, purpose, recipient, today);
+            let decision = decider.decide(&disclosure::facts(
+                &self.directory,
+                &stored.record,
+                &directives,
+            ));
+            let level = decision.level.min(Level::Summary);
+            let r = &stored.record;
+            let reason = format!(
+                "possible match (score {:.2}, rules {}): summary at most until confirmed; {}",
+                candidate.score.total, candidate.score.rules_version, decision.reason
+            );
+            possible_audited.push(AuditedRecord {
+                custodian: r.custodian.clone(),
+                record_id: r.record_id.clone(),
+                version: r.version,
+                decision: level.as_str().to_string(),
+                decided_by: decision
+                    .permitting
+                    .iter()
+                    .chain(&decision.forbidding)
+                    .cloned()
+                    .collect(),
+                reason: reason.clone(),
+            });
+            if let Some(view) = View::of(stored, level) {
+                offered.push(OfferedCandidate {
+                    candidate: candidate.clone(),
+                    record: Disclosed {
+                        custodian: r.custodian.clone(),
+                        custodian_name: self.directory.name_of(&r.custodian),
+                        level,
+                        view,
+                        reason,
+                        decided_by: decision.permitting.clone(),
+                    },
+                });
+            }
+        }
+
         let query_id = new_query_id();
         let mut entry = AuditEntry::new(AuditKind::Query, caller.authority.as_str(), at);
         entry.user = Some(request.user.user_id.clone());
         entry.role = Some(request.user.role.clone());
         entry.purpose = Some(purpose.as_str().to_string());
-        entry.subject = Some(nhs_number.as_digits());
+        entry.subject = Some(subject.clone());
         entry.query_id = Some(query_id.clone());
-        entry.records = audited;
+        entry.records = audited.iter().chain(&possible_audited).cloned().collect();
+        entry.matches = found.matches;
         entry.reason = format!("policy set {}", policies.fingerprint());
+        entry.break_glass = break_glass.clone();
         // Durable before disclosure: nothing is returned unless this commits.
         let audit_index = self.audit.append(entry).await?;
+
+        if let (Some(claim), Some(flag)) = (&request.break_glass, &break_glass) {
+            let access = BreakGlassAccess {
+                query_id: query_id.clone(),
+                audit_index,
+                authority: caller.authority.to_string(),
+                user: request.user.clone(),
+                subject: subject.clone(),
+                claim: claim.clone(),
+                occurred_at: rfc3339(at),
+                expires_at: flag.until.clone(),
+                review: None,
+            };
+            self.store.record_break_glass(&access).await?;
+        }
+        let reached: Vec<_> = candidates
+            .iter()
+            .zip(&audited)
+            .chain(possible.iter().map(|(s, _)| s).zip(&possible_audited))
+            .collect();
+        let notices = self.access_notices(
+            caller,
+            &request.user,
+            purpose,
+            &query_id,
+            audit_index,
+            &reached,
+            break_glass.as_ref(),
+        );
+        if let Err(e) = self.notify(notices).await {
+            tracing::error!(error = %e, %query_id, "access notifications not stored");
+        }
         let notice = policies
             .agreements_covering(&requester, purpose.as_str())
             .is_empty()
@@ -222,7 +387,69 @@ impl Hub {
             audit_index,
             statuses,
             notice,
+            break_glass_until: break_glass.map(|b| b.until),
+            candidates: offered,
+            matched_by: found.matched_by,
         })
+    }
+
+    /// The notifications a query's accesses call for: to each custodian
+    /// whose record of a configured type was reached, and to every
+    /// custodian reached under break glass. A custodian's own staff looking
+    /// at its own record is not news to it; a record hidden outright was
+    /// not accessed.
+    #[allow(clippy::too_many_arguments)]
+    fn access_notices(
+        &self,
+        caller: &Caller,
+        user: &ActingUser,
+        purpose: Purpose,
+        query_id: &str,
+        audit_index: u64,
+        reached: &[(&crate::store::StoredRecord, &AuditedRecord)],
+        break_glass: Option<&BreakGlassFlag>,
+    ) -> Vec<Notification> {
+        reached
+            .iter()
+            .filter(|(stored, a)| {
+                a.decision != Level::Hidden.as_str()
+                    && stored.record.custodian != caller.authority.as_str()
+                    && (break_glass.is_some()
+                        || self
+                            .settings
+                            .access_notification_types
+                            .contains(&stored.record.relationship_type))
+            })
+            .map(|(stored, a)| {
+                let kind = if break_glass.is_some() {
+                    NotificationKind::BreakGlass
+                } else {
+                    NotificationKind::Access
+                };
+                let r = &stored.record;
+                let mut n = Notification::new(
+                    kind,
+                    &r.custodian,
+                    &r.custodian,
+                    &r.record_id,
+                    r.relationship_type.as_str(),
+                    audit_index,
+                );
+                n.accessor_authority = caller.authority.to_string();
+                n.accessor_authority_name = caller.member.name.clone();
+                n.accessor_user_id = user.user_id.clone();
+                n.accessor_display_name = user.display_name.clone();
+                n.accessor_role = user.role.clone();
+                n.accessor_team = user.team.clone();
+                n.purpose = purpose.as_str().to_string();
+                n.level = a.decision.clone();
+                n.query_id = query_id.to_string();
+                if let Some(b) = break_glass {
+                    n.reason = format!("break glass ({}): {}", b.reason_code, b.justification);
+                }
+                n
+            })
+            .collect()
     }
 
     /// Fetches one record's detail and checks it is the version published

@@ -52,6 +52,8 @@ pub enum StartError {
     Log(#[from] crate::transparency::LogError),
     #[error("audit log signing key {path}: {reason}")]
     SigningKey { path: String, reason: String },
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -66,6 +68,7 @@ pub struct RunningHub {
     sequencer: JoinHandle<()>,
     reload: tokio::sync::mpsc::Sender<()>,
     policy_watcher: JoinHandle<()>,
+    purge: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -110,6 +113,7 @@ impl RunningHub {
         let _ = self.sequencer.await;
         self.hub.store().release_sequencer_lease().await;
         let _ = self.policy_watcher.await;
+        let _ = self.purge.await;
         served
     }
 
@@ -146,13 +150,17 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         })?;
     let log = Arc::new(TransparencyLog::open(store.clone(), signer).await?);
     let links = Arc::new(Links::new(Duration::from_millis(config.detail_timeout_ms)));
-    let hub = Arc::new(Hub::new(
-        store,
-        Directory::new(config.authorities.clone()),
-        policies,
-        config.jurisdiction.clone(),
-        links.clone(),
-    ));
+    let settings = config.settings().map_err(StartError::Config)?;
+    let hub = Arc::new(
+        Hub::new(
+            store,
+            Directory::new(config.authorities.clone()),
+            policies,
+            config.jurisdiction.clone(),
+            links.clone(),
+        )
+        .with_settings(settings),
+    );
     let tls = config.tls.server_config()?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -213,6 +221,11 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         poke,
         sequencer_stopped.clone(),
     );
+    let purge = crate::retention::spawn(
+        hub.clone(),
+        Duration::from_millis(config.sharing.retention_purge_interval_ms.max(10)),
+        sequencer_stopped.clone(),
+    );
     let sequencer = log.spawn(
         Duration::from_millis(config.audit.checkpoint_interval_ms.max(10)),
         sequencer_stopped,
@@ -238,6 +251,7 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         sequencer,
         reload,
         policy_watcher,
+        purge,
         stop,
         task,
     })

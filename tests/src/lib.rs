@@ -261,6 +261,7 @@ impl TestDir {
                 cert: self.pki.hub_cert(),
                 key: self.pki.hub_key(),
             },
+            sharing: Default::default(),
             audit: kith_hub::config::AuditConfig {
                 signing_key: self.path().join("pki").join("audit-log.skey"),
                 checkpoint_interval_ms: 50,
@@ -530,6 +531,7 @@ pub fn query_request(nhs: &str, purpose: pb::Purpose, role: &str) -> pb::QueryRe
             nhs_number: nhs.into(),
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -569,4 +571,112 @@ pub fn drop_path(config: &AgentConfig, name: &str) -> PathBuf {
 /// (distinct for distinct `n`).
 pub fn test_nhs_number(n: u32) -> String {
     kith_hub::synthetic::test_nhs_number(u64::from(n)).as_digits()
+}
+
+pub fn audit_client(ch: Channel) -> pb::audit_service_client::AuditServiceClient<Channel> {
+    pb::audit_service_client::AuditServiceClient::new(ch)
+}
+
+/// An active directive of `custodian` about its record `record_id`, in
+/// force from 2025-01-01, covering every purpose and recipient.
+pub fn directive_wire(
+    custodian: &str,
+    directive_id: &str,
+    version: u64,
+    record_id: &str,
+    kind: pb::DirectiveKind,
+    status: pb::DirectiveStatus,
+) -> pb::SharingDirective {
+    pb::SharingDirective {
+        directive_id: directive_id.into(),
+        version,
+        custodian: custodian.into(),
+        record_id: record_id.into(),
+        kind: kind as i32,
+        status: status as i32,
+        period: Some(pb::Period {
+            start: "2025-01-01".into(),
+            end: String::new(),
+        }),
+        grantor: "the person".into(),
+        purposes: vec![],
+        recipient_kinds: vec![],
+        recipient_authorities: vec![],
+        recorded_at: "2026-01-01T09:00:00Z".into(),
+        note: String::new(),
+    }
+}
+
+/// An acting user with `role`.
+pub fn acting_user(role: &str) -> pb::ActingUser {
+    pb::ActingUser {
+        user_id: format!("{role}-1"),
+        display_name: "Alex Auditor".into(),
+        role: role.into(),
+        team: "Information Governance".into(),
+    }
+}
+
+/// An agent link opened by hand, to watch what the hub sends an authority.
+pub struct LinkProbe {
+    outbound: tokio::sync::mpsc::Sender<pb::AgentMessage>,
+    inbound: tonic::Streaming<pb::HubMessage>,
+}
+
+impl LinkProbe {
+    /// Opens the link as the authority `tls` names and waits for the welcome.
+    pub async fn open(addr: SocketAddr, tls: &TlsFiles) -> Self {
+        let mut client = pb::agent_link_service_client::AgentLinkServiceClient::new(
+            channel(addr, tls).await.expect("channel"),
+        );
+        let (outbound, rx) = tokio::sync::mpsc::channel(16);
+        outbound
+            .send(pb::AgentMessage {
+                message: Some(pb::agent_message::Message::Hello(pb::AgentHello {
+                    agent_version: "probe".into(),
+                })),
+            })
+            .await
+            .unwrap();
+        let mut inbound = client
+            .open_link(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("open link")
+            .into_inner();
+        match inbound.message().await.expect("welcome") {
+            Some(pb::HubMessage {
+                message: Some(pb::hub_message::Message::Welcome(_)),
+            }) => {}
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+        Self { outbound, inbound }
+    }
+
+    /// The next notification the hub sends within `within`, if any.
+    pub async fn next_notification(&mut self, within: Duration) -> Option<pb::Notification> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.inbound.message())
+                .await
+                .ok()?
+                .expect("link stream")?;
+            if let Some(pb::hub_message::Message::Notification(n)) = message.message {
+                return Some(n);
+            }
+        }
+    }
+
+    /// Acknowledges a notification.
+    pub async fn ack(&self, notification_id: &str) {
+        self.outbound
+            .send(pb::AgentMessage {
+                message: Some(pb::agent_message::Message::NotificationAck(
+                    pb::NotificationAck {
+                        notification_id: notification_id.into(),
+                    },
+                )),
+            })
+            .await
+            .unwrap();
+    }
 }

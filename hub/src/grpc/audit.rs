@@ -7,6 +7,7 @@ use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
 use super::{caller, to_status};
+use crate::break_glass::{BreakGlassAccess, Review};
 use crate::disclosure::ActingUser;
 use crate::hub::Hub;
 use crate::transparency::TransparencyLog;
@@ -19,6 +20,51 @@ pub struct AuditServiceImpl {
 impl AuditServiceImpl {
     async fn signed_size(&self) -> Result<u64, Status> {
         Ok(self.log.latest().await.map_or(0, |c| c.tree_size))
+    }
+}
+
+fn acting_user(user: Option<pb::ActingUser>) -> ActingUser {
+    let user = user.unwrap_or_default();
+    ActingUser {
+        user_id: user.user_id,
+        display_name: user.display_name,
+        role: user.role,
+        team: user.team,
+    }
+}
+
+fn access_to_wire(a: BreakGlassAccess) -> pb::BreakGlassAccess {
+    let review = a.review.unwrap_or_else(|| Review {
+        outcome: String::new(),
+        note: String::new(),
+        reviewed_by: String::new(),
+        reviewed_at: String::new(),
+        audit_index: 0,
+    });
+    let outcome = match review.outcome.as_str() {
+        "appropriate" => pb::BreakGlassReviewOutcome::Appropriate,
+        "inappropriate" => pb::BreakGlassReviewOutcome::Inappropriate,
+        _ => pb::BreakGlassReviewOutcome::Unspecified,
+    };
+    pb::BreakGlassAccess {
+        query_id: a.query_id,
+        audit_index: a.audit_index,
+        user: Some(pb::ActingUser {
+            user_id: a.user.user_id,
+            display_name: a.user.display_name,
+            role: a.user.role,
+            team: a.user.team,
+        }),
+        subject: a.subject,
+        reason_code: a.claim.reason_code,
+        justification: a.claim.justification,
+        occurred_at: a.occurred_at,
+        expires_at: a.expires_at,
+        reviewed: !review.reviewed_at.is_empty(),
+        reviewed_by: review.reviewed_by,
+        review_outcome: outcome as i32,
+        review_note: review.note,
+        reviewed_at: review.reviewed_at,
     }
 }
 
@@ -57,13 +103,7 @@ impl AuditService for AuditServiceImpl {
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
         let caller = caller(&self.hub, &request).await?;
         let req = request.into_inner();
-        let user = req.acting_user.unwrap_or_default();
-        let user = ActingUser {
-            user_id: user.user_id,
-            display_name: user.display_name,
-            role: user.role,
-            team: user.team,
-        };
+        let user = acting_user(req.acting_user);
         let tree_size = self.signed_size().await?;
         let views = self
             .hub
@@ -122,5 +162,42 @@ impl AuditService for AuditServiceImpl {
         Ok(Response::new(pb::GetConsistencyProofResponse {
             hashes: proof_to_wire(proof),
         }))
+    }
+
+    async fn list_break_glass(
+        &self,
+        request: Request<pb::ListBreakGlassRequest>,
+    ) -> Result<Response<pb::ListBreakGlassResponse>, Status> {
+        let caller = caller(&self.hub, &request).await?;
+        let req = request.into_inner();
+        let user = acting_user(req.acting_user);
+        let accesses = self
+            .hub
+            .list_break_glass(&caller, &user, req.include_reviewed)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListBreakGlassResponse {
+            accesses: accesses.into_iter().map(access_to_wire).collect(),
+        }))
+    }
+
+    async fn review_break_glass(
+        &self,
+        request: Request<pb::ReviewBreakGlassRequest>,
+    ) -> Result<Response<pb::ReviewBreakGlassResponse>, Status> {
+        let caller = caller(&self.hub, &request).await?;
+        let req = request.into_inner();
+        let user = acting_user(req.acting_user);
+        let outcome = match pb::BreakGlassReviewOutcome::try_from(req.outcome) {
+            Ok(pb::BreakGlassReviewOutcome::Appropriate) => "appropriate",
+            Ok(pb::BreakGlassReviewOutcome::Inappropriate) => "inappropriate",
+            _ => "",
+        };
+        let audit_index = self
+            .hub
+            .review_break_glass(&caller, &user, &req.query_id, outcome, &req.note)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ReviewBreakGlassResponse { audit_index }))
     }
 }

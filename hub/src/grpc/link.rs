@@ -27,6 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::caller;
 use crate::detail::{DetailError, DetailRequest, DetailSource};
 use crate::hub::Hub;
+use crate::notify::{Notification, NotificationKind, RESEND_INTERVAL};
 
 type Outbound = mpsc::Sender<Result<pb::HubMessage, Status>>;
 
@@ -216,11 +217,13 @@ impl AgentLinkService for AgentLinkServiceImpl {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let links = self.links.clone();
+        let hub = self.hub.clone();
         let interval = self.heartbeat_interval;
         tokio::spawn(async move {
             let silence = interval * 3;
             let mut closing = links.closing.subscribe();
             let mut session = None;
+            let mut delivery: Option<tokio::task::JoinHandle<()>> = None;
             loop {
                 let received = tokio::select! {
                     _ = closing.wait_for(|c| *c) => {
@@ -254,6 +257,13 @@ impl AgentLinkService for AgentLinkServiceImpl {
                         };
                         session = Some(links.register(&authority, info, tx.clone()));
                         tracing::info!(%authority, "agent link open");
+                        if delivery.is_none() {
+                            delivery = Some(tokio::spawn(deliver_notifications(
+                                hub.clone(),
+                                authority.clone(),
+                                tx.clone(),
+                            )));
+                        }
                         hub_message::Message::Welcome(pb::HubWelcome {
                             authority: authority.clone(),
                             heartbeat_interval_seconds: interval.as_secs().max(1) as u32,
@@ -271,6 +281,16 @@ impl AgentLinkService for AgentLinkServiceImpl {
                         links.answer(&authority, response);
                         continue;
                     }
+                    Some(agent_message::Message::NotificationAck(ack)) => {
+                        if let Err(e) = hub
+                            .notification_delivered(&authority, &ack.notification_id)
+                            .await
+                        {
+                            // Not marked delivered: it is sent again later.
+                            tracing::error!(%authority, error = %e, "notification acknowledgement not recorded");
+                        }
+                        continue;
+                    }
                     None => continue,
                 };
                 if tx
@@ -283,11 +303,100 @@ impl AgentLinkService for AgentLinkServiceImpl {
                     break;
                 }
             }
+            if let Some(d) = delivery {
+                d.abort();
+            }
             if let Some(s) = session {
                 links.forget(&authority, s);
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// How long a notification sent on a link waits for its acknowledgement
+/// before it is sent again on the same link.
+const RESEND_AFTER: Duration = Duration::from_secs(30);
+
+/// Sends `authority`'s unacknowledged notifications over its link: at
+/// once, whenever more are stored, and every [`RESEND_INTERVAL`], until the
+/// link closes. Acknowledged ones stop being pending (see `open_link`).
+async fn deliver_notifications(hub: Arc<Hub>, authority: String, outbound: Outbound) {
+    let mut stored = hub.notifier().subscribe();
+    let mut sent: HashMap<String, std::time::Instant> = HashMap::new();
+    loop {
+        match hub.pending_notifications(&authority, 100).await {
+            Ok(pending) => {
+                for n in pending {
+                    if sent
+                        .get(&n.notification_id)
+                        .is_some_and(|at| at.elapsed() < RESEND_AFTER)
+                    {
+                        continue;
+                    }
+                    sent.insert(n.notification_id.clone(), std::time::Instant::now());
+                    let message = pb::HubMessage {
+                        message: Some(hub_message::Message::Notification(notification_to_wire(n))),
+                    };
+                    if outbound.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%authority, error = %e, "cannot read pending notifications; will retry")
+            }
+        }
+        sent.retain(|_, at| at.elapsed() < RESEND_AFTER * 4);
+        tokio::select! {
+            _ = outbound.closed() => return,
+            _ = stored.changed() => {}
+            _ = tokio::time::sleep(RESEND_INTERVAL) => {}
+        }
+    }
+}
+
+fn notification_to_wire(n: Notification) -> pb::Notification {
+    let kind = match n.kind {
+        NotificationKind::Access => pb::NotificationKind::Access,
+        NotificationKind::BreakGlass => pb::NotificationKind::BreakGlass,
+        NotificationKind::Revocation => pb::NotificationKind::Revocation,
+    };
+    let level = match n.level.as_str() {
+        "detail" => pb::DisclosureLevel::Detail,
+        "summary" => pb::DisclosureLevel::Summary,
+        "withheld" => pb::DisclosureLevel::Withheld,
+        _ => pb::DisclosureLevel::Unspecified,
+    };
+    let accessor = (!n.accessor_user_id.is_empty()).then(|| pb::ActingUser {
+        user_id: n.accessor_user_id,
+        display_name: n.accessor_display_name,
+        role: n.accessor_role,
+        team: n.accessor_team,
+    });
+    pb::Notification {
+        notification_id: n.notification_id,
+        kind: kind as i32,
+        occurred_at: n.occurred_at,
+        record: Some(pb::RecordRef {
+            custodian: n.custodian,
+            record_id: n.record_id,
+        }),
+        relationship_type: n
+            .relationship_type
+            .parse::<kith_core::RelationshipType>()
+            .map_or(0, |t| t.to_wire() as i32),
+        accessor_authority_name: n.accessor_authority_name,
+        accessor_authority: n.accessor_authority,
+        accessor,
+        purpose: n
+            .purpose
+            .parse::<kith_core::Purpose>()
+            .map_or(0, |p| p.to_wire() as i32),
+        level: level as i32,
+        query_id: n.query_id,
+        reason: n.reason,
+        audit_index: n.audit_index,
     }
 }
 

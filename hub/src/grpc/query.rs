@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kith_core::wire::{nhs_number_from_wire, record_to_wire};
+use kith_core::wire::{nhs_number_from_wire, parse_date, record_to_wire};
 use kith_core::{FieldError, Purpose};
 use kith_policy::Level;
 use kith_proto::v1 as pb;
@@ -10,6 +10,7 @@ use pb::query_service_server::QueryService;
 use tonic::{Request, Response, Status};
 
 use super::{caller, to_status};
+use crate::break_glass::BreakGlassClaim;
 use crate::disclosure::{ActingUser, View};
 use crate::error::HubError;
 use crate::hub::Hub;
@@ -86,9 +87,30 @@ impl QueryService for QueryServiceImpl {
         let subject = req.subject.unwrap_or_default();
         let nhs_number =
             nhs_number_from_wire("subject.nhs_number", &subject.nhs_number, &mut errors);
-        if !errors.is_empty() {
-            return Err(to_status(HubError::InvalidArgument(errors)));
+        let demographics = subject.demographics.map(|d| kith_core::Demographics {
+            given_name: d.given_name,
+            family_name: d.family_name,
+            date_of_birth: parse_date(
+                "subject.demographics.date_of_birth",
+                &d.date_of_birth,
+                &mut errors,
+            ),
+            postcode: d.postcode,
+        });
+        if subject.local_ids.len() > 1 {
+            errors.push(FieldError::new(
+                "subject.local_ids",
+                "give at most one of your own local identifiers",
+            ));
         }
+        let local_id = subject
+            .local_ids
+            .into_iter()
+            .next()
+            .map(|l| kith_core::LocalId {
+                system: l.system,
+                value: l.value,
+            });
         let user = req.acting_user.unwrap_or_default();
         let request = QueryRequest {
             user: ActingUser {
@@ -99,6 +121,14 @@ impl QueryService for QueryServiceImpl {
             },
             purpose,
             nhs_number,
+            demographics,
+            local_id,
+            confirm_candidate: (!req.confirm_candidate.is_empty()).then_some(req.confirm_candidate),
+            malformed: errors,
+            break_glass: req.break_glass.map(|b| BreakGlassClaim {
+                reason_code: b.reason_code,
+                justification: b.justification,
+            }),
         };
         let answer = self.hub.query(&caller, request).await.map_err(to_status)?;
         Ok(Response::new(pb::QueryResponse {
@@ -106,6 +136,23 @@ impl QueryService for QueryServiceImpl {
             records: answer.records.into_iter().map(disclosed_to_wire).collect(),
             audit_index: answer.audit_index,
             notice: answer.notice.unwrap_or_default(),
+            break_glass_until: answer.break_glass_until.unwrap_or_default(),
+            matched_by: answer.matched_by.into(),
+            candidates: answer
+                .candidates
+                .into_iter()
+                .map(|c| {
+                    let (agreed, disagreed) = c.candidate.agreement();
+                    pb::MatchCandidate {
+                        candidate_id: c.candidate.candidate_id.clone(),
+                        score: c.candidate.score.total,
+                        rule_version: c.candidate.score.rules_version.clone(),
+                        agreed: agreed.into_iter().map(String::from).collect(),
+                        disagreed: disagreed.into_iter().map(String::from).collect(),
+                        record: Some(disclosed_to_wire(c.record)),
+                    }
+                })
+                .collect(),
             authority_statuses: answer
                 .statuses
                 .into_iter()

@@ -10,6 +10,7 @@ use pb::record_service_server::RecordService;
 use tonic::{Request, Response, Status};
 
 use super::{caller, to_status};
+use crate::directives::DirectiveCandidate;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::publish::{Candidate, PublishOutcome};
@@ -127,5 +128,40 @@ impl RecordService for RecordServiceImpl {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::WithdrawRecordResponse { audit_index }))
+    }
+
+    async fn publish_directives(
+        &self,
+        request: Request<pb::PublishDirectivesRequest>,
+    ) -> Result<Response<pb::PublishDirectivesResponse>, Status> {
+        let caller = caller(&self.hub, &request).await?;
+        let candidates = request
+            .into_inner()
+            .directives
+            .into_iter()
+            .map(|d| DirectiveCandidate {
+                custodian: d.custodian.clone(),
+                directive_id: d.directive_id.clone(),
+                version: d.version,
+                parsed: kith_core::directive::directive_from_wire(d),
+            })
+            .collect();
+        let results = self
+            .hub
+            .publish_directives(&caller, candidates)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PublishDirectivesResponse {
+            results: results
+                .into_iter()
+                .map(|r| pb::DirectiveResult {
+                    directive_id: r.directive_id,
+                    version: r.version,
+                    outcome: outcome_to_wire(r.outcome) as i32,
+                    errors: field_errors_to_wire(&r.errors),
+                    audit_index: r.audit_index,
+                })
+                .collect(),
+        }))
     }
 }

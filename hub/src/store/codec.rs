@@ -49,6 +49,7 @@ pub(crate) fn stored_record(
         held_at_source,
         status,
         ended_on,
+        directives: Vec::new(),
     })
 }
 
@@ -72,4 +73,100 @@ pub(crate) fn checkpoint(
         root_hash: hash32(root, "checkpoint root")?,
         signed_note: note,
     })
+}
+
+/// A JSON `body` column of any stored document (directive, notification,
+/// break-glass access).
+pub(crate) fn json_of<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("stored documents always serialise")
+}
+
+/// Reads a JSON `body` column back; `what` names it in the error.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    body: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// The (custodian, record id, recipient) disclosures a batch of audit
+/// entries records: every record a query showed at summary level or more,
+/// to the querying authority. Its custodian showing itself is not one.
+pub(crate) fn disclosures_in(entries: &[crate::audit::AuditEntry]) -> Vec<(&str, &str, &str)> {
+    let mut out: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .filter(|e| e.kind == crate::audit::AuditKind::Query)
+        .flat_map(|e| {
+            e.records
+                .iter()
+                .filter(|r| {
+                    (r.decision == "detail" || r.decision == "summary")
+                        && r.custodian != e.authority
+                })
+                .map(|r| {
+                    (
+                        r.custodian.as_str(),
+                        r.record_id.as_str(),
+                        e.authority.as_str(),
+                    )
+                })
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Groups directive bodies by their record, for attaching to stored records.
+pub(crate) fn directives_by_record(
+    rows: Vec<(String, String, String)>,
+) -> Result<std::collections::HashMap<(String, String), Vec<kith_core::Directive>>, StoreError> {
+    let mut map: std::collections::HashMap<(String, String), Vec<kith_core::Directive>> =
+        std::collections::HashMap::new();
+    for (custodian, record_id, body) in rows {
+        map.entry((custodian, record_id))
+            .or_default()
+            .push(from_json(&body, "directive body")?);
+    }
+    Ok(map)
+}
+
+/// What storing one directive does, given the version, content hash and
+/// record id held for its id (if any), and whether its record exists.
+pub(crate) fn directive_outcome(
+    directive: &kith_core::Directive,
+    hash: &str,
+    held: Option<(i64, String, String)>,
+    record_exists: bool,
+) -> super::DirectiveOutcome {
+    use super::DirectiveOutcome;
+    let version = directive.version as i64;
+    match held {
+        Some((_, _, held_for)) if held_for != directive.record_id => {
+            DirectiveOutcome::OtherRecord { held_for }
+        }
+        Some((held, _, _)) if held > version => DirectiveOutcome::Stale { held: held as u64 },
+        Some((held, held_hash, _)) if held == version => {
+            if held_hash == hash {
+                DirectiveOutcome::Unchanged
+            } else {
+                DirectiveOutcome::Conflict
+            }
+        }
+        _ if !record_exists => DirectiveOutcome::UnknownRecord,
+        _ => DirectiveOutcome::Accepted,
+    }
+}
+
+/// The blocking-key columns of a record: its date of birth (ISO) and its
+/// normalised postcode, when known.
+pub(crate) fn blocking_keys(record: &Record) -> (Option<String>, Option<String>) {
+    let Some(d) = &record.subject.demographics else {
+        return (None, None);
+    };
+    let postcode = kith_core::matching::normalise_postcode(&d.postcode);
+    (
+        d.date_of_birth.map(|d| d.to_string()),
+        (!postcode.is_empty()).then_some(postcode),
+    )
 }

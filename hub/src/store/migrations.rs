@@ -34,18 +34,32 @@ impl MigrationSource<'static> for Embedded {
 }
 
 /// The SQLite schema.
-pub const SQLITE: Embedded = Embedded(&[(
-    1,
-    "records and audit",
-    include_str!("../../migrations/sqlite/0001_records_and_audit.sql"),
-)]);
+pub const SQLITE: Embedded = Embedded(&[
+    (
+        1,
+        "records and audit",
+        include_str!("../../migrations/sqlite/0001_records_and_audit.sql"),
+    ),
+    (
+        2,
+        "directives, notifications and break glass",
+        include_str!("../../migrations/sqlite/0002_directives_notifications_break_glass.sql"),
+    ),
+]);
 
 /// The PostgreSQL schema: the same tables and rules as [`SQLITE`].
-pub const POSTGRES: Embedded = Embedded(&[(
-    1,
-    "records and audit",
-    include_str!("../../migrations/postgres/0001_records_and_audit.sql"),
-)]);
+pub const POSTGRES: Embedded = Embedded(&[
+    (
+        1,
+        "records and audit",
+        include_str!("../../migrations/postgres/0001_records_and_audit.sql"),
+    ),
+    (
+        2,
+        "directives, notifications and break glass",
+        include_str!("../../migrations/postgres/0002_directives_notifications_break_glass.sql"),
+    ),
+]);
 
 /// Builds the migrator for a set of migrations.
 pub async fn migrator(source: Embedded) -> Result<Migrator, sqlx::migrate::MigrateError> {

@@ -16,9 +16,11 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use kith_core::{NhsNumber, Record, WithdrawReason};
+use kith_core::{Directive, NhsNumber, Record, WithdrawReason};
 
 use crate::audit::AuditEntry;
+use crate::break_glass::{BreakGlassAccess, Review};
+use crate::notify::Notification;
 
 /// SHA-256 leaf hash of an entry's bytes (RFC 9162 section 2.1.1).
 pub fn leaf_hash_of(entry: &[u8]) -> [u8; 32] {
@@ -86,6 +88,8 @@ pub struct StoredRecord {
     pub status: RecordStatus,
     /// Set when the custodian ended the relationship after publishing.
     pub ended_on: Option<NaiveDate>,
+    /// The record's sharing directives, current versions, any status.
+    pub directives: Vec<Directive>,
 }
 
 /// A valid record ready to store: whole, or cut to its index when its
@@ -129,6 +133,28 @@ pub enum StoreError {
     Config(String),
 }
 
+/// What storing one published directive did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectiveOutcome {
+    /// Stored as the current version.
+    Accepted,
+    /// This exact version is already held.
+    Unchanged,
+    /// A newer version is held.
+    Stale { held: u64 },
+    /// This version is held with different content.
+    Conflict,
+    /// The custodian has no record with the directive's record id.
+    UnknownRecord,
+    /// The directive id is held for another of the custodian's records.
+    OtherRecord { held_for: String },
+}
+
+/// Builds the audit entry for a directive publish once the outcomes are known.
+pub type DirectiveAudit<'a> = &'a (dyn Fn(&[DirectiveOutcome]) -> AuditEntry + Send + Sync);
+/// Builds the audit entry for purging one record.
+pub type PurgeAudit<'a> = &'a (dyn Fn(&RecordKey) -> AuditEntry + Send + Sync);
+
 /// Builds the audit entry for a publish once the outcomes are known.
 pub type PublishAudit<'a> = &'a (dyn Fn(&[StoreOutcome]) -> AuditEntry + Send + Sync);
 /// Builds the audit entry for a change once its outcome is known.
@@ -161,10 +187,93 @@ pub trait Store: Send + Sync + 'static {
         audit: ChangeAudit<'_>,
     ) -> Result<(ChangeOutcome, u64), StoreError>;
 
+    /// Stores a batch of valid directives of one custodian, each idempotent
+    /// on (custodian, directive id, version), and the batch's audit entry,
+    /// in one transaction. A directive for a record the custodian has not
+    /// published is refused.
+    async fn publish_directives(
+        &self,
+        directives: &[Directive],
+        audit: DirectiveAudit<'_>,
+    ) -> Result<(Vec<DirectiveOutcome>, u64), StoreError>;
+
+    /// Deletes every record whose `retain_until` is before `today`, with its
+    /// directives, each with its own audit entry in the same transaction.
+    /// Returns the keys purged and their entries' indexes.
+    async fn purge_expired(
+        &self,
+        today: NaiveDate,
+        audit: PurgeAudit<'_>,
+    ) -> Result<Vec<(RecordKey, u64)>, StoreError>;
+
+    /// The authorities whose users were shown this record (summary or more).
+    async fn recipients_of(&self, key: &RecordKey) -> Result<Vec<String>, StoreError>;
+
+    /// Stores notifications for delivery.
+    async fn enqueue_notifications(&self, notifications: &[Notification])
+    -> Result<(), StoreError>;
+
+    /// Up to `limit` notifications to `authority` not yet acknowledged,
+    /// oldest first.
+    async fn pending_notifications(
+        &self,
+        authority: &str,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Marks one of `authority`'s notifications delivered; returns it, or
+    /// `None` when there is no such undelivered notification.
+    async fn mark_notification_delivered(
+        &self,
+        authority: &str,
+        notification_id: &str,
+        at: &str,
+    ) -> Result<Option<Notification>, StoreError>;
+
+    /// Records a break-glass access.
+    async fn record_break_glass(&self, access: &BreakGlassAccess) -> Result<(), StoreError>;
+
+    /// The latest access of this user at `authority` to `subject` that is
+    /// still open at `now` (RFC 3339).
+    async fn open_break_glass(
+        &self,
+        authority: &str,
+        user_id: &str,
+        subject: &str,
+        now: &str,
+    ) -> Result<Option<BreakGlassAccess>, StoreError>;
+
+    /// `authority`'s break-glass accesses, newest first: unreviewed, or all.
+    async fn break_glass_accesses(
+        &self,
+        authority: &str,
+        include_reviewed: bool,
+    ) -> Result<Vec<BreakGlassAccess>, StoreError>;
+
+    /// Records the review of one of `authority`'s accesses, and its audit
+    /// entry (whose index the stored review gets), in one transaction.
+    async fn review_break_glass(
+        &self,
+        authority: &str,
+        query_id: &str,
+        review: &Review,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError>;
+
     /// Every active record about the person with this NHS number.
     async fn records_for_nhs_number(
         &self,
         nhs_number: &NhsNumber,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// Active records whose subject was born on one of `dates_of_birth`
+    /// or lives at `postcode_key` (normalised): the block a demographic
+    /// query is scored against. At most `limit`, with their directives.
+    async fn records_for_demographics(
+        &self,
+        dates_of_birth: &[NaiveDate],
+        postcode_key: Option<&str>,
+        limit: u32,
     ) -> Result<Vec<StoredRecord>, StoreError>;
 
     /// The record with this key, whatever its status.
@@ -172,7 +281,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends audit entries in one transaction (one durable commit for the
     /// lot: group commit); returns the index of the first. Entries get
-    /// consecutive indexes in order.
+    /// consecutive indexes in order. A query entry's disclosures (summary or
+    /// more) are noted for [`Store::recipients_of`] in the same transaction.
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError>;
 
     /// Up to `limit` audit entries from index `from`, as stored.

@@ -26,10 +26,14 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 use super::codec::{self, body_of, hash32};
 use super::migrations::{self, POSTGRES};
 use super::{
-    ChangeAudit, ChangeOutcome, PublishAudit, Publishable, RecordKey, Store, StoreError,
-    StoreOutcome, StoredAuditEntry, StoredCheckpoint, StoredRecord,
+    ChangeAudit, ChangeOutcome, DirectiveAudit, DirectiveOutcome, PublishAudit, Publishable,
+    PurgeAudit, RecordKey, Store, StoreError, StoreOutcome, StoredAuditEntry, StoredCheckpoint,
+    StoredRecord,
 };
 use crate::audit::AuditEntry;
+use crate::break_glass::{BreakGlassAccess, Review};
+use crate::notify::Notification;
+use kith_core::Directive;
 
 /// The advisory lock key that sequences audit appends (and so every write)
 /// across all hub processes sharing the database: "kith" "audt" in ASCII.
@@ -37,7 +41,7 @@ pub const AUDIT_LOCK: i64 = 0x6b69_7468_6175_6474;
 
 /// Audit rows per INSERT: 4 parameters each, under PostgreSQL's 65,535.
 const AUDIT_ROWS_PER_INSERT: usize = 10_000;
-/// Record rows per upsert: 11 parameters each.
+/// Record rows per upsert: 13 parameters each.
 const RECORD_ROWS_PER_INSERT: usize = 5_000;
 
 pub struct PostgresStore {
@@ -137,6 +141,22 @@ async fn append_in(
                 .push_bind(bytes)
                 .push_bind(leaf.to_vec());
         });
+        insert.build().execute(&mut **tx).await?;
+    }
+    let disclosed = codec::disclosures_in(entries);
+    let at = now_text();
+    // 4 parameters per row.
+    for chunk in disclosed.chunks(10_000) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO disclosures (custodian, record_id, recipient, first_at) ",
+        );
+        insert.push_values(chunk, |mut row, (custodian, record_id, recipient)| {
+            row.push_bind(*custodian)
+                .push_bind(*record_id)
+                .push_bind(*recipient)
+                .push_bind(&at);
+        });
+        insert.push(" ON CONFLICT DO NOTHING");
         insert.build().execute(&mut **tx).await?;
     }
     Ok(first as u64)
@@ -258,7 +278,7 @@ impl Store for PostgresStore {
             let mut upsert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO records (custodian, record_id, version, nhs_number, relationship_type, \
                  status, withdraw_reason, ended_on, content_hash, retain_until, held_at_source, body, \
-                 updated_at) ",
+                 updated_at, date_of_birth, postcode_key) ",
             );
             upsert.push_values(chunk, |mut row, &i| {
                 let Publishable {
@@ -278,6 +298,8 @@ impl Store for PostgresStore {
                     .push_bind(i64::from(*held_at_source))
                     .push_bind(body_of(record))
                     .push_bind(now.clone());
+                let (date_of_birth, postcode_key) = codec::blocking_keys(record);
+                row.push_bind(date_of_birth).push_bind(postcode_key);
             });
             upsert.push(
                 " ON CONFLICT (custodian, record_id) DO UPDATE SET version = EXCLUDED.version, \
@@ -285,7 +307,8 @@ impl Store for PostgresStore {
                  status = 'active', withdraw_reason = NULL, ended_on = NULL, \
                  content_hash = EXCLUDED.content_hash, retain_until = EXCLUDED.retain_until, \
                  held_at_source = EXCLUDED.held_at_source, body = EXCLUDED.body, \
-                 updated_at = EXCLUDED.updated_at",
+                 updated_at = EXCLUDED.updated_at, date_of_birth = EXCLUDED.date_of_birth, \
+                 postcode_key = EXCLUDED.postcode_key",
             );
             upsert.build().execute(&mut *tx).await?;
         }
@@ -331,14 +354,38 @@ impl Store for PostgresStore {
         &self,
         nhs_number: &NhsNumber,
     ) -> Result<Vec<StoredRecord>, StoreError> {
+        let digits = nhs_number.as_digits();
         let rows = sqlx::query(
             "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records \
              WHERE nhs_number = $1 AND status = 'active' ORDER BY custodian, record_id",
         )
-        .bind(nhs_number.as_digits())
+        .bind(&digits)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row_to_stored).collect()
+        let mut records = rows
+            .iter()
+            .map(row_to_stored)
+            .collect::<Result<Vec<_>, _>>()?;
+        if records.is_empty() {
+            return Ok(records);
+        }
+        let directives: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT d.custodian, d.record_id, d.body FROM directives d \
+             JOIN records r ON r.custodian = d.custodian AND r.record_id = d.record_id \
+             WHERE r.nhs_number = $1 AND r.status = 'active'",
+        )
+        .bind(&digits)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_record = codec::directives_by_record(directives)?;
+        for stored in &mut records {
+            let key = (
+                stored.record.custodian.clone(),
+                stored.record.record_id.clone(),
+            );
+            stored.directives = by_record.remove(&key).unwrap_or_default();
+        }
+        Ok(records)
     }
 
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
@@ -415,5 +462,297 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+    async fn records_for_demographics(
+        &self,
+        dates_of_birth: &[NaiveDate],
+        postcode_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let dates: Vec<String> = dates_of_birth.iter().map(|d| d.to_string()).collect();
+        let rows = sqlx::query(
+            "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records \
+             WHERE status = 'active' AND (date_of_birth = ANY($1::text[]) OR postcode_key = $2) \
+             ORDER BY custodian, record_id LIMIT $3",
+        )
+        .bind(&dates)
+        .bind(postcode_key.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut records = rows
+            .iter()
+            .map(row_to_stored)
+            .collect::<Result<Vec<_>, _>>()?;
+        for stored in &mut records {
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT custodian, record_id, body FROM directives WHERE custodian = $1 AND record_id = $2",
+            )
+            .bind(&stored.record.custodian)
+            .bind(&stored.record.record_id)
+            .fetch_all(&self.pool)
+            .await?;
+            stored.directives = codec::directives_by_record(rows)?
+                .into_values()
+                .flatten()
+                .collect();
+        }
+        Ok(records)
+    }
+
+    async fn publish_directives(
+        &self,
+        directives: &[Directive],
+        audit: DirectiveAudit<'_>,
+    ) -> Result<(Vec<DirectiveOutcome>, u64), StoreError> {
+        let mut tx = self.write().await?;
+        let now = now_text();
+        let mut outcomes = Vec::with_capacity(directives.len());
+        for d in directives {
+            let hash = d.content_hash();
+            let held: Option<(i64, String, String)> = sqlx::query_as(
+                "SELECT version, content_hash, record_id FROM directives \
+                 WHERE custodian = $1 AND directive_id = $2",
+            )
+            .bind(&d.custodian)
+            .bind(&d.directive_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let exists: Option<i64> = sqlx::query_scalar(
+                "SELECT 1::bigint FROM records WHERE custodian = $1 AND record_id = $2",
+            )
+            .bind(&d.custodian)
+            .bind(&d.record_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let outcome = codec::directive_outcome(d, &hash, held, exists.is_some());
+            if outcome == DirectiveOutcome::Accepted {
+                sqlx::query(
+                    "INSERT INTO directives (custodian, directive_id, version, record_id, content_hash, body, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (custodian, directive_id) DO UPDATE SET version = excluded.version, \
+                     record_id = excluded.record_id, content_hash = excluded.content_hash, \
+                     body = excluded.body, updated_at = excluded.updated_at",
+                )
+                .bind(&d.custodian)
+                .bind(&d.directive_id)
+                .bind(d.version as i64)
+                .bind(&d.record_id)
+                .bind(&hash)
+                .bind(codec::json_of(d))
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            outcomes.push(outcome);
+        }
+        let index = append_in(&mut tx, std::slice::from_ref(&audit(&outcomes))).await?;
+        tx.commit().await?;
+        Ok((outcomes, index))
+    }
+
+    async fn purge_expired(
+        &self,
+        today: NaiveDate,
+        audit: PurgeAudit<'_>,
+    ) -> Result<Vec<(RecordKey, u64)>, StoreError> {
+        let mut tx = self.write().await?;
+        let expired: Vec<(String, String)> = sqlx::query_as(
+            "SELECT custodian, record_id FROM records WHERE retain_until IS NOT NULL AND retain_until < $1 \
+             ORDER BY custodian, record_id LIMIT 1000",
+        )
+        .bind(today.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut purged = Vec::with_capacity(expired.len());
+        for (custodian, record_id) in expired {
+            let key = RecordKey {
+                custodian,
+                record_id,
+            };
+            for sql in [
+                "DELETE FROM directives WHERE custodian = $1 AND record_id = $2",
+                "DELETE FROM records WHERE custodian = $1 AND record_id = $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(&key.custodian)
+                    .bind(&key.record_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let index = append_in(&mut tx, std::slice::from_ref(&audit(&key))).await?;
+            purged.push((key, index));
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    async fn recipients_of(&self, key: &RecordKey) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT recipient FROM disclosures WHERE custodian = $1 AND record_id = $2 ORDER BY recipient",
+        )
+        .bind(&key.custodian)
+        .bind(&key.record_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn enqueue_notifications(
+        &self,
+        notifications: &[Notification],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        for chunk in notifications.chunks(5000) {
+            let mut insert = QueryBuilder::<Postgres>::new(
+                "INSERT INTO notifications (notification_id, authority, body, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, n| {
+                row.push_bind(&n.notification_id)
+                    .push_bind(&n.recipient)
+                    .push_bind(codec::json_of(n))
+                    .push_bind(&n.occurred_at);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pending_notifications(
+        &self,
+        authority: &str,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM notifications WHERE authority = $1 AND delivered_at IS NULL \
+             ORDER BY created_at, notification_id LIMIT $2",
+        )
+        .bind(authority)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|b| codec::from_json(b, "notification body"))
+            .collect()
+    }
+
+    async fn mark_notification_delivered(
+        &self,
+        authority: &str,
+        notification_id: &str,
+        at: &str,
+    ) -> Result<Option<Notification>, StoreError> {
+        let mut tx = self.write().await?;
+        let body: Option<String> = sqlx::query_scalar(
+            "UPDATE notifications SET delivered_at = $1 \
+             WHERE notification_id = $2 AND authority = $3 AND delivered_at IS NULL RETURNING body",
+        )
+        .bind(at)
+        .bind(notification_id)
+        .bind(authority)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        body.map(|b| codec::from_json(&b, "notification body"))
+            .transpose()
+    }
+
+    async fn record_break_glass(&self, access: &BreakGlassAccess) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO break_glass (query_id, authority, user_id, subject, expires_at, reviewed, body) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6)",
+        )
+        .bind(&access.query_id)
+        .bind(&access.authority)
+        .bind(&access.user.user_id)
+        .bind(&access.subject)
+        .bind(&access.expires_at)
+        .bind(codec::json_of(access))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn open_break_glass(
+        &self,
+        authority: &str,
+        user_id: &str,
+        subject: &str,
+        now: &str,
+    ) -> Result<Option<BreakGlassAccess>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM break_glass WHERE authority = $1 AND user_id = $2 AND subject = $3 \
+             AND expires_at > $4 ORDER BY expires_at DESC LIMIT 1",
+        )
+        .bind(authority)
+        .bind(user_id)
+        .bind(subject)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        body.map(|b| codec::from_json(&b, "break-glass body"))
+            .transpose()
+    }
+
+    async fn break_glass_accesses(
+        &self,
+        authority: &str,
+        include_reviewed: bool,
+    ) -> Result<Vec<BreakGlassAccess>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM break_glass WHERE authority = $1 AND (reviewed = 0 OR $2::boolean) \
+             ORDER BY expires_at DESC, query_id LIMIT 10000",
+        )
+        .bind(authority)
+        .bind(include_reviewed)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|b| codec::from_json(b, "break-glass body"))
+            .collect()
+    }
+
+    async fn review_break_glass(
+        &self,
+        authority: &str,
+        query_id: &str,
+        review: &Review,
+        audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        let mut tx = self.write().await?;
+        let body: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM break_glass WHERE authority = $1 AND query_id = $2",
+        )
+        .bind(authority)
+        .bind(query_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(body) = body else {
+            let index = append_in(
+                &mut tx,
+                std::slice::from_ref(&audit(ChangeOutcome::NotFound)),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok((ChangeOutcome::NotFound, index));
+        };
+        let index = append_in(&mut tx, std::slice::from_ref(&audit(ChangeOutcome::Done))).await?;
+        let mut access: BreakGlassAccess = codec::from_json(&body, "break-glass body")?;
+        access.review = Some(Review {
+            audit_index: index,
+            ..review.clone()
+        });
+        sqlx::query(
+            "UPDATE break_glass SET reviewed = 1, body = $1 WHERE authority = $2 AND query_id = $3",
+        )
+        .bind(codec::json_of(&access))
+        .bind(authority)
+        .bind(query_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((ChangeOutcome::Done, index))
     }
 }

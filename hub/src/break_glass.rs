@@ -1,0 +1,291 @@
+//! Break glass: emergency access a case worker claims with a reason.
+//!
+//! A claim is checked (a known reason code and a real justification), then
+//! the query runs with `context.break_glass` true and the policy set decides
+//! what that opens; nothing here decides a disclosure. The access lasts for
+//! that user and subject for the configured window (4 hours by default):
+//! later queries by the same user about the same person within it run as
+//! break glass too, each flagged in the audit. Every access is listed for
+//! review by the user's own authority's auditors, and a review is itself
+//! audited. The custodians whose records it reached are notified
+//! ([`crate::notify`]).
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use kith_core::FieldError;
+use kith_policy::AuditScope;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditEntry, AuditKind};
+use crate::disclosure::{self, ActingUser};
+use crate::error::HubError;
+use crate::hub::{Caller, Hub, now};
+use crate::store::ChangeOutcome;
+
+/// How long a break-glass access lasts, unless configured otherwise.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 60 * 60);
+
+/// The reason codes a claim may give.
+pub const REASON_CODES: &[&str] = &[
+    "life_threatening",
+    "immediate_safeguarding_risk",
+    "public_safety",
+    "other",
+];
+
+/// Shortest and longest justification, in characters.
+pub const JUSTIFICATION_CHARS: std::ops::RangeInclusive<usize> = 10..=1000;
+
+/// What a case worker claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassClaim {
+    pub reason_code: String,
+    pub justification: String,
+}
+
+impl BreakGlassClaim {
+    /// Field-level errors, under `break_glass.`.
+    pub fn check(&self, errors: &mut Vec<FieldError>) {
+        if !REASON_CODES.contains(&self.reason_code.as_str()) {
+            errors.push(FieldError::new(
+                "break_glass.reason_code",
+                format!(
+                    "{:?} is not a break-glass reason; expected one of: {}",
+                    self.reason_code,
+                    REASON_CODES.join(", ")
+                ),
+            ));
+        }
+        let chars = self.justification.trim().chars().count();
+        if !JUSTIFICATION_CHARS.contains(&chars) {
+            errors.push(FieldError::new(
+                "break_glass.justification",
+                format!(
+                    "must say why, in {} to {} characters",
+                    JUSTIFICATION_CHARS.start(),
+                    JUSTIFICATION_CHARS.end()
+                ),
+            ));
+        } else if self
+            .justification
+            .chars()
+            .any(|c| c.is_control() && c != '\n')
+        {
+            errors.push(FieldError::new(
+                "break_glass.justification",
+                "contains control characters",
+            ));
+        }
+    }
+}
+
+/// The review of one access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    /// appropriate | inappropriate
+    pub outcome: String,
+    pub note: String,
+    pub reviewed_by: String,
+    /// RFC 3339 UTC.
+    pub reviewed_at: String,
+    pub audit_index: u64,
+}
+
+/// One break-glass access, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlassAccess {
+    /// The query that claimed it.
+    pub query_id: String,
+    /// Its audit entry.
+    pub audit_index: u64,
+    pub authority: String,
+    pub user: ActingUser,
+    /// NHS number digits.
+    pub subject: String,
+    pub claim: BreakGlassClaim,
+    /// RFC 3339 UTC.
+    pub occurred_at: String,
+    pub expires_at: String,
+    #[serde(default)]
+    pub review: Option<Review>,
+}
+
+/// The review outcomes an auditor may record.
+pub const REVIEW_OUTCOMES: &[&str] = &["appropriate", "inappropriate"];
+
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Hub {
+    /// The caller's user's open break-glass access to `subject`, if any.
+    pub(crate) async fn open_break_glass(
+        &self,
+        caller: &Caller,
+        user: &ActingUser,
+        subject: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<BreakGlassAccess>, HubError> {
+        Ok(self
+            .store
+            .open_break_glass(
+                caller.authority.as_str(),
+                &user.user_id,
+                subject,
+                &rfc3339(at),
+            )
+            .await?)
+    }
+
+    /// Checks that `user` may review `caller`'s break-glass accesses (an
+    /// auditor of that authority, by policy); audits a refusal.
+    async fn may_review(
+        &self,
+        caller: &Caller,
+        user: &ActingUser,
+        what: &str,
+    ) -> Result<(), HubError> {
+        let access = self
+            .policies()
+            .audit_scope(&disclosure::requester(caller, user));
+        if access.scope != AuditScope::None {
+            return Ok(());
+        }
+        let mut entry = AuditEntry::new(
+            AuditKind::BreakGlassReview,
+            caller.authority.as_str(),
+            now(),
+        );
+        entry.user = Some(user.user_id.clone());
+        entry.role = Some(user.role.clone());
+        entry.outcome = "refused".into();
+        entry.reason = format!("{what}: {}", access.reason);
+        self.audit.append(entry).await?;
+        Err(HubError::PermissionDenied(access.reason))
+    }
+
+    /// The caller's authority's break-glass accesses, newest first:
+    /// those awaiting review, or all.
+    pub async fn list_break_glass(
+        &self,
+        caller: &Caller,
+        user: &ActingUser,
+        include_reviewed: bool,
+    ) -> Result<Vec<BreakGlassAccess>, HubError> {
+        self.may_review(caller, user, "list break-glass accesses")
+            .await?;
+        let accesses = self
+            .store
+            .break_glass_accesses(caller.authority.as_str(), include_reviewed)
+            .await?;
+        let mut entry = AuditEntry::new(AuditKind::AuditRead, caller.authority.as_str(), now());
+        entry.user = Some(user.user_id.clone());
+        entry.role = Some(user.role.clone());
+        entry.reason = format!(
+            "break-glass accesses listed ({}, {} shown)",
+            if include_reviewed {
+                "all"
+            } else {
+                "awaiting review"
+            },
+            accesses.len()
+        );
+        self.audit.append(entry).await?;
+        Ok(accesses)
+    }
+
+    /// Records the review of one access by the caller's authority's
+    /// auditor; returns the review's audit index.
+    pub async fn review_break_glass(
+        &self,
+        caller: &Caller,
+        user: &ActingUser,
+        query_id: &str,
+        outcome: &str,
+        note: &str,
+    ) -> Result<u64, HubError> {
+        let mut errors = Vec::new();
+        if query_id.trim().is_empty() {
+            errors.push(FieldError::new("query_id", "is required"));
+        }
+        if !REVIEW_OUTCOMES.contains(&outcome) {
+            errors.push(FieldError::new(
+                "outcome",
+                format!("is required: one of {}", REVIEW_OUTCOMES.join(", ")),
+            ));
+        }
+        let note_chars = note.trim().chars().count();
+        if note_chars == 0 || note_chars > 1000 {
+            errors.push(FieldError::new(
+                "note",
+                "is required, at most 1,000 characters",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(HubError::InvalidArgument(errors));
+        }
+        self.may_review(caller, user, "review a break-glass access")
+            .await?;
+        let at = now();
+        let review = Review {
+            outcome: outcome.to_string(),
+            note: note.to_string(),
+            reviewed_by: user.user_id.clone(),
+            reviewed_at: rfc3339(at),
+            audit_index: 0,
+        };
+        let authority = caller.authority.as_str();
+        let audit = |o: ChangeOutcome| {
+            let mut entry = AuditEntry::new(AuditKind::BreakGlassReview, authority, at);
+            entry.user = Some(user.user_id.clone());
+            entry.role = Some(user.role.clone());
+            entry.query_id = Some(query_id.to_string());
+            entry.outcome = match o {
+                ChangeOutcome::Done => "ok".into(),
+                ChangeOutcome::NotFound => "not_found".into(),
+            };
+            entry.reason = format!("reviewed as {outcome}: {note}");
+            entry
+        };
+        match self
+            .store
+            .review_break_glass(authority, query_id, &review, &audit)
+            .await?
+        {
+            (ChangeOutcome::Done, index) => Ok(index),
+            (ChangeOutcome::NotFound, _) => Err(HubError::NotFound(format!(
+                "no break-glass access by {authority}'s users with query id {query_id}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_needs_a_known_reason_and_a_real_justification() {
+        let mut errors = Vec::new();
+        BreakGlassClaim {
+            reason_code: "because".into(),
+            justification: "urgent".into(),
+        }
+        .check(&mut errors);
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["break_glass.reason_code", "break_glass.justification"]
+        );
+        assert!(errors[0].reason.contains("life_threatening"), "{errors:?}");
+
+        let mut errors = Vec::new();
+        BreakGlassClaim {
+            reason_code: "life_threatening".into(),
+            justification: "Unconscious patient in ED, no history available".into(),
+        }
+        .check(&mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+}
