@@ -75,7 +75,7 @@ enum Command {
     /// (--given-name, --family-name, --date-of-birth, and --postcode if
     /// known). A certain demographic match is answered like an NHS number;
     /// possible matches come back as candidates: if one is the person, ask
-    /// again with --confirm CANDIDATE_ID. In an emergency, --break-glass
+    /// the same again with --confirm CANDIDATE_ID. In an emergency, --break-glass
     /// REASON --justification TEXT claims emergency access: it is audited,
     /// flagged for your authority's review and the custodians are told.
     Query {
@@ -94,8 +94,8 @@ enum Command {
         /// UK postcode, for a search without an NHS number.
         #[arg(long)]
         postcode: Option<String>,
-        /// Confirm a candidate a previous search showed: the answer is then
-        /// for that person.
+        /// Confirm a candidate a previous search showed, giving the same
+        /// demographics again: the answer is then for that person.
         #[arg(long, value_name = "CANDIDATE_ID")]
         confirm: Option<String>,
         /// Claim emergency access, with a reason code: life_threatening,

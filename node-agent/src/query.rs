@@ -43,7 +43,8 @@ pub struct QueryArgs {
     /// The person's NHS number; or else `demographics`, or `confirm`.
     pub nhs_number: Option<String>,
     pub demographics: DemographicArgs,
-    /// A candidate id from an earlier demographic query, to confirm.
+    /// A candidate id from an earlier demographic query, to confirm; the
+    /// query must name the person as that one did (the hub re-scores).
     pub confirm: Option<String>,
     /// Emergency access, claimed with a reason.
     pub break_glass: Option<BreakGlassArgs>,
@@ -371,7 +372,7 @@ impl QueryResponse {
         if !self.candidates.is_empty() {
             let _ = writeln!(
                 out,
-                "\npossible matches (if one is the person, ask again with --confirm CANDIDATE_ID):"
+                "\npossible matches (if one is the person, ask the same again with --confirm CANDIDATE_ID):"
             );
             out.push_str(&self.render_candidates());
         }
@@ -484,12 +485,11 @@ fn subject(args: &QueryArgs, today: NaiveDate) -> Result<pb::Subject, QueryError
         });
     }
     if d.is_empty() {
-        if args.confirm.is_some() {
-            return Ok(pb::Subject::default());
-        }
-        return Err(QueryError::Missing(
-            "the person: --nhs-number, or --given-name, --family-name and --date-of-birth (and --postcode if known)",
-        ));
+        return Err(QueryError::Missing(if args.confirm.is_some() {
+            "with --confirm, the same --given-name, --family-name, --date-of-birth (and --postcode) as the search that listed the candidate"
+        } else {
+            "the person: --nhs-number, or --given-name, --family-name and --date-of-birth (and --postcode if known)"
+        }));
     }
     let (given_name, family_name) = (given(&d.given_name), given(&d.family_name));
     if given_name.is_none() {
@@ -763,12 +763,22 @@ mod tests {
     }
 
     #[test]
-    fn a_confirmation_may_stand_alone_but_not_be_blank() {
-        let mut a = args();
-        a.nhs_number = None;
+    fn a_confirmation_repeats_the_search_and_is_not_blank() {
+        let mut a = by_demographics();
         a.confirm = Some("cand-1".into());
         let req = build_request_as_of(&a, today()).unwrap();
         assert_eq!(req.confirm_candidate, "cand-1");
+        assert!(req.subject.unwrap().demographics.is_some());
+        let mut alone = args();
+        alone.nhs_number = None;
+        alone.confirm = Some("cand-1".into());
+        let err = build_request_as_of(&alone, today())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("with --confirm, the same --given-name"),
+            "{err}"
+        );
         a.confirm = Some(" ".into());
         assert_eq!(
             flag_of(build_request_as_of(&a, today()).unwrap_err()),
