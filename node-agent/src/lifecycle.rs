@@ -38,7 +38,11 @@ pub enum LifecycleError {
     Certificate(#[from] ConfigError),
     #[error(transparent)]
     Hub(#[from] HubError),
-    #[error("the hub holds no active record {record_id} of {custodian}: {message}")]
+    /// The hub's own words are kept in `message`; the text says what it
+    /// means.
+    #[error(
+        "the hub holds no active record {record_id} of {custodian}: never published by this authority, or already withdrawn"
+    )]
     NotFound {
         record_id: String,
         custodian: String,

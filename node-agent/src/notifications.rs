@@ -204,12 +204,16 @@ impl Notification {
     /// The notification in one sentence.
     fn sentence(&self) -> String {
         let seen = || {
+            // A withheld record was not seen: they were told it exists.
+            let what = match self.level.as_deref() {
+                Some("withheld") => format!("was told of your {} (withheld)", self.record_phrase()),
+                Some(level) => format!("saw your {} at {level} level", self.record_phrase()),
+                None => format!("reached your {} at an unknown level", self.record_phrase()),
+            };
             format!(
-                "{} at {} saw your {} at {} level for {} (query {})",
+                "{} at {} {what} for {} (query {})",
                 self.who(),
                 self.organisation(),
-                self.record_phrase(),
-                self.level.as_deref().unwrap_or("an unknown"),
                 self.purpose.as_deref().unwrap_or("an unknown purpose"),
                 if self.query_id.is_empty() {
                     "?"
@@ -457,7 +461,15 @@ mod tests {
         );
         let mut bg = wire("n-2", pb::NotificationKind::BreakGlass);
         bg.reason = "life_threatening: unconscious, no history".into();
+        bg.level = pb::DisclosureLevel::Withheld as i32;
         let bg = Notification::from_wire(bg).unwrap();
+        assert!(
+            bg.message.contains(
+                "was told of your record cpp-1 (child protection plan) (withheld) for emergency"
+            ),
+            "{}",
+            bg.message
+        );
         assert!(
             bg.message.starts_with("BREAK GLASS: Dr A. Rahman"),
             "{}",
