@@ -366,7 +366,8 @@ impl QueryResponse {
         } else if rows.is_empty() {
             let _ = writeln!(out, "(no certain match: see the possible matches below)");
         }
-        if let Some(matched_by) = &self.matched_by {
+        // How the records shown were matched (not the candidates).
+        if let Some(matched_by) = self.matched_by.as_ref().filter(|_| !rows.is_empty()) {
             let _ = writeln!(out, "matched by: {}", matched_by.replace('_', " "));
         }
         if !self.candidates.is_empty() {
@@ -484,12 +485,16 @@ fn subject(args: &QueryArgs, today: NaiveDate) -> Result<pb::Subject, QueryError
             ..Default::default()
         });
     }
+    if d.is_empty() && args.confirm.is_some() {
+        return Err(invalid(
+            "--confirm",
+            "give the same --given-name, --family-name, --date-of-birth (and --postcode) as the search that listed the candidate",
+        ));
+    }
     if d.is_empty() {
-        return Err(QueryError::Missing(if args.confirm.is_some() {
-            "with --confirm, the same --given-name, --family-name, --date-of-birth (and --postcode) as the search that listed the candidate"
-        } else {
-            "the person: --nhs-number, or --given-name, --family-name and --date-of-birth (and --postcode if known)"
-        }));
+        return Err(QueryError::Missing(
+            "the person: --nhs-number, or --given-name, --family-name and --date-of-birth (and --postcode if known)",
+        ));
     }
     let (given_name, family_name) = (given(&d.given_name), given(&d.family_name));
     if given_name.is_none() {
@@ -776,7 +781,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("with --confirm, the same --given-name"),
+            err.starts_with("--confirm: give the same --given-name"),
             "{err}"
         );
         a.confirm = Some(" ".into());
@@ -792,7 +797,9 @@ mod tests {
             query_id: "q-2".into(),
             audit_index: 7,
             break_glass_until: "2026-03-01T14:00:00Z".into(),
-            matched_by: String::new(),
+            // The hub names how it searched even when it found only
+            // candidates: no records, so no "matched by" line.
+            matched_by: "demographics".into(),
             candidates: vec![pb::MatchCandidate {
                 candidate_id: "cand-1".into(),
                 score: 9.87,
@@ -839,12 +846,17 @@ mod tests {
         assert_eq!(json["candidates"][0]["candidate_id"], "cand-1");
         assert_eq!(json["candidates"][0]["record"]["custodian"], "E08000006");
         assert_eq!(json["break_glass_until"], "2026-03-01T14:00:00Z");
-        assert!(json.get("matched_by").is_none());
+        assert!(!table.contains("matched by"), "{table}");
+        assert_eq!(json["matched_by"], "demographics");
 
         let matched = QueryResponse::from_wire(
             "https://hub:1",
             pb::QueryResponse {
                 matched_by: "nhs_number".into(),
+                records: vec![pb::DisclosedRecord {
+                    level: pb::DisclosureLevel::Withheld as i32,
+                    ..Default::default()
+                }],
                 ..Default::default()
             },
         );
