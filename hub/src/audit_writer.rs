@@ -22,21 +22,25 @@ type Reply = oneshot::Sender<Result<u64, HubError>>;
 /// A handle to the writer task. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditWriter {
-    queue: mpsc::Sender<(AuditEntry, Reply)>,
+    queue: mpsc::Sender<(Vec<AuditEntry>, Reply)>,
 }
 
 impl AuditWriter {
     /// Starts the writer task for `store`. It ends when every handle is dropped.
     pub fn spawn(store: Arc<dyn Store>) -> Self {
-        let (queue, mut waiting) = mpsc::channel::<(AuditEntry, Reply)>(4 * MAX_GROUP);
+        let (queue, mut waiting) = mpsc::channel::<(Vec<AuditEntry>, Reply)>(4 * MAX_GROUP);
         tokio::spawn(async move {
-            let mut group: Vec<(AuditEntry, Reply)> = Vec::with_capacity(MAX_GROUP);
+            let mut group: Vec<(Vec<AuditEntry>, Reply)> = Vec::with_capacity(MAX_GROUP);
             while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
-                let entries: Vec<AuditEntry> = group.iter().map(|(e, _)| e.clone()).collect();
+                let entries: Vec<AuditEntry> =
+                    group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
                 match store.append_audit(&entries).await {
                     Ok(first) => {
-                        for (i, (_, reply)) in group.drain(..).enumerate() {
-                            let _ = reply.send(Ok(first + i as u64));
+                        // Each caller's entries are consecutive, in order.
+                        let mut next = first;
+                        for (batch, reply) in group.drain(..) {
+                            let _ = reply.send(Ok(next));
+                            next += batch.len() as u64;
                         }
                     }
                     Err(e) => {
@@ -55,10 +59,16 @@ impl AuditWriter {
 
     /// Appends `entry` and returns its index once it is durable.
     pub async fn append(&self, entry: AuditEntry) -> Result<u64, HubError> {
+        self.append_all(vec![entry]).await
+    }
+
+    /// Appends `entries` with consecutive indexes, in the same commit, and
+    /// returns the first index once they are durable.
+    pub async fn append_all(&self, entries: Vec<AuditEntry>) -> Result<u64, HubError> {
         let (reply, answer) = oneshot::channel();
         let closed = || HubError::Unavailable("the audit log writer has stopped".into());
         self.queue
-            .send((entry, reply))
+            .send((entries, reply))
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?

@@ -337,8 +337,11 @@ impl Hub {
         entry.matches = found.matches;
         entry.reason = format!("policy set {}", policies.fingerprint());
         entry.break_glass = break_glass.clone();
-        // Durable before disclosure: nothing is returned unless this commits.
-        let audit_index = self.audit.append(entry).await?;
+        // Durable before disclosure: nothing is returned unless this
+        // commits, with each custodian's own share of it.
+        let mut entries = vec![entry];
+        entries.extend(entries[0].per_custodian_access());
+        let audit_index = self.audit.append_all(entries).await?;
 
         if let (Some(claim), Some(flag)) = (&request.break_glass, &break_glass) {
             let access = BreakGlassAccess {

@@ -76,6 +76,13 @@ impl RecordService for FakeHub {
     ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+
+    async fn publish_directives(
+        &self,
+        _: Request<pb::PublishDirectivesRequest>,
+    ) -> Result<Response<pb::PublishDirectivesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
 }
 
 struct FakeLink;
@@ -102,7 +109,11 @@ impl AgentLinkService for FakeLink {
                     Some(pb::agent_message::Message::Heartbeat(h)) => {
                         pb::hub_message::Message::Heartbeat(h)
                     }
-                    Some(pb::agent_message::Message::Detail(_)) | None => continue,
+                    Some(
+                        pb::agent_message::Message::Detail(_)
+                        | pb::agent_message::Message::NotificationAck(_),
+                    )
+                    | None => continue,
                 };
                 if tx
                     .send(Ok(pb::HubMessage {
@@ -294,6 +305,13 @@ impl RecordService for RefusingHub {
     ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
         Err(Status::permission_denied(NOT_A_MEMBER))
     }
+
+    async fn publish_directives(
+        &self,
+        _: Request<pb::PublishDirectivesRequest>,
+    ) -> Result<Response<pb::PublishDirectivesResponse>, Status> {
+        Err(Status::permission_denied(NOT_A_MEMBER))
+    }
 }
 
 #[tonic::async_trait]
@@ -336,6 +354,20 @@ impl AuditService for RefusingHub {
         &self,
         _: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        Err(Status::permission_denied(NOT_A_MEMBER))
+    }
+
+    async fn list_break_glass(
+        &self,
+        _: Request<pb::ListBreakGlassRequest>,
+    ) -> Result<Response<pb::ListBreakGlassResponse>, Status> {
+        Err(Status::permission_denied(NOT_A_MEMBER))
+    }
+
+    async fn review_break_glass(
+        &self,
+        _: Request<pb::ReviewBreakGlassRequest>,
+    ) -> Result<Response<pb::ReviewBreakGlassResponse>, Status> {
         Err(Status::permission_denied(NOT_A_MEMBER))
     }
 }
