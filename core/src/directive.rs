@@ -411,6 +411,8 @@ mod tests {
         assert!(!resolve([&objection], Purpose::PublicProtection, POLICE, today).objection());
 
         objection.recipient_authorities.clear();
+        objection.purposes.clear();
+        assert!(resolve([&objection], Purpose::DirectCare, TRUST, today).objection());
         objection.status = DirectiveStatus::Inactive;
         assert_eq!(
             resolve([&objection], Purpose::DirectCare, TRUST, today),

@@ -32,6 +32,11 @@ pub enum AuditKind {
     NotificationDelivered,
     /// A break-glass access was reviewed (or a review refused).
     BreakGlassReview,
+    /// One custodian's share of a query that reached several custodians'
+    /// records: the same act, naming only that custodian's records, so its
+    /// auditor sees every access to them without learning what the others
+    /// hold. Written in the same commit as the query entry.
+    Access,
 }
 
 /// One record touched by the audited act, and what was decided for it.
@@ -111,6 +116,29 @@ pub struct AuditedMatch {
 }
 
 impl AuditEntry {
+    /// For a query entry that names records of several custodians: one
+    /// `access` entry per custodian, naming only its records. Empty when
+    /// the entry names one custodian or none (it already concerns it alone).
+    pub fn per_custodian_access(&self) -> Vec<AuditEntry> {
+        let mut custodians: Vec<&str> = self.records.iter().map(|r| r.custodian.as_str()).collect();
+        custodians.sort_unstable();
+        custodians.dedup();
+        if self.kind != AuditKind::Query || custodians.len() < 2 {
+            return Vec::new();
+        }
+        custodians
+            .into_iter()
+            .map(|c| {
+                let mut access = self.clone();
+                access.kind = AuditKind::Access;
+                access.records.retain(|r| r.custodian == c);
+                access.matches.retain(|m| m.custodian == c);
+                access.reason = format!("the records of {c} reached by this query");
+                access
+            })
+            .collect()
+    }
+
     /// A new entry of `kind` by `authority`, stamped now.
     pub fn new(kind: AuditKind, authority: &str, now: DateTime<Utc>) -> Self {
         Self {

@@ -6,8 +6,10 @@
 //! that names other custodians' records too (another authority's query
 //! that found records at several custodians) is withheld from a custodian's
 //! auditor: showing it would tell them what the other custodians hold.
-//! Splitting such entries per custodian, so each custodian's auditor sees
-//! every access to its own records, is the next step. An entry outside the
+//! Each such query is therefore written with one `access` entry per
+//! custodian beside it, in the same commit, naming only that custodian's
+//! records: each custodian's auditor sees every access to its own records
+//! through those. An entry outside the
 //! caller's scope is still listed, as its leaf hash alone, so every auditor
 //! can recompute the tree and check it against the signed checkpoint
 //! without reading other authorities' business. Every read is itself

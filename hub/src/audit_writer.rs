@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::AuditEntry;
 use crate::error::HubError;
+use crate::notify::{Notification, Notifier};
 use crate::store::Store;
 
 /// Most entries committed together.
@@ -22,26 +23,47 @@ type Reply = oneshot::Sender<Result<u64, HubError>>;
 /// A handle to the writer task. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditWriter {
-    queue: mpsc::Sender<(AuditEntry, Reply)>,
+    queue: mpsc::Sender<Batch>,
 }
 
+/// One caller's entries, and the notifications to store with them (each
+/// `audit_index` a position in the caller's entries).
+type Batch = (Vec<AuditEntry>, Vec<Notification>, Reply);
+
 impl AuditWriter {
-    /// Starts the writer task for `store`. It ends when every handle is dropped.
-    pub fn spawn(store: Arc<dyn Store>) -> Self {
-        let (queue, mut waiting) = mpsc::channel::<(AuditEntry, Reply)>(4 * MAX_GROUP);
+    /// Starts the writer task for `store`; `notifier` wakes the agent
+    /// links when a commit stored notifications. It ends when every handle
+    /// is dropped.
+    pub fn spawn(store: Arc<dyn Store>, notifier: Arc<Notifier>) -> Self {
+        let (queue, mut waiting) = mpsc::channel::<Batch>(4 * MAX_GROUP);
         tokio::spawn(async move {
-            let mut group: Vec<(AuditEntry, Reply)> = Vec::with_capacity(MAX_GROUP);
+            let mut group: Vec<Batch> = Vec::with_capacity(MAX_GROUP);
             while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
-                let entries: Vec<AuditEntry> = group.iter().map(|(e, _)| e.clone()).collect();
-                match store.append_audit(&entries).await {
+                let mut entries: Vec<AuditEntry> = Vec::new();
+                let mut notifications: Vec<Notification> = Vec::new();
+                for (batch, notices, _) in &group {
+                    let base = entries.len() as u64;
+                    notifications.extend(notices.iter().map(|n| Notification {
+                        audit_index: base + n.audit_index,
+                        ..n.clone()
+                    }));
+                    entries.extend(batch.iter().cloned());
+                }
+                match store.append_audit_notifying(&entries, &notifications).await {
                     Ok(first) => {
-                        for (i, (_, reply)) in group.drain(..).enumerate() {
-                            let _ = reply.send(Ok(first + i as u64));
+                        if !notifications.is_empty() {
+                            notifier.wake();
+                        }
+                        // Each caller's entries are consecutive, in order.
+                        let mut next = first;
+                        for (batch, _, reply) in group.drain(..) {
+                            let _ = reply.send(Ok(next));
+                            next += batch.len() as u64;
                         }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, entries = group.len(), "audit append failed");
-                        for (_, reply) in group.drain(..) {
+                        for (_, _, reply) in group.drain(..) {
                             let _ = reply.send(Err(HubError::Unavailable(
                                 "the audit log cannot be written".into(),
                             )));
@@ -55,10 +77,29 @@ impl AuditWriter {
 
     /// Appends `entry` and returns its index once it is durable.
     pub async fn append(&self, entry: AuditEntry) -> Result<u64, HubError> {
+        self.append_all(vec![entry]).await
+    }
+
+    /// Appends `entries` with consecutive indexes, in the same commit, and
+    /// returns the first index once they are durable.
+    pub async fn append_all(&self, entries: Vec<AuditEntry>) -> Result<u64, HubError> {
+        self.append_notifying(entries, Vec::new()).await
+    }
+
+    /// Appends `entries` as [`AuditWriter::append_all`] does, and stores
+    /// `notifications` in the same commit: each one's `audit_index` is read
+    /// as a position in `entries` and stored as that entry's index. The
+    /// notifications are never stored without their entries, nor the
+    /// entries without them.
+    pub async fn append_notifying(
+        &self,
+        entries: Vec<AuditEntry>,
+        notifications: Vec<Notification>,
+    ) -> Result<u64, HubError> {
         let (reply, answer) = oneshot::channel();
         let closed = || HubError::Unavailable("the audit log writer has stopped".into());
         self.queue
-            .send((entry, reply))
+            .send((entries, notifications, reply))
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?

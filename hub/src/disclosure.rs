@@ -114,6 +114,7 @@ mod tests {
             held_at_source: false,
             status: RecordStatus::Active,
             ended_on: chrono::NaiveDate::from_ymd_opt(2025, 6, 1),
+            directives: vec![],
         }
     }
 

@@ -54,7 +54,7 @@ impl Default for Settings {
 pub struct Hub {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) settings: Settings,
-    pub(crate) notifier: Notifier,
+    pub(crate) notifier: Arc<Notifier>,
     pub(crate) audit: AuditWriter,
     pub(crate) directory: Directory,
     policies: RwLock<Arc<PolicySet>>,
@@ -70,10 +70,11 @@ impl Hub {
         jurisdiction: String,
         detail: Arc<dyn DetailSource>,
     ) -> Self {
+        let notifier = Arc::new(Notifier::default());
         Self {
-            audit: AuditWriter::spawn(store.clone()),
+            audit: AuditWriter::spawn(store.clone(), notifier.clone()),
             settings: Settings::default(),
-            notifier: Notifier::default(),
+            notifier,
             store,
             directory,
             policies: RwLock::new(Arc::new(policies)),

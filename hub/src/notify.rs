@@ -2,8 +2,8 @@
 //! the relationship types configured for access notifications, and every
 //! break glass) and revocations of records their users were shown.
 //!
-//! A notification is stored first, then delivered over the authority's
-//! agent link, and resent on every link until the agent acknowledges it
+//! A notification is stored first (an access's in the same commit as the
+//! query's audit entry), then delivered over the authority's agent link, and resent on every link until the agent acknowledges it
 //! (see `grpc::link`). Storing wakes every link on this hub at once; a link
 //! also looks again every [`RESEND_INTERVAL`], which picks up what another
 //! replica stored and what an earlier link left unacknowledged.
@@ -136,7 +136,7 @@ impl Notifier {
         self.stored.subscribe()
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.stored.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

@@ -337,8 +337,27 @@ impl Hub {
         entry.matches = found.matches;
         entry.reason = format!("policy set {}", policies.fingerprint());
         entry.break_glass = break_glass.clone();
-        // Durable before disclosure: nothing is returned unless this commits.
-        let audit_index = self.audit.append(entry).await?;
+        // The custodians to tell, stored in the same commit as the entry
+        // (each notice's audit index: the query entry, position 0).
+        let reached: Vec<_> = candidates
+            .iter()
+            .zip(&audited)
+            .chain(possible.iter().map(|(s, _)| s).zip(&possible_audited))
+            .collect();
+        let notices = self.access_notices(
+            caller,
+            &request.user,
+            purpose,
+            &query_id,
+            0,
+            &reached,
+            break_glass.as_ref(),
+        );
+        // Durable before disclosure: nothing is returned unless this
+        // commits, with each custodian's own share of it and the notices.
+        let mut entries = vec![entry];
+        entries.extend(entries[0].per_custodian_access());
+        let audit_index = self.audit.append_notifying(entries, notices).await?;
 
         if let (Some(claim), Some(flag)) = (&request.break_glass, &break_glass) {
             let access = BreakGlassAccess {
@@ -352,24 +371,9 @@ impl Hub {
                 expires_at: flag.until.clone(),
                 review: None,
             };
+            // Recorded for review before the answer; if it cannot be, the
+            // query fails closed (its entry already flags the break glass).
             self.store.record_break_glass(&access).await?;
-        }
-        let reached: Vec<_> = candidates
-            .iter()
-            .zip(&audited)
-            .chain(possible.iter().map(|(s, _)| s).zip(&possible_audited))
-            .collect();
-        let notices = self.access_notices(
-            caller,
-            &request.user,
-            purpose,
-            &query_id,
-            audit_index,
-            &reached,
-            break_glass.as_ref(),
-        );
-        if let Err(e) = self.notify(notices).await {
-            tracing::error!(error = %e, %query_id, "access notifications not stored");
         }
         let notice = policies
             .agreements_covering(&requester, purpose.as_str())

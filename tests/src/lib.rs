@@ -680,3 +680,60 @@ impl LinkProbe {
             .unwrap();
     }
 }
+
+/// Publishes `records` as the authority `tls` names and asserts each was
+/// accepted.
+pub async fn publish_accepted(
+    addr: SocketAddr,
+    tls: &TlsFiles,
+    records: Vec<pb::RelationshipRecord>,
+) -> Vec<pb::PublishResult> {
+    let mut c = records_client(channel(addr, tls).await.expect("channel"));
+    let results = c
+        .publish_records(pb::PublishRecordsRequest { records })
+        .await
+        .expect("publish")
+        .into_inner()
+        .results;
+    for r in &results {
+        assert_eq!(
+            r.outcome,
+            pb::PublishOutcome::Accepted as i32,
+            "{}: {:?}",
+            r.record_id,
+            r.errors
+        );
+    }
+    results
+}
+
+/// Sends `request` as the authority `tls` names.
+pub async fn ask_as(
+    addr: SocketAddr,
+    tls: &TlsFiles,
+    request: pb::QueryRequest,
+) -> Result<pb::QueryResponse, tonic::Status> {
+    let mut q = query_client(channel(addr, tls).await.expect("channel"));
+    q.query(request).await.map(|r| r.into_inner())
+}
+
+/// Every audit entry the hub has stored, parsed.
+pub async fn audit_json(hub: &RunningHub) -> Vec<serde_json::Value> {
+    let store = hub.hub().store();
+    let len = store.audit_len().await.expect("audit length");
+    let mut out = Vec::new();
+    let mut from = 0;
+    while from < len {
+        let batch = store
+            .audit_entries(from, 1000)
+            .await
+            .expect("audit entries");
+        from += batch.len() as u64;
+        out.extend(
+            batch
+                .iter()
+                .map(|e| serde_json::from_slice(&e.entry).expect("entry JSON")),
+        );
+    }
+    out
+}

@@ -343,6 +343,7 @@ async fn a_council_auditor_reads_its_own_entries_and_a_social_worker_is_refused(
         "every leaf, visible or not"
     );
     let mut saw_other_query = false;
+    let mut saw_share_of_mixed_query = false;
     for e in &entries {
         match e.view() {
             Some(v) => {
@@ -354,12 +355,12 @@ async fn a_council_auditor_reads_its_own_entries_and_a_social_worker_is_refused(
                     e.index
                 );
                 // B's query that also found the trust's record would tell
-                // council A what the trust holds: withheld.
-                assert!(
-                    !(v.authority == COUNCIL_B && v.subject.as_deref() == Some(w.nhs.as_str())),
-                    "entry {} names another custodian's record: {v:?}",
-                    e.index
-                );
+                // council A what the trust holds: the whole entry is
+                // withheld, and A sees its own share as an `access` entry.
+                if v.authority == COUNCIL_B && v.subject.as_deref() == Some(w.nhs.as_str()) {
+                    assert_eq!(v.kind, "access", "entry {}: {v:?}", e.index);
+                    saw_share_of_mixed_query = true;
+                }
                 saw_other_query |= v.kind == "query" && v.authority == COUNCIL_B;
             }
             None => assert!(e.entry.is_none(), "withheld entries carry no bytes"),
@@ -368,6 +369,10 @@ async fn a_council_auditor_reads_its_own_entries_and_a_social_worker_is_refused(
     assert!(
         saw_other_query,
         "another council's query naming only our record is ours to audit"
+    );
+    assert!(
+        saw_share_of_mixed_query,
+        "every access to our records is ours to audit, even within a query that reached others"
     );
     assert!(
         entries.iter().any(|e| e.entry.is_none()),
@@ -550,6 +555,7 @@ async fn a_subject_report_lists_every_query_about_the_person_with_purpose_and_le
         &SearchFilter {
             subject: Some(w.nhs.clone()),
             authority: Some(COUNCIL_B.into()),
+            kind: Some("query".into()),
             ..Default::default()
         },
         None,
@@ -559,6 +565,27 @@ async fn a_subject_report_lists_every_query_about_the_person_with_purpose_and_le
     .unwrap();
     assert_eq!(found.hits.len(), 1);
     assert_eq!(found.hits[0].entry.user.as_deref(), Some("u-1001"));
+    // Beside it, one `access` entry per custodian it reached.
+    let (_, shares) = audit::search(
+        &config,
+        federation_auditor(),
+        &SearchFilter {
+            subject: Some(w.nhs.clone()),
+            authority: Some(COUNCIL_B.into()),
+            kind: Some("access".into()),
+            ..Default::default()
+        },
+        None,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    let custodians: Vec<_> = shares
+        .hits
+        .iter()
+        .map(|h| h.entry.records[0].custodian.as_str())
+        .collect();
+    assert_eq!(custodians, [COUNCIL_A, TRUST_C]);
     let (_, refused) = audit::search(
         &config,
         federation_auditor(),

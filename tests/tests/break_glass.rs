@@ -24,7 +24,6 @@ async fn world() -> World {
     let t = TestDir::new();
     let hub = t.start_hub().await;
     let nhs = test_nhs_number(11);
-    let mut c = records_client(channel(hub.addr(), &t.agent_tls(TRUST_C)).await.unwrap());
     let mut mh = record_wire(
         TRUST_C,
         "mh-1",
@@ -34,18 +33,7 @@ async fn world() -> World {
         &["direct_care", "emergency"],
     );
     mh.provenance.as_mut().unwrap().content_hash.clear();
-    let r = c
-        .publish_records(pb::PublishRecordsRequest { records: vec![mh] })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
-    assert_eq!(
-        r[0].outcome,
-        pb::PublishOutcome::Accepted as i32,
-        "{:?}",
-        r[0].errors
-    );
+    publish_accepted(hub.addr(), &t.agent_tls(TRUST_C), vec![mh]).await;
     World { t, hub, nhs }
 }
 
@@ -53,14 +41,9 @@ async fn police_query(
     w: &World,
     break_glass: Option<pb::BreakGlass>,
 ) -> Result<pb::QueryResponse, tonic::Status> {
-    let mut q = query_client(
-        channel(w.hub.addr(), &w.t.agent_tls(POLICE_D))
-            .await
-            .unwrap(),
-    );
     let mut request = query_request(&w.nhs, pb::Purpose::Emergency, "police_officer");
     request.break_glass = break_glass;
-    q.query(request).await.map(|r| r.into_inner())
+    ask_as(w.hub.addr(), &w.t.agent_tls(POLICE_D), request).await
 }
 
 fn claim() -> pb::BreakGlass {
@@ -101,17 +84,9 @@ async fn break_glass_opens_a_summary_for_the_window_flags_the_audit_and_tells_th
     assert_eq!(later.break_glass_until, r.break_glass_until);
 
     // Flagged in the audit: the claim, and the later query inside its window.
-    let len = w.hub.hub().store().audit_len().await.unwrap();
-    let entries = w
-        .hub
-        .hub()
-        .store()
-        .audit_entries(0, len as u32)
+    let flagged: Vec<serde_json::Value> = audit_json(&w.hub)
         .await
-        .unwrap();
-    let flagged: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|e| serde_json::from_slice::<serde_json::Value>(&e.entry).unwrap())
+        .into_iter()
         .filter(|e| e["kind"] == "query" && e.get("break_glass").is_some())
         .collect();
     assert_eq!(flagged.len(), 2, "{flagged:?}");
@@ -135,18 +110,12 @@ async fn break_glass_opens_a_summary_for_the_window_flags_the_audit_and_tells_th
     assert!(n.reason.contains("life_threatening"), "{}", n.reason);
 
     // Another user of the same force has no open access.
-    let mut q = query_client(
-        channel(w.hub.addr(), &w.t.agent_tls(POLICE_D))
-            .await
-            .unwrap(),
-    );
     let mut other = query_request(&w.nhs, pb::Purpose::Emergency, "police_officer");
     other.acting_user.as_mut().unwrap().user_id = "pc-2".into();
     assert!(
-        q.query(other)
+        ask_as(w.hub.addr(), &w.t.agent_tls(POLICE_D), other)
             .await
             .unwrap()
-            .into_inner()
             .records
             .is_empty()
     );
@@ -315,11 +284,6 @@ async fn the_users_authority_auditor_lists_and_reviews_break_glass_accesses() {
 #[tokio::test]
 async fn the_custodian_is_told_of_every_access_to_a_child_protection_plan_and_not_of_others() {
     let w = world().await;
-    let mut a = records_client(
-        channel(w.hub.addr(), &w.t.agent_tls(COUNCIL_A))
-            .await
-            .unwrap(),
-    );
     let cpp = record_wire(
         COUNCIL_A,
         "cpp-1",
@@ -328,26 +292,14 @@ async fn the_custodian_is_told_of_every_access_to_a_child_protection_plan_and_no
         "child_protection_plan",
         &["safeguarding", "direct_care", "emergency"],
     );
-    a.publish_records(pb::PublishRecordsRequest { records: vec![cpp] })
-        .await
-        .unwrap();
+    publish_accepted(w.hub.addr(), &w.t.agent_tls(COUNCIL_A), vec![cpp]).await;
 
     // Council B's social worker looks: council A is told; the trust's mental
     // health record is not a type configured for notifications.
-    let mut q = query_client(
-        channel(w.hub.addr(), &w.t.agent_tls(COUNCIL_B))
-            .await
-            .unwrap(),
-    );
-    let answer = q
-        .query(query_request(
-            &w.nhs,
-            pb::Purpose::Safeguarding,
-            "social_worker",
-        ))
+    let request = query_request(&w.nhs, pb::Purpose::Safeguarding, "social_worker");
+    let answer = ask_as(w.hub.addr(), &w.t.agent_tls(COUNCIL_B), request)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(!answer.records.is_empty());
 
     let mut link = LinkProbe::open(w.hub.addr(), &w.t.agent_tls(COUNCIL_A)).await;

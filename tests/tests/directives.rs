@@ -35,25 +35,15 @@ async fn world() -> World {
 }
 
 async fn publish(w: &World, custodian: &str, record: pb::RelationshipRecord) {
-    let mut c = records_client(
-        channel(w.hub.addr(), &w.t.agent_tls(custodian))
-            .await
-            .unwrap(),
-    );
-    let r = c
-        .publish_records(pb::PublishRecordsRequest {
-            records: vec![record],
-        })
+    publish_accepted(w.hub.addr(), &w.t.agent_tls(custodian), vec![record]).await;
+}
+
+/// Council B's social worker asks about the person, for safeguarding.
+async fn ask_as_b(w: &World) -> pb::QueryResponse {
+    let q = query_request(&w.nhs, pb::Purpose::Safeguarding, "social_worker");
+    ask_as(w.hub.addr(), &w.t.agent_tls(COUNCIL_B), q)
         .await
         .unwrap()
-        .into_inner()
-        .results;
-    assert_eq!(
-        r[0].outcome,
-        pb::PublishOutcome::Accepted as i32,
-        "{:?}",
-        r[0].errors
-    );
 }
 
 async fn direct(
@@ -75,20 +65,7 @@ async fn direct(
 
 /// What council B's social worker sees of council A's record, for safeguarding.
 async fn level_seen_by_b(w: &World) -> pb::DisclosureLevel {
-    let mut q = query_client(
-        channel(w.hub.addr(), &w.t.agent_tls(COUNCIL_B))
-            .await
-            .unwrap(),
-    );
-    let r = q
-        .query(query_request(
-            &w.nhs,
-            pb::Purpose::Safeguarding,
-            "social_worker",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = ask_as_b(w).await;
     assert_eq!(r.records.len(), 1, "{r:?}");
     pb::DisclosureLevel::try_from(r.records[0].level).unwrap()
 }
@@ -377,20 +354,7 @@ async fn withdrawing_a_record_sends_a_revocation_to_whoever_was_shown_it_until_a
     }
 
     // The withdrawn record is gone from answers.
-    let mut q = query_client(
-        channel(w.hub.addr(), &w.t.agent_tls(COUNCIL_B))
-            .await
-            .unwrap(),
-    );
-    let r = q
-        .query(query_request(
-            &w.nhs,
-            pb::Purpose::Safeguarding,
-            "social_worker",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = ask_as_b(&w).await;
     assert!(r.records.is_empty(), "{r:?}");
 }
 
@@ -438,20 +402,7 @@ async fn a_record_past_its_retention_is_left_out_then_purged_and_the_purge_audit
     publish(&w, COUNCIL_A, old).await;
 
     // Only the plan comes back: the early-help record's retention has ended.
-    let mut q = query_client(
-        channel(w.hub.addr(), &w.t.agent_tls(COUNCIL_B))
-            .await
-            .unwrap(),
-    );
-    let r = q
-        .query(query_request(
-            &w.nhs,
-            pb::Purpose::Safeguarding,
-            "social_worker",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = ask_as_b(&w).await;
     let ids: Vec<_> = r
         .records
         .iter()
@@ -480,17 +431,9 @@ async fn a_record_past_its_retention_is_left_out_then_purged_and_the_purge_audit
     };
     assert!(w.hub.hub().store().record(&kept).await.unwrap().is_some());
 
-    let len = w.hub.hub().store().audit_len().await.unwrap();
-    let entries = w
-        .hub
-        .hub()
-        .store()
-        .audit_entries(0, len as u32)
+    let purges: Vec<serde_json::Value> = audit_json(&w.hub)
         .await
-        .unwrap();
-    let purges: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|e| serde_json::from_slice::<serde_json::Value>(&e.entry).unwrap())
+        .into_iter()
         .filter(|e| e["kind"] == "purge")
         .collect();
     assert_eq!(purges.len(), 1, "{purges:?}");

@@ -51,7 +51,6 @@ fn unnumbered(
 async fn world() -> World {
     let t = TestDir::new();
     let hub = t.start_hub().await;
-    let mut a = records_client(channel(hub.addr(), &t.agent_tls(COUNCIL_A)).await.unwrap());
     let records = vec![
         unnumbered(
             COUNCIL_A,
@@ -75,20 +74,7 @@ async fn world() -> World {
             "MOS-3",
         ),
     ];
-    let results = a
-        .publish_records(pb::PublishRecordsRequest { records })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
-    for r in &results {
-        assert_eq!(
-            r.outcome,
-            pb::PublishOutcome::Accepted as i32,
-            "{:?}",
-            r.errors
-        );
-    }
+    publish_accepted(hub.addr(), &t.agent_tls(COUNCIL_A), records).await;
     World { t, hub }
 }
 
@@ -118,12 +104,7 @@ async fn ask(
     as_authority: &str,
     q: pb::QueryRequest,
 ) -> Result<pb::QueryResponse, tonic::Status> {
-    let mut c = query_client(
-        channel(w.hub.addr(), &w.t.agent_tls(as_authority))
-            .await
-            .unwrap(),
-    );
-    c.query(q).await.map(|r| r.into_inner())
+    ask_as(w.hub.addr(), &w.t.agent_tls(as_authority), q).await
 }
 
 fn ids(r: &pb::QueryResponse) -> Vec<String> {

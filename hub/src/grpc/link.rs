@@ -368,7 +368,7 @@ fn notification_to_wire(n: Notification) -> pb::Notification {
         "withheld" => pb::DisclosureLevel::Withheld,
         _ => pb::DisclosureLevel::Unspecified,
     };
-    let accessor = (!n.accessor_user_id.is_empty()).then(|| pb::ActingUser {
+    let accessor = (!n.accessor_user_id.is_empty()).then_some(pb::ActingUser {
         user_id: n.accessor_user_id,
         display_name: n.accessor_display_name,
         role: n.accessor_role,

@@ -12,7 +12,6 @@ use tonic::{Request, Response, Status};
 use super::{caller, to_status};
 use crate::break_glass::BreakGlassClaim;
 use crate::disclosure::{ActingUser, View};
-use crate::error::HubError;
 use crate::hub::Hub;
 use crate::query::{AuthorityState, Disclosed, QueryRequest};
 

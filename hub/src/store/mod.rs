@@ -283,7 +283,18 @@ pub trait Store: Send + Sync + 'static {
     /// lot: group commit); returns the index of the first. Entries get
     /// consecutive indexes in order. A query entry's disclosures (summary or
     /// more) are noted for [`Store::recipients_of`] in the same transaction.
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError>;
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+        self.append_audit_notifying(entries, &[]).await
+    }
+
+    /// [`Store::append_audit`], storing `notifications` in the same
+    /// transaction. Each notification's `audit_index` is read as a position
+    /// in `entries` and stored as that entry's index.
+    async fn append_audit_notifying(
+        &self,
+        entries: &[AuditEntry],
+        notifications: &[Notification],
+    ) -> Result<u64, StoreError>;
 
     /// Up to `limit` audit entries from index `from`, as stored.
     async fn audit_entries(

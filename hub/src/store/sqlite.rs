@@ -112,6 +112,26 @@ async fn append_in(
     Ok(first as u64)
 }
 
+/// Inserts notifications inside `tx`, in multi-row statements.
+async fn insert_notifications_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    notifications: &[Notification],
+) -> Result<(), StoreError> {
+    for chunk in notifications.chunks(5000) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO notifications (notification_id, authority, body, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, n| {
+            row.push_bind(&n.notification_id)
+                .push_bind(&n.recipient)
+                .push_bind(codec::json_of(n))
+                .push_bind(&n.occurred_at);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn row_to_stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
     let body: String = row.try_get("body")?;
     let held_at_source: i64 = row.try_get("held_at_source")?;
@@ -322,9 +342,21 @@ impl Store for SqliteStore {
         row.as_ref().map(row_to_stored).transpose()
     }
 
-    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
+    async fn append_audit_notifying(
+        &self,
+        entries: &[AuditEntry],
+        notifications: &[Notification],
+    ) -> Result<u64, StoreError> {
         let (_writer, mut tx) = self.write().await?;
         let first = append_in(&mut tx, entries).await?;
+        let placed: Vec<Notification> = notifications
+            .iter()
+            .map(|n| Notification {
+                audit_index: first + n.audit_index,
+                ..n.clone()
+            })
+            .collect();
+        insert_notifications_in(&mut tx, &placed).await?;
         tx.commit().await?;
         Ok(first)
     }
@@ -528,18 +560,7 @@ impl Store for SqliteStore {
         notifications: &[Notification],
     ) -> Result<(), StoreError> {
         let (_writer, mut tx) = self.write().await?;
-        for chunk in notifications.chunks(5000) {
-            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO notifications (notification_id, authority, body, created_at) ",
-            );
-            insert.push_values(chunk, |mut row, n| {
-                row.push_bind(&n.notification_id)
-                    .push_bind(&n.recipient)
-                    .push_bind(codec::json_of(n))
-                    .push_bind(&n.occurred_at);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
+        insert_notifications_in(&mut tx, notifications).await?;
         tx.commit().await?;
         Ok(())
     }

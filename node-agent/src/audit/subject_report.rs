@@ -54,11 +54,27 @@ pub struct SubjectReport {
 }
 
 /// Builds the report for `nhs` (digits) from entries already read.
+///
+/// A custodian's auditor sees a query that reached several custodians
+/// through its `access` entry (naming only its own records); where the
+/// whole `query` entry is visible too, the `access` entries of the same
+/// query are not counted again.
 pub fn report_from(nhs: &str, tree_size: u64, entries: &[LogEntry]) -> SubjectReport {
-    let accesses = entries
+    let about: Vec<_> = entries
         .iter()
         .filter_map(|e| Some((e.index, e.view()?)))
-        .filter(|(_, v)| v.kind == "query" && v.subject.as_deref() == Some(nhs))
+        .filter(|(_, v)| {
+            (v.kind == "query" || v.kind == "access") && v.subject.as_deref() == Some(nhs)
+        })
+        .collect();
+    let whole: std::collections::HashSet<Option<String>> = about
+        .iter()
+        .filter(|(_, v)| v.kind == "query")
+        .map(|(_, v)| v.query_id.clone())
+        .collect();
+    let accesses = about
+        .into_iter()
+        .filter(|(_, v)| v.kind == "query" || !whole.contains(&v.query_id))
         .map(|(index, v)| Access {
             index,
             break_glass: v.is_break_glass(),
@@ -221,5 +237,29 @@ mod tests {
         let table = r.render_table();
         assert!(table.contains("A/cpp-1: detail"), "{table}");
         assert!(table.contains("outside your audit scope"), "{table}");
+    }
+
+    #[test]
+    fn a_custodians_share_of_a_query_counts_once() {
+        let q = |kind: &str, id: &str| {
+            format!(
+                r#"{{"kind":"{kind}","at":"t0","authority":"B","subject":"9434765919","outcome":"ok","query_id":"{id}"}}"#
+            )
+        };
+        // A custodian's auditor sees only its share of q1; a federation
+        // auditor sees q2 whole and its shares.
+        let entries = [
+            entry(0, &q("access", "q1")),
+            entry(1, &q("query", "q2")),
+            entry(2, &q("access", "q2")),
+            entry(3, &q("access", "q2")),
+        ];
+        let r = report_from("9434765919", 4, &entries);
+        let ids: Vec<_> = r
+            .accesses
+            .iter()
+            .map(|a| a.query_id.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["q1", "q2"]);
     }
 }
