@@ -225,13 +225,6 @@ impl RecordService for FakeHub {
             .collect();
         Ok(Response::new(pb::PublishDirectivesResponse { results }))
     }
-
-    async fn publish_directives(
-        &self,
-        _: Request<pb::PublishDirectivesRequest>,
-    ) -> Result<Response<pb::PublishDirectivesResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
 }
 
 /// The fake hub holds one record: asc-1 of this authority.
@@ -487,11 +480,7 @@ impl AgentLinkService for FakeLink {
                         link.acks.lock().unwrap().push(ack.notification_id);
                         continue;
                     }
-                    Some(
-                        pb::agent_message::Message::Detail(_)
-                        | pb::agent_message::Message::NotificationAck(_),
-                    )
-                    | None => continue,
+                    Some(pb::agent_message::Message::Detail(_)) | None => continue,
                 };
                 if matches!(replies[0], pb::hub_message::Message::Welcome(_)) {
                     for n in &link.notifications {
