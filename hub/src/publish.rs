@@ -282,6 +282,17 @@ impl Hub {
         if let Err(why) = self.own(caller, &key) {
             return Err(self.refuse_change(caller, AuditKind::End, &key, why).await);
         }
+        if let Some(held) = self.store.record(&key).await?
+            && end < held.record.period.start
+        {
+            return Err(HubError::InvalidArgument(vec![FieldError::new(
+                "end",
+                format!(
+                    "{end} is before the relationship's start, {}",
+                    held.record.period.start
+                ),
+            )]));
+        }
         let detail = format!("ended on {end}");
         let audit = |o| Self::change_entry(caller, AuditKind::End, &key, o, &detail);
         match self.store.end_record(&key, end, &audit).await? {

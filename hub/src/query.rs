@@ -385,6 +385,12 @@ impl Hub {
                     caller.member.kind.replace('_', " ")
                 )
             });
+        // Nothing linked: no match (or candidates only) says nothing matched.
+        let matched_by = if records.is_empty() && found.matched_by != "nhs_number" {
+            ""
+        } else {
+            found.matched_by
+        };
         Ok(QueryAnswer {
             query_id,
             records,
@@ -392,8 +398,8 @@ impl Hub {
             statuses,
             notice,
             break_glass_until: break_glass.map(|b| b.until),
+            matched_by,
             candidates: offered,
-            matched_by: found.matched_by,
         })
     }
 

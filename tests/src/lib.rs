@@ -717,23 +717,10 @@ pub async fn ask_as(
     q.query(request).await.map(|r| r.into_inner())
 }
 
-/// Every audit entry the hub has stored, parsed.
-pub async fn audit_json(hub: &RunningHub) -> Vec<serde_json::Value> {
-    let store = hub.hub().store();
-    let len = store.audit_len().await.expect("audit length");
-    let mut out = Vec::new();
-    let mut from = 0;
-    while from < len {
-        let batch = store
-            .audit_entries(from, 1000)
-            .await
-            .expect("audit entries");
-        from += batch.len() as u64;
-        out.extend(
-            batch
-                .iter()
-                .map(|e| serde_json::from_slice(&e.entry).expect("entry JSON")),
-        );
-    }
-    out
+/// Writes a file into an agent's drop folder as a source system should: to
+/// a temporary name, then renamed into place.
+pub fn drop_file(config: &AgentConfig, name: &str, contents: &str) {
+    let temp = config.drop_dir.join(format!(".{name}.partial"));
+    std::fs::write(&temp, contents).unwrap();
+    std::fs::rename(&temp, config.drop_dir.join(name)).unwrap();
 }

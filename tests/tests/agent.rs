@@ -9,12 +9,6 @@ use kith_tests::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn drop_file(config: &AgentConfig, name: &str, contents: &str) {
-    let temp = config.drop_dir.join(format!(".{name}.partial"));
-    std::fs::write(&temp, contents).unwrap();
-    std::fs::rename(&temp, config.drop_dir.join(name)).unwrap();
-}
-
 async fn wait_taken(config: &AgentConfig, name: &str) {
     let done = config.drop_dir.join("done").join(name);
     assert!(

@@ -84,7 +84,7 @@ async fn break_glass_opens_a_summary_for_the_window_flags_the_audit_and_tells_th
     assert_eq!(later.break_glass_until, r.break_glass_until);
 
     // Flagged in the audit: the claim, and the later query inside its window.
-    let flagged: Vec<serde_json::Value> = audit_json(&w.hub)
+    let flagged: Vec<serde_json::Value> = audit_entries(&w.hub)
         .await
         .into_iter()
         .filter(|e| e["kind"] == "query" && e.get("break_glass").is_some())

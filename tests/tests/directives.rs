@@ -431,7 +431,7 @@ async fn a_record_past_its_retention_is_left_out_then_purged_and_the_purge_audit
     };
     assert!(w.hub.hub().store().record(&kept).await.unwrap().is_some());
 
-    let purges: Vec<serde_json::Value> = audit_json(&w.hub)
+    let purges: Vec<serde_json::Value> = audit_entries(&w.hub)
         .await
         .into_iter()
         .filter(|e| e["kind"] == "purge")

@@ -162,6 +162,7 @@ async fn a_near_match_comes_back_as_a_candidate_at_summary_until_the_case_worker
         r.records.is_empty(),
         "a possible match never links itself: {r:?}"
     );
+    assert_eq!(r.matched_by, "", "nothing linked");
     assert_eq!(r.candidates.len(), 1, "{r:?}");
     let c = &r.candidates[0];
     assert_eq!(c.rule_version, "kith-match-1");

@@ -256,6 +256,21 @@ async fn the_custodian_can_end_and_withdraw_its_record() {
         bad_date.message()
     );
 
+    // The record started on 2025-02-01: an end before it is refused.
+    let too_early = a
+        .end_record(pb::EndRecordRequest {
+            record: key.clone(),
+            end: "2019-01-01".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_early.code(), tonic::Code::InvalidArgument);
+    assert!(
+        too_early.message().contains("end: 2019-01-01 is before"),
+        "{}",
+        too_early.message()
+    );
+
     a.end_record(pb::EndRecordRequest {
         record: key.clone(),
         end: "2026-03-31".into(),
