@@ -241,14 +241,6 @@ pub async fn run(
     ];
     for (i, (agent, user, name, role, team, purpose, person, title)) in asks.into_iter().enumerate()
     {
-        let config = agents[agent].config().clone();
-        println!("Query {}: {title}", i + 1);
-        println!(
-            "  kith-agent --config {}/agents/{}/agent.toml query --nhs-number {} --purpose {purpose} --as {user} --role {role}",
-            dir.display(),
-            config.authority,
-            person.nhs_number.as_digits()
-        );
         let args = QueryArgs {
             nhs_number: Some(person.nhs_number.as_digits()),
             purpose: Some(purpose),
@@ -258,9 +250,98 @@ pub async fn run(
             team: team.into(),
             ..QueryArgs::default()
         };
-        let answer = kith_agent::query(&config, args).await.context("query")?;
-        println!("{}", indent(&answer.render_table()));
+        ask(&dir, agents[agent].config(), i + 1, title, args).await?;
     }
+
+    // Break glass: the trust's emergency doctor has no agreement covering
+    // an adult's council records for an emergency; policy lets a summary
+    // through under break glass, flagged for review and told to the
+    // custodians.
+    let args = QueryArgs {
+        nhs_number: Some(adult.nhs_number.as_digits()),
+        purpose: Some(Purpose::Emergency),
+        user_id: "a.rahman".into(),
+        role: "ed_clinician".into(),
+        display_name: "Dr Aisha Rahman".into(),
+        team: "Emergency Department".into(),
+        break_glass: Some(kith_agent::query::BreakGlassArgs {
+            reason_code: "life_threatening".into(),
+            justification: "Unconscious on arrival, no history; need the care team now".into(),
+        }),
+        ..QueryArgs::default()
+    };
+    ask(
+        &dir,
+        agents[2].config(),
+        5,
+        "The trust's emergency doctor breaks glass for the adult (purpose emergency)",
+        args,
+    )
+    .await?;
+
+    // An objection: Manchester records the child's objection to sharing
+    // the plan; the very next query honours it.
+    let objection = serde_json::json!({
+        "directive_id": "mcc-obj-0001", "version": 1, "record_id": "mcc-cpp-0001",
+        "kind": "objection", "period": {"start": "2026-01-01"},
+        "grantor": "the child, with Gillick competence",
+        "recorded_at": chrono::Utc::now().to_rfc3339(),
+    });
+    let drop_dir = &agents[0].config().drop_dir;
+    let temp = drop_dir.join(".objection.directives.jsonl.partial");
+    std::fs::write(&temp, format!("{objection}\n"))?;
+    std::fs::rename(&temp, drop_dir.join("objection.directives.jsonl"))?;
+    let taken = drop_dir.join("done").join("objection.directives.jsonl");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !taken.exists() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("Manchester's agent did not take the objection within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agents[0]
+        .wait_until_drained(Duration::from_secs(30))
+        .await
+        .context("waiting for Manchester to deliver the objection")?;
+    println!(
+        "Manchester City Council records the child's objection to sharing mcc-cpp-0001\n  (a directive in {}/objection.directives.jsonl)\n",
+        drop_dir.display()
+    );
+    let args = QueryArgs {
+        nhs_number: Some(child.nhs_number.as_digits()),
+        purpose: Some(Purpose::Safeguarding),
+        user_id: "s.okoye".into(),
+        role: "social_worker".into(),
+        display_name: "Sam Okoye".into(),
+        team: "Children's Services".into(),
+        ..QueryArgs::default()
+    };
+    ask(
+        &dir,
+        agents[1].config(),
+        6,
+        "Query 1 again: the plan is now withheld; Salford was told of the revocation",
+        args,
+    )
+    .await?;
+
+    // What Manchester's agent was told about access to its child's plan.
+    let config = agents[0].config();
+    let outbox = kith_agent::Outbox::open(&config.outbox_path()).await?;
+    let told = kith_agent::notifications::NotificationStore::new(&outbox)
+        .list(None, 10)
+        .await?;
+    outbox.close().await;
+    println!("What Manchester City Council's agent was told (access notifications, CP-IS style):");
+    println!(
+        "  kith-agent --config {}/agents/{}/agent.toml notifications",
+        dir.display(),
+        config.authority
+    );
+    println!(
+        "{}",
+        indent(&kith_agent::notifications::render_table(&told))
+    );
 
     if keep_running {
         println!("The federation is running. In another terminal, for example:");
@@ -281,6 +362,38 @@ pub async fn run(
     }
     hub.shutdown().await?;
     println!("Stopped. Everything the demo made is in {}", dir.display());
+    Ok(())
+}
+
+/// Runs one case worker's query through an agent, printing the command
+/// that does the same and what came back.
+async fn ask(
+    dir: &Path,
+    config: &AgentConfig,
+    n: usize,
+    title: &str,
+    args: QueryArgs,
+) -> Result<()> {
+    println!("Query {n}: {title}");
+    let mut command = format!(
+        "  kith-agent --config {}/agents/{}/agent.toml query --nhs-number {} --purpose {} --as {} --role {}",
+        dir.display(),
+        config.authority,
+        args.nhs_number.as_deref().unwrap_or_default(),
+        args.purpose.map_or("", |p| p.as_str()),
+        args.user_id,
+        args.role
+    );
+    if let Some(b) = &args.break_glass {
+        let _ = write!(
+            command,
+            " --break-glass {} --justification {:?}",
+            b.reason_code, b.justification
+        );
+    }
+    println!("{command}");
+    let answer = kith_agent::query(config, args).await.context("query")?;
+    println!("{}", indent(&answer.render_table()));
     Ok(())
 }
 

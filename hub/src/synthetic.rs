@@ -211,7 +211,11 @@ impl Generator {
                     "Adult Social Care, Integrated Neighbourhood Team",
                     "Care Act 2014 s9",
                     Article9Condition::HealthOrSocialCare,
-                    &[Purpose::DirectCare, Purpose::CarePlanning],
+                    &[
+                        Purpose::DirectCare,
+                        Purpose::CarePlanning,
+                        Purpose::Emergency,
+                    ],
                 ),
                 S42SafeguardingEnquiry => (
                     "Adult Safeguarding Team",
@@ -223,7 +227,11 @@ impl Generator {
                     "Housing Options and Support",
                     "Housing Act 1996 Part 7",
                     Article9Condition::SubstantialPublicInterest,
-                    &[Purpose::CarePlanning, Purpose::DirectCare],
+                    &[
+                        Purpose::CarePlanning,
+                        Purpose::DirectCare,
+                        Purpose::Emergency,
+                    ],
                 ),
                 MentalHealth => (
                     "Community Mental Health Team",
@@ -233,6 +241,7 @@ impl Generator {
                         Purpose::DirectCare,
                         Purpose::CarePlanning,
                         Purpose::Safeguarding,
+                        Purpose::Emergency,
                     ],
                 ),
                 VulnerabilityMarker => (
