@@ -385,6 +385,18 @@ impl Hub {
                     caller.member.kind.replace('_', " ")
                 )
             });
+        let notice = match (notice, found.block_cut) {
+            (notice, false) => notice,
+            (notice, true) => Some(
+                notice.into_iter().chain([format!(
+                    "more than {} records share this date of birth or postcode, so not all were compared; \
+                     give the postcode, or the NHS number if you can find it",
+                    crate::subject::MAX_BLOCK
+                )])
+                .collect::<Vec<_>>()
+                .join("; "),
+            ),
+        };
         // Nothing linked: no match (or candidates only) says nothing matched.
         let matched_by = if records.is_empty() && found.matched_by != "nhs_number" {
             ""

@@ -26,7 +26,8 @@ use crate::hub::{Caller, Hub};
 use crate::store::StoredRecord;
 
 /// The most records one demographic block may hold; a wider block is cut,
-/// in key order, and the case worker is told to narrow the query.
+/// in key order, and the answer's notice tells the case worker to narrow
+/// the query.
 pub const MAX_BLOCK: u32 = 500;
 
 /// What a query says about its subject.
@@ -165,6 +166,9 @@ pub struct Found {
     pub matches: Vec<AuditedMatch>,
     /// nhs_number | demographics | confirmed
     pub matched_by: &'static str,
+    /// The demographic block reached [`MAX_BLOCK`]: some records were not
+    /// compared.
+    pub block_cut: bool,
 }
 
 fn key_of(r: &StoredRecord) -> String {
@@ -239,6 +243,7 @@ impl Hub {
                 MAX_BLOCK,
             )
             .await?;
+        let block_cut = block.len() >= MAX_BLOCK as usize;
         let query = SubjectQuery {
             nhs_number: None,
             local_id: local_id.map(|id| (caller.authority.as_str(), id)),
@@ -246,6 +251,7 @@ impl Hub {
         };
         let mut found = Found {
             matched_by: "demographics",
+            block_cut,
             ..Found::default()
         };
         let mut confirmed = false;

@@ -140,12 +140,7 @@ type Acked = Arc<Mutex<Vec<(u64, Vec<String>)>>>;
 
 /// Publishes batches of 5 through `ch` from id `from` on, until told to
 /// stop or the hub goes; records (audit index, ids) of each acknowledged one.
-async fn load(
-    ch: Channel,
-    from: u32,
-    stop: tokio::sync::watch::Receiver<bool>,
-    acked: Acked,
-) {
+async fn load(ch: Channel, from: u32, stop: tokio::sync::watch::Receiver<bool>, acked: Acked) {
     let mut c = pb::record_service_client::RecordServiceClient::new(ch);
     let mut n = from;
     while !*stop.borrow() {

@@ -271,3 +271,36 @@ async fn a_local_identifier_links_only_at_the_authority_that_issued_it() {
     let r = ask(&w, COUNCIL_B, q).await.unwrap();
     assert!(r.records.is_empty(), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_block_too_wide_to_compare_whole_says_so() {
+    let w = world().await;
+    let crowd: Vec<_> = (0..501)
+        .map(|n| {
+            unnumbered(
+                COUNCIL_B,
+                &format!("eh-{n}"),
+                "early_help",
+                ("Sam", &format!("Person{n}"), "2001-01-01", ""),
+                &format!("LL-{n}"),
+            )
+        })
+        .collect();
+    publish_accepted(w.hub.addr(), &w.t.agent_tls(COUNCIL_B), crowd).await;
+    let r = ask(
+        &w,
+        COUNCIL_A,
+        by_demographics("Sam", "Nobody", "2001-01-01", "", ""),
+    )
+    .await
+    .unwrap();
+    assert!(r.notice.contains("not all were compared"), "{}", r.notice);
+    let r = ask(
+        &w,
+        COUNCIL_A,
+        by_demographics("Amelia", "O'Brien", "2015-04-12", "", ""),
+    )
+    .await
+    .unwrap();
+    assert!(!r.notice.contains("not all were compared"), "{}", r.notice);
+}
