@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use kith_core::tls::TlsFiles;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
@@ -46,7 +46,10 @@ pub async fn serve(tls: &TlsFiles, listen: SocketAddr) -> Result<()> {
     Server::builder()
         .tls_config(tls.server_config()?)?
         .add_service(EchoServer::new(EchoService))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_signal())
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stop_signal(),
+        )
         .await?;
     Ok(())
 }
