@@ -559,6 +559,11 @@ async fn a_subject_report_lists_every_query_about_the_person_with_purpose_and_le
     .unwrap();
     assert_eq!(found.hits.len(), 1);
     assert_eq!(found.hits[0].entry.user.as_deref(), Some("u-1001"));
+    // Entries are served only up to the latest checkpoint: wait until one
+    // covers the audit reads just made (without this the test relied on
+    // calls being slow).
+    let appended = w.hub.hub().store().audit_len().await.unwrap();
+    wait_for_checkpoint(&w, appended).await;
     let (_, refused) = audit::search(
         &config,
         federation_auditor(),
