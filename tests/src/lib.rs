@@ -169,7 +169,9 @@ impl TestDir {
         Self::with_store(TestStore::Postgres)
     }
 
-    fn with_store(store: TestStore) -> Self {
+    /// A folder whose hubs use `store`, whatever `KITH_TEST_DATABASE` says
+    /// (also what `kith-bench` builds its federation with).
+    pub fn with_store(store: TestStore) -> Self {
         kith_core::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let codes: Vec<AuthorityCode> =

@@ -586,6 +586,11 @@ async fn a_subject_report_lists_every_query_about_the_person_with_purpose_and_le
         .map(|h| h.entry.records[0].custodian.as_str())
         .collect();
     assert_eq!(custodians, [COUNCIL_A, TRUST_C]);
+    // Entries are served only up to the latest checkpoint: wait until one
+    // covers the audit reads just made (without this the test relied on
+    // calls being slow).
+    let appended = w.hub.hub().store().audit_len().await.unwrap();
+    wait_for_checkpoint(&w, appended).await;
     let (_, refused) = audit::search(
         &config,
         federation_auditor(),

@@ -1,12 +1,56 @@
 //! How records and hashes are laid out in the store's columns, shared by
 //! every backend so that SQLite and PostgreSQL hold identical values.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
 use kith_core::Record;
 
-use super::{RecordStatus, StoreError, StoredRecord};
+use super::{Publishable, RecordStatus, StoreError, StoreOutcome, StoredRecord};
+
+/// What the store holds for a record key: (custodian, record id) →
+/// (version, content hash).
+pub(crate) type Held = HashMap<(String, String), (i64, String)>;
+
+/// Decides a publish batch against what is `held` for its keys, record by
+/// record in order, as if stored one after another (a later record of the
+/// same key in the batch sees an earlier one). Returns each record's
+/// outcome and the indexes, ascending, of the records to write: the last
+/// accepted version of each key.
+pub(crate) fn decide_publish(
+    records: &[Publishable],
+    mut held: Held,
+) -> (Vec<StoreOutcome>, Vec<usize>) {
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut accepted: HashMap<(String, String), usize> = HashMap::new();
+    for (i, Publishable { record, .. }) in records.iter().enumerate() {
+        let key = (record.custodian.clone(), record.record_id.clone());
+        let version = record.version as i64;
+        let outcome = match held.get(&key) {
+            Some((held, _)) if *held > version => StoreOutcome::Stale { held: *held as u64 },
+            Some((held, hash)) if *held == version => {
+                if *hash == record.provenance.content_hash {
+                    StoreOutcome::Unchanged
+                } else {
+                    StoreOutcome::Conflict
+                }
+            }
+            _ => {
+                held.insert(
+                    key.clone(),
+                    (version, record.provenance.content_hash.clone()),
+                );
+                accepted.insert(key, i);
+                StoreOutcome::Accepted
+            }
+        };
+        outcomes.push(outcome);
+    }
+    let mut rows: Vec<usize> = accepted.into_values().collect();
+    rows.sort_unstable();
+    (outcomes, rows)
+}
 
 /// A 32-byte hash column.
 pub(crate) fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {

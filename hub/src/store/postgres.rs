@@ -13,7 +13,6 @@
 //! Only parameterised SQL; batches go in multi-row statements (PostgreSQL
 //! allows 65,535 bound parameters per statement).
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -258,42 +257,13 @@ impl Store for PostgresStore {
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut held: HashMap<(String, String), (i64, String)> = rows
+        let held: codec::Held = rows
             .into_iter()
             .map(|(c, id, v, h)| ((c, id), (v, h)))
             .collect();
-
-        // Decide each record in order, as if stored one after another: a
-        // later record of the same key in the batch sees an earlier one.
-        let mut outcomes = Vec::with_capacity(records.len());
-        let mut accepted: HashMap<(String, String), usize> = HashMap::new();
-        for (i, Publishable { record, .. }) in records.iter().enumerate() {
-            let key = (record.custodian.clone(), record.record_id.clone());
-            let version = record.version as i64;
-            let outcome = match held.get(&key) {
-                Some((held, _)) if *held > version => StoreOutcome::Stale { held: *held as u64 },
-                Some((held, hash)) if *held == version => {
-                    if *hash == record.provenance.content_hash {
-                        StoreOutcome::Unchanged
-                    } else {
-                        StoreOutcome::Conflict
-                    }
-                }
-                _ => {
-                    held.insert(
-                        key.clone(),
-                        (version, record.provenance.content_hash.clone()),
-                    );
-                    accepted.insert(key, i);
-                    StoreOutcome::Accepted
-                }
-            };
-            outcomes.push(outcome);
-        }
+        let (outcomes, rows) = codec::decide_publish(records, held);
 
         // The accepted versions (the last of each key), in multi-row upserts.
-        let mut rows: Vec<usize> = accepted.into_values().collect();
-        rows.sort_unstable();
         for chunk in rows.chunks(RECORD_ROWS_PER_INSERT) {
             let mut upsert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO records (custodian, record_id, version, nhs_number, relationship_type, \

@@ -29,6 +29,11 @@ use crate::break_glass::{BreakGlassAccess, Review};
 use crate::notify::Notification;
 use kith_core::Directive;
 
+/// Record keys per SELECT: 2 parameters each, under SQLite's 32,766.
+const KEYS_PER_SELECT: usize = 10_000;
+/// Record rows per upsert: 12 parameters each.
+const RECORD_ROWS_PER_INSERT: usize = 1_000;
+
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Mutex<()>,
@@ -201,61 +206,67 @@ impl Store for SqliteStore {
     ) -> Result<(Vec<StoreOutcome>, u64), StoreError> {
         let (_writer, mut tx) = self.write().await?;
         let now = now_text();
-        let mut outcomes = Vec::with_capacity(records.len());
-        for Publishable {
-            record,
-            held_at_source,
-        } in records
-        {
-            let held: Option<(i64, String)> = sqlx::query_as(
-                "SELECT version, content_hash FROM records WHERE custodian = ? AND record_id = ?",
-            )
-            .bind(&record.custodian)
-            .bind(&record.record_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let version = record.version as i64;
-            let outcome = match held {
-                Some((held, _)) if held > version => StoreOutcome::Stale { held: held as u64 },
-                Some((held, hash)) if held == version => {
-                    if hash == record.provenance.content_hash {
-                        StoreOutcome::Unchanged
-                    } else {
-                        StoreOutcome::Conflict
-                    }
-                }
-                _ => {
-                    sqlx::query(
-                        "INSERT INTO records (custodian, record_id, version, nhs_number, relationship_type, status, \
-                         withdraw_reason, ended_on, content_hash, retain_until, held_at_source, body, updated_at, \
-                         date_of_birth, postcode_key) \
-                         VALUES (?, ?, ?, ?, ?, 'active', NULL, NULL, ?, ?, ?, ?, ?, ?, ?) \
-                         ON CONFLICT (custodian, record_id) DO UPDATE SET version = excluded.version, \
-                         nhs_number = excluded.nhs_number, relationship_type = excluded.relationship_type, \
-                         status = 'active', withdraw_reason = NULL, ended_on = NULL, \
-                         content_hash = excluded.content_hash, retain_until = excluded.retain_until, \
-                         held_at_source = excluded.held_at_source, body = excluded.body, \
-                         updated_at = excluded.updated_at, date_of_birth = excluded.date_of_birth, \
-                         postcode_key = excluded.postcode_key",
-                    )
-                    .bind(&record.custodian)
-                    .bind(&record.record_id)
-                    .bind(version)
-                    .bind(record.subject.nhs_number.map(|n| n.as_digits()))
-                    .bind(record.relationship_type.as_str())
-                    .bind(&record.provenance.content_hash)
-                    .bind(record.retain_until.map(|d| d.to_string()))
-                    .bind(i64::from(*held_at_source))
-                    .bind(body_of(record))
-                    .bind(&now)
-                    .bind(codec::blocking_keys(record).0)
-                    .bind(codec::blocking_keys(record).1)
-                    .execute(&mut *tx)
-                    .await?;
-                    StoreOutcome::Accepted
-                }
-            };
-            outcomes.push(outcome);
+
+        // What is held for the batch's keys, in one statement per chunk
+        // (each statement through sqlx costs far more than each row).
+        let mut held = codec::Held::new();
+        for chunk in records.chunks(KEYS_PER_SELECT) {
+            // A join, not `(custodian, record_id) IN (VALUES …)`: SQLite
+            // plans that as a scan of the whole table.
+            let mut select = sqlx::QueryBuilder::<Sqlite>::new(
+                "SELECT r.custodian, r.record_id, r.version, r.content_hash FROM (",
+            );
+            select.push_values(chunk, |mut key, p| {
+                key.push_bind(&p.record.custodian)
+                    .push_bind(&p.record.record_id);
+            });
+            select.push(
+                ") AS k JOIN records r ON r.custodian = k.column1 AND r.record_id = k.column2",
+            );
+            let rows: Vec<(String, String, i64, String)> =
+                select.build_query_as().fetch_all(&mut *tx).await?;
+            held.extend(rows.into_iter().map(|(c, id, v, h)| ((c, id), (v, h))));
+        }
+        let (outcomes, rows) = codec::decide_publish(records, held);
+
+        // The accepted versions (the last of each key), in multi-row upserts.
+        for chunk in rows.chunks(RECORD_ROWS_PER_INSERT) {
+            let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO records (custodian, record_id, version, nhs_number, relationship_type, \
+                 status, withdraw_reason, ended_on, content_hash, retain_until, held_at_source, body, \
+                 updated_at, date_of_birth, postcode_key) ",
+            );
+            upsert.push_values(chunk, |mut row, &i| {
+                let Publishable {
+                    record,
+                    held_at_source,
+                } = &records[i];
+                row.push_bind(&record.custodian)
+                    .push_bind(&record.record_id)
+                    .push_bind(record.version as i64)
+                    .push_bind(record.subject.nhs_number.map(|n| n.as_digits()))
+                    .push_bind(record.relationship_type.as_str())
+                    .push("'active'")
+                    .push("NULL")
+                    .push("NULL")
+                    .push_bind(&record.provenance.content_hash)
+                    .push_bind(record.retain_until.map(|d| d.to_string()))
+                    .push_bind(i64::from(*held_at_source))
+                    .push_bind(body_of(record))
+                    .push_bind(&now);
+                let (date_of_birth, postcode_key) = codec::blocking_keys(record);
+                row.push_bind(date_of_birth).push_bind(postcode_key);
+            });
+            upsert.push(
+                " ON CONFLICT (custodian, record_id) DO UPDATE SET version = excluded.version, \
+                 nhs_number = excluded.nhs_number, relationship_type = excluded.relationship_type, \
+                 status = 'active', withdraw_reason = NULL, ended_on = NULL, \
+                 content_hash = excluded.content_hash, retain_until = excluded.retain_until, \
+                 held_at_source = excluded.held_at_source, body = excluded.body, \
+                 updated_at = excluded.updated_at, date_of_birth = excluded.date_of_birth, \
+                 postcode_key = excluded.postcode_key",
+            );
+            upsert.build().execute(&mut *tx).await?;
         }
         let index = append_in(&mut tx, std::slice::from_ref(&audit(&outcomes))).await?;
         tx.commit().await?;
