@@ -135,9 +135,22 @@ impl Hub {
         let at = now();
         let today = at.date_naive();
         let subject = search.audit_key();
-        let found = self
-            .find_subject(caller, &search, request.confirm_candidate.as_deref())
-            .await?;
+        // The records, and any break glass still open for this user and
+        // person, looked up at once.
+        let (found, open_break_glass) = futures::future::join(
+            self.find_subject(caller, &search, request.confirm_candidate.as_deref()),
+            async {
+                match request.break_glass {
+                    Some(_) => Ok(None),
+                    None => {
+                        self.open_break_glass(caller, &request.user, &subject, at)
+                            .await
+                    }
+                }
+            },
+        )
+        .await;
+        let (found, open_break_glass) = (found?, open_break_glass?);
         // Past its retention date: gone, even before the purge job runs.
         let current = |c: &crate::store::StoredRecord| {
             c.record.retain_until.is_none_or(|until| until >= today)
@@ -158,15 +171,12 @@ impl Hub {
                 until: rfc3339(at + self.settings.break_glass_window),
                 claimed: true,
             }),
-            None => self
-                .open_break_glass(caller, &request.user, &subject, at)
-                .await?
-                .map(|open| BreakGlassFlag {
-                    reason_code: open.claim.reason_code,
-                    justification: open.claim.justification,
-                    until: open.expires_at,
-                    claimed: false,
-                }),
+            None => open_break_glass.map(|open| BreakGlassFlag {
+                reason_code: open.claim.reason_code,
+                justification: open.claim.justification,
+                until: open.expires_at,
+                claimed: false,
+            }),
         };
 
         // One decider per query: the requester's side is built once. Each

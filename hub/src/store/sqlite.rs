@@ -308,36 +308,31 @@ impl Store for SqliteStore {
         &self,
         nhs_number: &NhsNumber,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let digits = nhs_number.as_digits();
+        // One statement: each record with its directives (one row per
+        // directive, or one row with none), in key order.
         let rows = sqlx::query(
-            "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records \
-             WHERE nhs_number = ? AND status = 'active' ORDER BY custodian, record_id",
+            "SELECT r.custodian, r.record_id, r.body, r.held_at_source, r.status, \
+             r.withdraw_reason, r.ended_on, d.body AS directive FROM records r \
+             LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
+             WHERE r.nhs_number = ? AND r.status = 'active' ORDER BY r.custodian, r.record_id",
         )
-        .bind(&digits)
+        .bind(nhs_number.as_digits())
         .fetch_all(&self.pool)
         .await?;
-        let mut records = rows
-            .iter()
-            .map(row_to_stored)
-            .collect::<Result<Vec<_>, _>>()?;
-        if records.is_empty() {
-            return Ok(records);
-        }
-        let directives: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT d.custodian, d.record_id, d.body FROM directives d \
-             JOIN records r ON r.custodian = d.custodian AND r.record_id = d.record_id \
-             WHERE r.nhs_number = ? AND r.status = 'active'",
-        )
-        .bind(&digits)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_record = codec::directives_by_record(directives)?;
-        for stored in &mut records {
-            let key = (
-                stored.record.custodian.clone(),
-                stored.record.record_id.clone(),
-            );
-            stored.directives = by_record.remove(&key).unwrap_or_default();
+        let mut records: Vec<StoredRecord> = Vec::new();
+        let mut last: Option<(String, String)> = None;
+        for row in &rows {
+            let key: (String, String) = (row.try_get("custodian")?, row.try_get("record_id")?);
+            if last.as_ref() != Some(&key) {
+                records.push(row_to_stored(row)?);
+                last = Some(key);
+            }
+            let directive: Option<String> = row.try_get("directive")?;
+            if let (Some(body), Some(stored)) = (directive, records.last_mut()) {
+                stored
+                    .directives
+                    .push(codec::from_json(&body, "directive body")?);
+            }
         }
         Ok(records)
     }
