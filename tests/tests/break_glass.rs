@@ -46,6 +46,21 @@ async fn police_query(
     ask_as(w.hub.addr(), &w.t.agent_tls(POLICE_D), request).await
 }
 
+/// The break-glass accesses `role` at the client's authority may list.
+async fn list(
+    audit: &mut pb::audit_service_client::AuditServiceClient<tonic::transport::Channel>,
+    role: &str,
+    include_reviewed: bool,
+) -> Result<Vec<pb::BreakGlassAccess>, tonic::Status> {
+    audit
+        .list_break_glass(pb::ListBreakGlassRequest {
+            acting_user: Some(acting_user(role)),
+            include_reviewed,
+        })
+        .await
+        .map(|r| r.into_inner().accesses)
+}
+
 fn claim() -> pb::BreakGlass {
     pb::BreakGlass {
         reason_code: "life_threatening".into(),
@@ -163,15 +178,7 @@ async fn the_users_authority_auditor_lists_and_reviews_break_glass_accesses() {
             .unwrap(),
     );
 
-    let listed = audit
-        .list_break_glass(pb::ListBreakGlassRequest {
-            acting_user: Some(acting_user("auditor")),
-            include_reviewed: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .accesses;
+    let listed = list(&mut audit, "auditor", false).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].query_id, r.query_id);
     assert_eq!(listed[0].subject, w.nhs);
@@ -179,13 +186,7 @@ async fn the_users_authority_auditor_lists_and_reviews_break_glass_accesses() {
     assert!(!listed[0].reviewed);
 
     // A police officer is not an auditor: refused.
-    let refused = audit
-        .list_break_glass(pb::ListBreakGlassRequest {
-            acting_user: Some(acting_user("police_officer")),
-            include_reviewed: true,
-        })
-        .await
-        .unwrap_err();
+    let refused = list(&mut audit, "police_officer", true).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 
     // The custodian's auditor does not review the police's accesses.
@@ -194,15 +195,7 @@ async fn the_users_authority_auditor_lists_and_reviews_break_glass_accesses() {
             .await
             .unwrap(),
     );
-    let theirs = trust_audit
-        .list_break_glass(pb::ListBreakGlassRequest {
-            acting_user: Some(acting_user("auditor")),
-            include_reviewed: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .accesses;
+    let theirs = list(&mut trust_audit, "auditor", true).await.unwrap();
     assert!(theirs.is_empty());
 
     let bad = audit
@@ -231,25 +224,9 @@ async fn the_users_authority_auditor_lists_and_reviews_break_glass_accesses() {
         .await
         .unwrap()
         .into_inner();
-    let awaiting = audit
-        .list_break_glass(pb::ListBreakGlassRequest {
-            acting_user: Some(acting_user("auditor")),
-            include_reviewed: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .accesses;
+    let awaiting = list(&mut audit, "auditor", false).await.unwrap();
     assert!(awaiting.is_empty(), "reviewed: no longer awaiting");
-    let all = audit
-        .list_break_glass(pb::ListBreakGlassRequest {
-            acting_user: Some(acting_user("auditor")),
-            include_reviewed: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .accesses;
+    let all = list(&mut audit, "auditor", true).await.unwrap();
     assert_eq!(all.len(), 1);
     assert!(all[0].reviewed);
     assert_eq!(

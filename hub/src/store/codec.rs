@@ -161,20 +161,6 @@ pub(crate) fn disclosures_in(entries: &[crate::audit::AuditEntry]) -> Vec<(&str,
     out
 }
 
-/// Groups directive bodies by their record, for attaching to stored records.
-pub(crate) fn directives_by_record(
-    rows: Vec<(String, String, String)>,
-) -> Result<std::collections::HashMap<(String, String), Vec<kith_core::Directive>>, StoreError> {
-    let mut map: std::collections::HashMap<(String, String), Vec<kith_core::Directive>> =
-        std::collections::HashMap::new();
-    for (custodian, record_id, body) in rows {
-        map.entry((custodian, record_id))
-            .or_default()
-            .push(from_json(&body, "directive body")?);
-    }
-    Ok(map)
-}
-
 /// What storing one directive does, given the version, content hash and
 /// record id held for its id (if any), and whether its record exists.
 pub(crate) fn directive_outcome(

@@ -181,6 +181,29 @@ async fn insert_notifications_in(
     Ok(())
 }
 
+/// Records from rows of a `records r LEFT JOIN directives d` select in key
+/// order (columns `custodian`, `record_id`, the record's columns, and
+/// `directive`, the directive's body or NULL): one record per key, with
+/// its directives.
+fn records_with_directives(rows: &[PgRow]) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut records: Vec<StoredRecord> = Vec::new();
+    let mut last: Option<(String, String)> = None;
+    for row in rows {
+        let key: (String, String) = (row.try_get("custodian")?, row.try_get("record_id")?);
+        if last.as_ref() != Some(&key) {
+            records.push(row_to_stored(row)?);
+            last = Some(key);
+        }
+        let directive: Option<String> = row.try_get("directive")?;
+        if let (Some(body), Some(stored)) = (directive, records.last_mut()) {
+            stored
+                .directives
+                .push(codec::from_json(&body, "directive body")?);
+        }
+    }
+    Ok(records)
+}
+
 fn row_to_stored(row: &PgRow) -> Result<StoredRecord, StoreError> {
     let body: String = row.try_get("body")?;
     let held_at_source: i64 = row.try_get("held_at_source")?;
@@ -355,22 +378,7 @@ impl Store for PostgresStore {
         .bind(nhs_number.as_digits())
         .fetch_all(&self.pool)
         .await?;
-        let mut records: Vec<StoredRecord> = Vec::new();
-        let mut last: Option<(String, String)> = None;
-        for row in &rows {
-            let key: (String, String) = (row.try_get("custodian")?, row.try_get("record_id")?);
-            if last.as_ref() != Some(&key) {
-                records.push(row_to_stored(row)?);
-                last = Some(key);
-            }
-            let directive: Option<String> = row.try_get("directive")?;
-            if let (Some(body), Some(stored)) = (directive, records.last_mut()) {
-                stored
-                    .directives
-                    .push(codec::from_json(&body, "directive body")?);
-            }
-        }
-        Ok(records)
+        records_with_directives(&rows)
     }
 
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
@@ -466,35 +474,24 @@ impl Store for PostgresStore {
         postcode_key: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredRecord>, StoreError> {
+        // The block (at most `limit` records), each with its directives,
+        // in one statement.
         let dates: Vec<String> = dates_of_birth.iter().map(|d| d.to_string()).collect();
         let rows = sqlx::query(
-            "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records \
-             WHERE status = 'active' AND (date_of_birth = ANY($1::text[]) OR postcode_key = $2) \
-             ORDER BY custodian, record_id LIMIT $3",
+            "SELECT r.custodian, r.record_id, r.body, r.held_at_source, r.status, \
+             r.withdraw_reason, r.ended_on, d.body AS directive FROM \
+             (SELECT * FROM records WHERE status = 'active' \
+              AND (date_of_birth = ANY($1::text[]) OR postcode_key = $2) \
+              ORDER BY custodian, record_id LIMIT $3) r \
+             LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
+             ORDER BY r.custodian, r.record_id",
         )
         .bind(&dates)
         .bind(postcode_key.unwrap_or_default())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut records = rows
-            .iter()
-            .map(row_to_stored)
-            .collect::<Result<Vec<_>, _>>()?;
-        for stored in &mut records {
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT custodian, record_id, body FROM directives WHERE custodian = $1 AND record_id = $2",
-            )
-            .bind(&stored.record.custodian)
-            .bind(&stored.record.record_id)
-            .fetch_all(&self.pool)
-            .await?;
-            stored.directives = codec::directives_by_record(rows)?
-                .into_values()
-                .flatten()
-                .collect();
-        }
-        Ok(records)
+        records_with_directives(&rows)
     }
 
     async fn publish_directives(

@@ -137,6 +137,29 @@ async fn insert_notifications_in(
     Ok(())
 }
 
+/// Records from rows of a `records r LEFT JOIN directives d` select in key
+/// order (columns `custodian`, `record_id`, the record's columns, and
+/// `directive`, the directive's body or NULL): one record per key, with
+/// its directives.
+fn records_with_directives(rows: &[SqliteRow]) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut records: Vec<StoredRecord> = Vec::new();
+    let mut last: Option<(String, String)> = None;
+    for row in rows {
+        let key: (String, String) = (row.try_get("custodian")?, row.try_get("record_id")?);
+        if last.as_ref() != Some(&key) {
+            records.push(row_to_stored(row)?);
+            last = Some(key);
+        }
+        let directive: Option<String> = row.try_get("directive")?;
+        if let (Some(body), Some(stored)) = (directive, records.last_mut()) {
+            stored
+                .directives
+                .push(codec::from_json(&body, "directive body")?);
+        }
+    }
+    Ok(records)
+}
+
 fn row_to_stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
     let body: String = row.try_get("body")?;
     let held_at_source: i64 = row.try_get("held_at_source")?;
@@ -319,22 +342,7 @@ impl Store for SqliteStore {
         .bind(nhs_number.as_digits())
         .fetch_all(&self.pool)
         .await?;
-        let mut records: Vec<StoredRecord> = Vec::new();
-        let mut last: Option<(String, String)> = None;
-        for row in &rows {
-            let key: (String, String) = (row.try_get("custodian")?, row.try_get("record_id")?);
-            if last.as_ref() != Some(&key) {
-                records.push(row_to_stored(row)?);
-                last = Some(key);
-            }
-            let directive: Option<String> = row.try_get("directive")?;
-            if let (Some(body), Some(stored)) = (directive, records.last_mut()) {
-                stored
-                    .directives
-                    .push(codec::from_json(&body, "directive body")?);
-            }
-        }
-        Ok(records)
+        records_with_directives(&rows)
     }
 
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
@@ -432,9 +440,12 @@ impl Store for SqliteStore {
         postcode_key: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredRecord>, StoreError> {
+        // The block (at most `limit` records), each with its directives,
+        // in one statement.
         let mut select = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT body, held_at_source, status, withdraw_reason, ended_on FROM records \
-             WHERE status = 'active' AND (date_of_birth IN (",
+            "SELECT r.custodian, r.record_id, r.body, r.held_at_source, r.status, \
+             r.withdraw_reason, r.ended_on, d.body AS directive FROM \
+             (SELECT * FROM records WHERE status = 'active' AND (date_of_birth IN (",
         );
         let mut dates = select.separated(", ");
         for d in dates_of_birth {
@@ -444,25 +455,12 @@ impl Store for SqliteStore {
         select.push_bind(postcode_key.unwrap_or_default());
         select.push(") ORDER BY custodian, record_id LIMIT ");
         select.push_bind(i64::from(limit));
+        select.push(
+            ") r LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
+             ORDER BY r.custodian, r.record_id",
+        );
         let rows = select.build().fetch_all(&self.pool).await?;
-        let mut records = rows
-            .iter()
-            .map(row_to_stored)
-            .collect::<Result<Vec<_>, _>>()?;
-        for stored in &mut records {
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT custodian, record_id, body FROM directives WHERE custodian = ? AND record_id = ?",
-            )
-            .bind(&stored.record.custodian)
-            .bind(&stored.record.record_id)
-            .fetch_all(&self.pool)
-            .await?;
-            stored.directives = codec::directives_by_record(rows)?
-                .into_values()
-                .flatten()
-                .collect();
-        }
-        Ok(records)
+        records_with_directives(&rows)
     }
 
     async fn publish_directives(
