@@ -36,8 +36,8 @@ use crate::directory::Member;
 pub struct HubConfig {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// `sqlite://path`, `sqlite::memory:`, or `postgres://user@host:port/db`
-    /// (also `postgresql://`).
+    /// `sqlite://path` or `postgres://user@host:port/db` (also
+    /// `postgresql://`). An in-memory SQLite database is refused.
     pub database_url: String,
     /// The jurisdiction the hub runs in; data-location policy reads it.
     pub jurisdiction: String,

@@ -13,6 +13,7 @@ mod codec;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_reads;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -33,7 +34,8 @@ pub use sqlite::SqliteStore;
 /// Which store a `database_url` names, by its scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    /// `sqlite://PATH`, `sqlite::memory:`.
+    /// `sqlite://PATH` (a file: an in-memory database is refused when
+    /// opened, since it would lose the audit log).
     Sqlite,
     /// `postgres://…` or `postgresql://…`.
     Postgres,
@@ -127,6 +129,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A read on the SQLite store's own read connections failed.
+    #[error("database error: {0}")]
+    Read(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0}")]

@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 
 use super::codec::{self, body_of, hash32};
 use super::migrations::{self, SQLITE};
+use super::sqlite_reads::Readers;
 use super::{
     ChangeAudit, ChangeOutcome, DirectiveAudit, DirectiveOutcome, PublishAudit, Publishable,
     PurgeAudit, RecordKey, Store, StoreError, StoreOutcome, StoredAuditEntry, StoredCheckpoint,
@@ -37,28 +38,42 @@ const RECORD_ROWS_PER_INSERT: usize = 1_000;
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Mutex<()>,
+    /// The query path's reads, on the calling thread.
+    reads: Readers,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path` or
-    /// `sqlite::memory:`) and brings its schema up to date.
+    /// Opens (creating if needed) the database file at `url`
+    /// (`sqlite://path`) and brings its schema up to date. An in-memory
+    /// database is refused: the audit log must outlive the process, and the
+    /// query path reads the file through connections of its own.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Config(format!(
+                "database_url {url:?}: an in-memory SQLite database would lose the audit log \
+                 when the hub stops; give a file, sqlite://PATH"
+            )));
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let path = options.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new()
-            // Each in-memory connection is its own database: keep one.
-            .max_connections(if in_memory { 1 } else { 4 })
+            .max_connections(4)
+            // A file on this machine does not go stale like a network
+            // connection: pinging each connection's worker thread before
+            // every use cost a thread hand-off per statement (measured).
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         migrations::migrator(SQLITE).await?.run(&pool).await?;
         Ok(Self {
             pool,
             writer: Mutex::new(()),
+            reads: Readers::open(path)?,
         })
     }
 
@@ -135,29 +150,6 @@ async fn insert_notifications_in(
         insert.build().execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-/// Records from rows of a `records r LEFT JOIN directives d` select in key
-/// order (columns `custodian`, `record_id`, the record's columns, and
-/// `directive`, the directive's body or NULL): one record per key, with
-/// its directives.
-fn records_with_directives(rows: &[SqliteRow]) -> Result<Vec<StoredRecord>, StoreError> {
-    let mut records: Vec<StoredRecord> = Vec::new();
-    let mut last: Option<(String, String)> = None;
-    for row in rows {
-        let key: (String, String) = (row.try_get("custodian")?, row.try_get("record_id")?);
-        if last.as_ref() != Some(&key) {
-            records.push(row_to_stored(row)?);
-            last = Some(key);
-        }
-        let directive: Option<String> = row.try_get("directive")?;
-        if let (Some(body), Some(stored)) = (directive, records.last_mut()) {
-            stored
-                .directives
-                .push(codec::from_json(&body, "directive body")?);
-        }
-    }
-    Ok(records)
 }
 
 fn row_to_stored(row: &SqliteRow) -> Result<StoredRecord, StoreError> {
@@ -331,18 +323,7 @@ impl Store for SqliteStore {
         &self,
         nhs_number: &NhsNumber,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        // One statement: each record with its directives (one row per
-        // directive, or one row with none), in key order.
-        let rows = sqlx::query(
-            "SELECT r.custodian, r.record_id, r.body, r.held_at_source, r.status, \
-             r.withdraw_reason, r.ended_on, d.body AS directive FROM records r \
-             LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
-             WHERE r.nhs_number = ? AND r.status = 'active' ORDER BY r.custodian, r.record_id",
-        )
-        .bind(nhs_number.as_digits())
-        .fetch_all(&self.pool)
-        .await?;
-        records_with_directives(&rows)
+        self.reads.records_for_nhs_number(&nhs_number.as_digits())
     }
 
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
@@ -440,27 +421,8 @@ impl Store for SqliteStore {
         postcode_key: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        // The block (at most `limit` records), each with its directives,
-        // in one statement.
-        let mut select = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT r.custodian, r.record_id, r.body, r.held_at_source, r.status, \
-             r.withdraw_reason, r.ended_on, d.body AS directive FROM \
-             (SELECT * FROM records WHERE status = 'active' AND (date_of_birth IN (",
-        );
-        let mut dates = select.separated(", ");
-        for d in dates_of_birth {
-            dates.push_bind(d.to_string());
-        }
-        select.push(") OR postcode_key = ");
-        select.push_bind(postcode_key.unwrap_or_default());
-        select.push(") ORDER BY custodian, record_id LIMIT ");
-        select.push_bind(i64::from(limit));
-        select.push(
-            ") r LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
-             ORDER BY r.custodian, r.record_id",
-        );
-        let rows = select.build().fetch_all(&self.pool).await?;
-        records_with_directives(&rows)
+        self.reads
+            .records_for_demographics(dates_of_birth, postcode_key, limit)
     }
 
     async fn publish_directives(
@@ -633,18 +595,8 @@ impl Store for SqliteStore {
         subject: &str,
         now: &str,
     ) -> Result<Option<BreakGlassAccess>, StoreError> {
-        let body: Option<String> = sqlx::query_scalar(
-            "SELECT body FROM break_glass WHERE authority = ? AND user_id = ? AND subject = ? \
-             AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
-        )
-        .bind(authority)
-        .bind(user_id)
-        .bind(subject)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        body.map(|b| codec::from_json(&b, "break-glass body"))
-            .transpose()
+        self.reads
+            .open_break_glass(authority, user_id, subject, now)
     }
 
     async fn break_glass_accesses(
@@ -704,5 +656,44 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok((ChangeOutcome::Done, index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_database_is_refused_with_the_reason() {
+        for url in ["sqlite::memory:", "sqlite://file?mode=memory"] {
+            let Err(StoreError::Config(message)) = SqliteStore::open(url).await else {
+                panic!("{url} was accepted");
+            };
+            assert!(message.contains("would lose the audit log"), "{message}");
+            assert!(message.contains("sqlite://PATH"), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_path_read_sees_what_the_writer_just_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let mut generator = crate::synthetic::Generator::new(7);
+        let person = generator.person(1);
+        let nhs = person.nhs_number;
+        assert!(store.records_for_nhs_number(&nhs).await.unwrap().is_empty());
+        let record = generator.record("E08000006", "council", &person, "case-1".into());
+        let publishable = [Publishable {
+            record,
+            held_at_source: false,
+        }];
+        let audit = |_: &[StoreOutcome]| {
+            AuditEntry::new(crate::audit::AuditKind::Publish, "E08000006", Utc::now())
+        };
+        store.publish(&publishable, &audit).await.unwrap();
+        let found = store.records_for_nhs_number(&nhs).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].record, publishable[0].record);
     }
 }
