@@ -64,6 +64,10 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx already pings every connection as it goes back to the
+            // pool and closes it if broken; a second ping before each use
+            // cost a round trip to the server per statement.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         migrations::migrator(POSTGRES).await?.run(&pool).await?;
