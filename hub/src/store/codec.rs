@@ -133,6 +133,25 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
+/// One audit entry as stored: when, its canonical bytes, and their leaf
+/// hash (computed once, from exactly the bytes stored).
+pub(crate) struct AuditRow {
+    pub at: String,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: [u8; 32],
+}
+
+impl AuditRow {
+    pub(crate) fn of(entry: &crate::audit::AuditEntry) -> Self {
+        let bytes = entry.to_bytes();
+        Self {
+            at: entry.at.clone(),
+            leaf_hash: super::leaf_hash_of(&bytes),
+            bytes,
+        }
+    }
+}
+
 /// The (custodian, record id, recipient) disclosures a batch of audit
 /// entries records: every record a query showed at summary level or more,
 /// to the querying authority. Its custodian showing itself is not one.

@@ -13,6 +13,7 @@ mod codec;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_audit;
 mod sqlite_reads;
 
 use async_trait::async_trait;
@@ -129,13 +130,20 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A read on the SQLite store's own read connections failed.
+    /// An operation on the SQLite store's own rusqlite connections (the
+    /// query path's reads, the audit group commit) failed.
     #[error("database error: {0}")]
-    Read(String),
+    Sqlite(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0}")]
     Config(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
 }
 
 /// What storing one published directive did.

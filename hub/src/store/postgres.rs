@@ -137,12 +137,11 @@ async fn append_in(
             "INSERT INTO audit_log (idx, recorded_at, entry, leaf_hash) ",
         );
         insert.push_values(chunk.iter().enumerate(), |mut row, (i, entry)| {
-            let bytes = entry.to_bytes();
-            let leaf = super::leaf_hash_of(&bytes);
+            let stored = codec::AuditRow::of(entry);
             row.push_bind(first + (chunk_no * AUDIT_ROWS_PER_INSERT + i) as i64)
-                .push_bind(entry.at.clone())
-                .push_bind(bytes)
-                .push_bind(leaf.to_vec());
+                .push_bind(stored.at)
+                .push_bind(stored.bytes)
+                .push_bind(stored.leaf_hash.to_vec());
         });
         insert.build().execute(&mut **tx).await?;
     }

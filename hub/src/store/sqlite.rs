@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 
 use super::codec::{self, body_of, hash32};
 use super::migrations::{self, SQLITE};
+use super::sqlite_audit::AuditAppender;
 use super::sqlite_reads::Readers;
 use super::{
     ChangeAudit, ChangeOutcome, DirectiveAudit, DirectiveOutcome, PublishAudit, Publishable,
@@ -40,6 +41,8 @@ pub struct SqliteStore {
     writer: Mutex<()>,
     /// The query path's reads, on the calling thread.
     reads: Readers,
+    /// The audit group commit, on a connection of its own.
+    audit: AuditAppender,
 }
 
 impl SqliteStore {
@@ -73,6 +76,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer: Mutex::new(()),
+            audit: AuditAppender::open(&path)?,
             reads: Readers::open(path)?,
         })
     }
@@ -104,12 +108,11 @@ async fn append_in(
             "INSERT INTO audit_log (idx, recorded_at, entry, leaf_hash) ",
         );
         insert.push_values(chunk.iter().enumerate(), |mut row, (i, entry)| {
-            let bytes = entry.to_bytes();
-            let leaf = super::leaf_hash_of(&bytes);
+            let stored = codec::AuditRow::of(entry);
             row.push_bind(first + (chunk_no * 1000 + i) as i64)
-                .push_bind(entry.at.clone())
-                .push_bind(bytes)
-                .push_bind(leaf.to_vec());
+                .push_bind(stored.at)
+                .push_bind(stored.bytes)
+                .push_bind(stored.leaf_hash.to_vec());
         });
         insert.build().execute(&mut **tx).await?;
     }
@@ -342,18 +345,17 @@ impl Store for SqliteStore {
         entries: &[AuditEntry],
         notifications: &[Notification],
     ) -> Result<u64, StoreError> {
-        let (_writer, mut tx) = self.write().await?;
-        let first = append_in(&mut tx, entries).await?;
-        let placed: Vec<Notification> = notifications
-            .iter()
-            .map(|n| Notification {
-                audit_index: first + n.audit_index,
-                ..n.clone()
-            })
+        // Everything but the transaction is prepared here, before taking
+        // the writer lock.
+        let rows: Vec<codec::AuditRow> = entries.iter().map(codec::AuditRow::of).collect();
+        let disclosed = codec::disclosures_in(entries)
+            .into_iter()
+            .map(|(c, r, to)| (c.to_string(), r.to_string(), to.to_string()))
             .collect();
-        insert_notifications_in(&mut tx, &placed).await?;
-        tx.commit().await?;
-        Ok(first)
+        let _writer = self.writer.lock().await;
+        self.audit
+            .append(rows, disclosed, notifications.to_vec(), now_text())
+            .await
     }
 
     async fn audit_entries(

@@ -16,8 +16,9 @@
 //! query. Connections are kept for reuse; since a read never yields, no
 //! more are open at once than the runtime has threads.
 //!
-//! Writes stay on sqlx (`sqlite.rs`): they are batched, so the hand-off is
-//! paid once per commit, not once per row.
+//! Writes stay on sqlx (`sqlite.rs`), batched so that the hand-offs are
+//! paid per commit, not per row; the audit group commit, which every query
+//! waits for, has a connection of its own (`sqlite_audit.rs`).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -37,12 +38,6 @@ const KEEP_IDLE: usize = 8;
 pub(super) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Read(e.to_string())
-    }
 }
 
 /// The columns `stored_records` reads, in order.
