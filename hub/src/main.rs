@@ -12,6 +12,13 @@ use clap::{Parser, Subcommand};
 use kith_core::AuthorityCode;
 use kith_hub::telemetry::{self, LogFormat};
 
+/// The hub allocates and frees many small buffers per call (TLS records,
+/// HTTP/2 frames, protobuf, policy entities, audit JSON); glibc's malloc
+/// took ~15% of its CPU under query load (perf record). See
+/// docs/benchmarks.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Kith hub: the central exchange where authorities publish
 /// relationship records and case workers find who else is involved with a
 /// person, under sharing agreements written as Cedar policies.
