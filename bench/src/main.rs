@@ -13,6 +13,11 @@ use kith_bench::run::Options;
 use kith_core::tls::TlsFiles;
 use kith_tests::TestStore;
 
+/// The hub's allocator, so the echo baseline this process serves is built
+/// as the hub is and the ratio between them stays fair.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// End-to-end benchmark of a real kith-hub over mutual-TLS gRPC: a bare
 /// tonic echo baseline, batched ingest, authorised queries and the hub's
 /// peak RSS, measured in one run. Progress goes to stderr; stdout gets a
