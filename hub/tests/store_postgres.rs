@@ -412,3 +412,18 @@ async fn replicas_sharing_a_database_append_gapless_unique_indexes() {
         assert_eq!(stored.leaf_hash, kith_tlog::leaf_hash(&stored.entry));
     }
 }
+
+#[tokio::test]
+async fn the_hubs_sessions_never_jit_compile_their_lookups() {
+    // Without planner statistics a lookup in a large table is costed high
+    // enough to be JIT-compiled on every call (~20 ms for a 0.1 ms read).
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    for _ in 0..3 {
+        let jit: String = sqlx::query_scalar("SHOW jit")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(jit, "off");
+    }
+}
