@@ -11,6 +11,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 /// The three files a TLS end needs: the federation CA bundle, its own
 /// certificate and its private key.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,

@@ -206,8 +206,15 @@ impl HubConfig {
         if let Some(rules) = &mut self.sharing.match_rules {
             fix(rules);
         }
-        if let Some(rest) = self.database_url.strip_prefix("sqlite://")
+        // `sqlite://PATH` and `sqlite:PATH` both name a file; a relative
+        // one is beside this config, not wherever the hub was started.
+        let path = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"));
+        if let Some(rest) = path
             && !rest.starts_with('/')
+            && !rest.starts_with(':')
             && !rest.is_empty()
         {
             self.database_url = format!("sqlite://{}", base.join(rest).display());
@@ -270,5 +277,54 @@ impl SharingConfig {
             access_notification_types: types,
             match_rules,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(dir: &Path, text: &str) -> Result<HubConfig, ConfigError> {
+        let path = dir.join("hub.toml");
+        std::fs::write(&path, text).unwrap();
+        HubConfig::load(&path)
+    }
+
+    const BASE: &str = r#"listen = "127.0.0.1:0"
+jurisdiction = "england"
+policy_dir = "policies"
+
+[audit]
+signing_key = "audit-log.skey"
+"#;
+
+    #[test]
+    fn a_relative_sqlite_path_is_taken_from_the_config_folder_with_or_without_slashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = "[tls]\nca = \"ca.pem\"\ncert = \"hub.pem\"\nkey = \"hub.key\"\n";
+        for url in ["sqlite://kith.db", "sqlite:kith.db"] {
+            let text = format!("database_url = \"{url}\"\n{BASE}{tls}");
+            let config = load(dir.path(), &text).unwrap();
+            assert_eq!(
+                config.database_url,
+                format!("sqlite://{}", dir.path().join("kith.db").display()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_tls_key_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "database_url = \"sqlite://kith.db\"\n{BASE}[tls]\nca = \"ca.pem\"\ncert = \"hub.pem\"\nkey = \"hub.key\"\ncrl = \"revoked.pem\"\n"
+        );
+        let Err(ConfigError::Parse { source, .. }) = load(dir.path(), &text) else {
+            panic!("an unknown [tls] key was accepted");
+        };
+        assert!(
+            source.to_string().contains("unknown field `crl`"),
+            "{source}"
+        );
     }
 }
