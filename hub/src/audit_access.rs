@@ -58,21 +58,24 @@ impl Hub {
         count: u32,
         tree_size: u64,
     ) -> Result<Vec<AuditView>, HubError> {
-        if count == 0 || count > MAX_ENTRIES {
-            return Err(HubError::InvalidArgument(vec![FieldError::new(
-                "count",
-                format!("must be 1 to {MAX_ENTRIES}"),
-            )]));
-        }
         let access = self
             .policies()
             .audit_scope(&disclosure::requester(caller, user));
         let mut record = AuditEntry::new(AuditKind::AuditRead, caller.authority.as_str(), now());
         record.user = Some(user.user_id.clone());
         record.role = Some(user.role.clone());
+        // A malformed read is still a read of the log attempted: audited,
+        // then refused.
+        if count == 0 || count > MAX_ENTRIES {
+            let why = FieldError::new("count", format!("must be 1 to {MAX_ENTRIES}, not {count}"));
+            record.outcome = "refused".into();
+            record.reason = format!("entries from {start}: {why}");
+            self.audit.append(record).await?;
+            return Err(HubError::InvalidArgument(vec![why]));
+        }
         record.reason = format!(
             "entries {start}..{} scope {:?}",
-            start + u64::from(count),
+            start.saturating_add(u64::from(count)),
             access.scope
         );
         if access.scope == AuditScope::None {

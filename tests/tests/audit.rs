@@ -609,3 +609,50 @@ async fn a_subject_report_lists_every_query_about_the_person_with_purpose_and_le
     );
     w.hub.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_malformed_or_out_of_range_entries_request_is_audited_and_answered_clearly() {
+    let w = world().await;
+    let mut client = audit_client(
+        channel(w.hub.addr(), &w.t.agent_tls(COUNCIL_A))
+            .await
+            .unwrap(),
+    );
+    for count in [0, 1001] {
+        let err = client
+            .get_entries(pb::GetEntriesRequest {
+                acting_user: Some(acting_user("auditor")),
+                start: 3,
+                count,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("count"), "{}", err.message());
+        assert!(err.message().contains("1 to 1000"), "{}", err.message());
+    }
+    let refused: Vec<_> = audit_entries(&w.hub)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "audit_read" && e["outcome"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    for e in &refused {
+        assert_eq!(e["authority"], COUNCIL_A);
+        assert_eq!(e["user"], "auditor-1");
+        assert!(e["reason"].as_str().unwrap().contains("count"), "{e}");
+    }
+
+    // A start past any index a log can reach is an empty page, not a panic.
+    let page = client
+        .get_entries(pb::GetEntriesRequest {
+            acting_user: Some(acting_user("auditor")),
+            start: u64::MAX,
+            count: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.entries.is_empty());
+    w.hub.shutdown().await.unwrap();
+}
