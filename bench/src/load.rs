@@ -63,6 +63,18 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 impl LoadResult {
+    /// Nothing measured yet over a window of `window`.
+    fn empty(window: Duration) -> Self {
+        Self {
+            window,
+            counted: 0,
+            uncounted: 0,
+            failed: 0,
+            first_error: None,
+            latency: histogram(),
+        }
+    }
+
     pub fn summary(&self) -> Summary {
         let ms = |q: f64| self.latency.value_at_quantile(q) as f64 / 1_000.0;
         Summary {
@@ -92,14 +104,7 @@ where
         .into_iter()
         .map(|mut call| {
             tokio::spawn(async move {
-                let mut own = LoadResult {
-                    window: window.measure,
-                    counted: 0,
-                    uncounted: 0,
-                    failed: 0,
-                    first_error: None,
-                    latency: histogram(),
-                };
+                let mut own = LoadResult::empty(window.measure);
                 loop {
                     let began = Instant::now();
                     if began >= end {
@@ -126,14 +131,7 @@ where
             })
         })
         .collect();
-    let mut total = LoadResult {
-        window: window.measure,
-        counted: 0,
-        uncounted: 0,
-        failed: 0,
-        first_error: None,
-        latency: histogram(),
-    };
+    let mut total = LoadResult::empty(window.measure);
     for task in tasks {
         let own = task.await.expect("a load task panicked");
         total.counted += own.counted;
