@@ -13,7 +13,7 @@ use kith_proto::v1 as pb;
 
 /// An unknown code: names the value and lists the codes that are allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} {value:?}; expected one of: {expected}")]
+#[error("unknown {kind} {}; expected one of: {expected}", crate::error::quote(.value))]
 pub struct UnknownCode {
     pub kind: &'static str,
     pub value: String,
@@ -138,13 +138,6 @@ codes! {
         Restricted = "restricted",
         /// Never shared through Kith.
         Sealed = "sealed",
-    }
-}
-
-impl Default for Sensitivity {
-    /// A record that says nothing about its sensitivity is normal.
-    fn default() -> Self {
-        Self::ALL[0]
     }
 }
 

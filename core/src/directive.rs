@@ -18,12 +18,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::codes::{DirectiveKind, DirectiveStatus, Purpose};
 use crate::content_hash::canonical_json;
-use crate::error::FieldError;
+use crate::error::{FieldError, capped, quote};
 use crate::record::Period;
-use crate::validate::{MAX_CODE_LEN, MAX_ID_LEN, check_identifier};
+use crate::validate::{MAX_CODE_LEN, MAX_ID_LEN, check_count, check_identifier};
 
 /// Longest directive note.
 pub const MAX_NOTE_LEN: usize = 1000;
+
+/// Most recipient authorities one directive may name.
+pub const MAX_RECIPIENT_AUTHORITIES: usize = 64;
+
+/// Longest grantor, in characters (the whole value, as stored).
+pub const MAX_GRANTOR_CHARS: usize = 200;
 
 /// The organisation kinds a directive may name as recipients.
 pub const RECIPIENT_KINDS: &[&str] = &["council", "nhs_trust", "police", "fire", "ambulance"];
@@ -102,12 +108,22 @@ impl Directive {
                 || self.recipient_authorities.iter().any(|a| a == to.authority))
     }
 
-    /// Checks what the types cannot. Every failure is reported.
+    /// Checks what the types cannot. Every failure is reported, up to
+    /// [`MAX_FIELD_ERRORS`](crate::error::MAX_FIELD_ERRORS) and a count.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        check_identifier("directive_id", &self.directive_id, MAX_ID_LEN, &mut errors);
-        check_identifier("custodian", &self.custodian, MAX_CODE_LEN, &mut errors);
-        check_identifier("record_id", &self.record_id, MAX_ID_LEN, &mut errors);
+        self.collect_errors(&mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(capped(errors))
+        }
+    }
+
+    fn collect_errors(&self, errors: &mut Vec<FieldError>) {
+        check_identifier("directive_id", &self.directive_id, MAX_ID_LEN, errors);
+        check_identifier("custodian", &self.custodian, MAX_CODE_LEN, errors);
+        check_identifier("record_id", &self.record_id, MAX_ID_LEN, errors);
         if self.version == 0 {
             errors.push(FieldError::new("version", "must be 1 or more"));
         }
@@ -119,24 +135,40 @@ impl Directive {
                 format!("{end} is before period.start {}", self.period.start),
             ));
         }
-        let grantor = self.grantor.trim();
-        if grantor.is_empty() {
+        // The bound is on the value as stored (and hashed), spaces included.
+        if self.grantor.trim().is_empty() {
             errors.push(FieldError::new(
                 "grantor",
                 "is required: who gave or made the directive",
             ));
-        } else if grantor.chars().count() > 200 || grantor.chars().any(char::is_control) {
+        } else if self.grantor.chars().count() > MAX_GRANTOR_CHARS
+            || self.grantor.chars().any(char::is_control)
+        {
             errors.push(FieldError::new(
                 "grantor",
-                "must be at most 200 printable characters",
+                format!("must be at most {MAX_GRANTOR_CHARS} printable characters"),
             ));
         }
+        check_count("purposes", self.purposes.len(), Purpose::ALL.len(), errors);
+        check_count(
+            "recipient_kinds",
+            self.recipient_kinds.len(),
+            RECIPIENT_KINDS.len(),
+            errors,
+        );
+        check_count(
+            "recipient_authorities",
+            self.recipient_authorities.len(),
+            MAX_RECIPIENT_AUTHORITIES,
+            errors,
+        );
         for (i, kind) in self.recipient_kinds.iter().enumerate() {
             if !RECIPIENT_KINDS.contains(&kind.as_str()) {
                 errors.push(FieldError::new(
                     format!("recipient_kinds[{i}]"),
                     format!(
-                        "{kind:?} is not an organisation kind; expected one of: {}",
+                        "{} is not an organisation kind; expected one of: {}",
+                        quote(kind),
                         RECIPIENT_KINDS.join(", ")
                     ),
                 ));
@@ -147,7 +179,7 @@ impl Directive {
                 &format!("recipient_authorities[{i}]"),
                 code,
                 MAX_CODE_LEN,
-                &mut errors,
+                errors,
             );
         }
         if self.note.chars().count() > MAX_NOTE_LEN {
@@ -158,11 +190,6 @@ impl Directive {
         }
         if self.note.chars().any(|c| c.is_control() && c != '\n') {
             errors.push(FieldError::new("note", "contains control characters"));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
         }
     }
 }
@@ -259,7 +286,7 @@ pub fn directive_from_wire(d: pb::SharingDirective) -> Result<Directive, Vec<Fie
             Err(_) => {
                 errors.push(FieldError::new(
                     "recorded_at",
-                    format!("{:?} is not an RFC 3339 time", d.recorded_at),
+                    format!("{} is not an RFC 3339 time", quote(&d.recorded_at)),
                 ));
                 None
             }
@@ -268,7 +295,7 @@ pub fn directive_from_wire(d: pb::SharingDirective) -> Result<Directive, Vec<Fie
     let (Some(kind), Some(status), Some(start), Some(recorded_at)) =
         (kind, status, start, recorded_at)
     else {
-        return Err(errors);
+        return Err(capped(errors));
     };
     let directive = Directive {
         directive_id: d.directive_id,
@@ -285,13 +312,11 @@ pub fn directive_from_wire(d: pb::SharingDirective) -> Result<Directive, Vec<Fie
         recorded_at,
         note: d.note,
     };
-    if let Err(more) = directive.validate() {
-        errors.extend(more);
-    }
+    directive.collect_errors(&mut errors);
     if errors.is_empty() {
         Ok(directive)
     } else {
-        Err(errors)
+        Err(capped(errors))
     }
 }
 
@@ -354,6 +379,52 @@ mod tests {
             recorded_at: recorded.parse().unwrap(),
             note: String::new(),
         }
+    }
+
+    fn refused_fields(d: &Directive) -> Vec<String> {
+        d.validate()
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn recipients_and_purposes_are_bounded_at_the_bound_and_one_past() {
+        let mut d = directive("d-1", DirectiveKind::Objection, "2026-01-02T00:00:00Z");
+        d.recipient_authorities = (0..MAX_RECIPIENT_AUTHORITIES)
+            .map(|i| format!("A{i}"))
+            .collect();
+        d.recipient_kinds = RECIPIENT_KINDS.iter().map(|k| k.to_string()).collect();
+        d.purposes = Purpose::ALL.to_vec();
+        assert!(refused_fields(&d).is_empty());
+        d.recipient_authorities.push("A-extra".into());
+        d.recipient_kinds.push("police".into());
+        d.purposes.push(Purpose::ALL[0]);
+        assert_eq!(
+            refused_fields(&d),
+            ["purposes", "recipient_kinds", "recipient_authorities"]
+        );
+    }
+
+    #[test]
+    fn the_grantor_bound_counts_the_value_as_stored() {
+        let mut d = directive("d-1", DirectiveKind::Objection, "2026-01-02T00:00:00Z");
+        d.grantor = format!("the person{}", " ".repeat(1_000_000));
+        assert_eq!(refused_fields(&d), ["grantor"]);
+        d.grantor = "g".repeat(MAX_GRANTOR_CHARS);
+        assert!(refused_fields(&d).is_empty());
+        d.grantor.push('g');
+        assert_eq!(refused_fields(&d), ["grantor"]);
+    }
+
+    #[test]
+    fn a_bad_kind_is_quoted_short() {
+        let mut d = directive("d-1", DirectiveKind::Objection, "2026-01-02T00:00:00Z");
+        d.recipient_kinds = vec!["k".repeat(100_000)];
+        let errors = d.validate().unwrap_err();
+        assert!(errors[0].reason.len() < 200, "{}", errors[0].reason);
     }
 
     const POLICE: Recipient<'static> = Recipient {

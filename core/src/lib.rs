@@ -7,6 +7,7 @@
 //! converts between them and the domain, and that conversion *is* the
 //! validation: a [`Record`] that exists is a valid one.
 
+pub mod acting_user;
 pub mod codes;
 pub mod content_hash;
 pub mod directive;
@@ -20,6 +21,7 @@ pub mod tls;
 pub mod validate;
 pub mod wire;
 
+pub use acting_user::ActingUser;
 pub use codes::{
     Article6Basis, Article9Condition, DirectiveKind, DirectiveStatus, Purpose, RelationshipType,
     Residency, Sensitivity, WithdrawReason,

@@ -3,6 +3,24 @@
 //! The algorithm is the NHS Data Dictionary's: weight the first nine digits
 //! 10 down to 2, sum, take the remainder modulo 11 and subtract it from 11;
 //! 11 becomes 0, and 10 means the number is invalid.
+//!
+//! Some ten-digit strings pass that check but can never be issued to a
+//! person, and source systems use them as placeholders for "not known".
+//! Kith refuses them too ([`NhsNumberError::NeverIssued`]):
+//!
+//! - **the same digit ten times** (`0000000000`, `1111111111`, …,
+//!   `9999999999`): every one of them passes modulus 11 (the weights sum to
+//!   54, and 54·d ≡ −d (mod 11), so the check digit is d itself);
+//! - **a number starting `00`**: the numbering schemes sharing this format
+//!   are England, Wales and the Isle of Man (`300…`–`799…`), Northern
+//!   Ireland's H&C numbers (`320 000 001`–`399 999 999`) and Scotland's CHI
+//!   numbers (`010 100 0000`–`311 299 9999`, which begin with a day of the
+//!   month, 01–31): none begins `00`.
+//!
+//! The test range `999 000 0000`–`999 999 9999` is reserved by NHS England
+//! for testing and never issued, but it is *accepted*: test and training
+//! environments, and Kith's own demo, use it (its one repdigit,
+//! `9999999999`, is still refused).
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +38,10 @@ pub enum NhsNumberError {
     NotDigits,
     #[error("check digit does not match (modulus 11)")]
     CheckDigit,
+    /// Passes modulus 11, but no such number is ever issued (see the
+    /// module documentation).
+    #[error("is not an NHS number that is ever issued ({0})")]
+    NeverIssued(&'static str),
 }
 
 impl NhsNumber {
@@ -71,9 +93,16 @@ impl FromStr for NhsNumber {
             .map_err(|_| NhsNumberError::WrongLength(digits.len()))?;
         let first_nine: [u8; 9] = digits[..9].try_into().expect("nine of ten digits");
         match Self::check_digit(&first_nine) {
-            Some(c) if c == digits[9] => Ok(Self(digits)),
-            _ => Err(NhsNumberError::CheckDigit),
+            Some(c) if c == digits[9] => {}
+            _ => return Err(NhsNumberError::CheckDigit),
         }
+        if digits.iter().all(|d| *d == digits[0]) {
+            return Err(NhsNumberError::NeverIssued("the same digit ten times"));
+        }
+        if digits[..2] == [0, 0] {
+            return Err(NhsNumberError::NeverIssued("no issued number starts 00"));
+        }
+        Ok(Self(digits))
     }
 }
 
@@ -106,9 +135,39 @@ mod tests {
     fn accepts_known_valid_numbers() {
         // 943 476 5919 is the NHS's published example; the others are in the
         // 999 test range.
-        for n in ["9434765919", "943 476 5919", "9990000018", "9999999999"] {
+        for n in ["9434765919", "943 476 5919", "9990000018", "9999999980"] {
             assert!(n.parse::<NhsNumber>().is_ok(), "{n} should be valid");
         }
+    }
+
+    #[test]
+    fn refuses_numbers_that_pass_modulus_11_but_are_never_issued() {
+        for d in 0..=9u8 {
+            let n: String = std::iter::repeat_n(char::from(b'0' + d), 10).collect();
+            let first_nine = [d; 9];
+            assert_eq!(
+                NhsNumber::check_digit(&first_nine),
+                Some(d),
+                "{n} must pass modulus 11 for this test to mean anything"
+            );
+            assert_eq!(
+                n.parse::<NhsNumber>(),
+                Err(NhsNumberError::NeverIssued("the same digit ten times")),
+                "{n}"
+            );
+        }
+        // 001 234 567 with its check digit passes modulus 11, starts 00.
+        let nine = [0, 0, 1, 2, 3, 4, 5, 6, 7];
+        let check = NhsNumber::check_digit(&nine).expect("fixture has a check digit");
+        let n = format!("001234567{check}");
+        assert_eq!(
+            n.parse::<NhsNumber>(),
+            Err(NhsNumberError::NeverIssued("no issued number starts 00"))
+        );
+        // One past the bound: a CHI-shaped number starting 01 is accepted.
+        let chi = [0, 1, 0, 1, 0, 0, 0, 0, 0];
+        let check = NhsNumber::check_digit(&chi).expect("fixture has a check digit");
+        assert!(format!("010100000{check}").parse::<NhsNumber>().is_ok());
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct Record {
     pub key_worker: Contact,
     #[serde(default)]
     pub out_of_hours: Contact,
-    #[serde(default)]
+    /// Required: a record that said nothing would otherwise have to be
+    /// guessed at, and guessing `normal` fails open.
     pub sensitivity: Sensitivity,
     #[serde(default)]
     pub security_labels: Vec<String>,

@@ -8,14 +8,33 @@ use std::collections::HashSet;
 
 use chrono::NaiveDate;
 
-use crate::error::FieldError;
+use crate::codes::Purpose;
+use crate::error::{FieldError, capped};
 use crate::record::{Contact, Record};
 
-/// Longest record id, custodian code, and free-text fields.
+/// Longest record id, custodian code, and free-text fields, in characters.
+/// Every bound is on the value exactly as stored and hashed: nothing is
+/// trimmed away after the check.
 pub const MAX_ID_LEN: usize = 128;
 pub const MAX_CODE_LEN: usize = 64;
 pub const MAX_TEXT_LEN: usize = 200;
+/// Most security labels on one record.
 pub const MAX_LABELS: usize = 16;
+/// Most local identifiers on one record's subject.
+pub const MAX_LOCAL_IDS: usize = 8;
+/// Most permitted purposes on one record: each purpose once.
+pub const MAX_PURPOSES: usize = Purpose::ALL.len();
+
+/// A repeated field with more than `max` items: one error with the count,
+/// whatever the items hold.
+pub fn check_count(field: &str, count: usize, max: usize, errors: &mut Vec<FieldError>) {
+    if count > max {
+        errors.push(FieldError::new(
+            field,
+            format!("has {count} items; at most {max}"),
+        ));
+    }
+}
 
 /// Checks an identifier: 1 to `max` characters from `[A-Za-z0-9._:-]`.
 pub fn check_identifier(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
@@ -82,14 +101,27 @@ fn check_contact(field: &str, contact: &Contact, errors: &mut Vec<FieldError>) {
 }
 
 impl Record {
-    /// Checks the record as of `today`; `Err` lists every failing field.
+    /// Checks the record as of `today`; `Err` lists every failing field, up
+    /// to [`MAX_FIELD_ERRORS`](crate::error::MAX_FIELD_ERRORS) and a count
+    /// of the rest.
     pub fn validate(&self, today: NaiveDate) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        check_identifier("record_id", &self.record_id, MAX_ID_LEN, &mut errors);
+        self.collect_errors(today, &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(capped(errors))
+        }
+    }
+
+    /// Every failing field, uncapped: for callers that add their own
+    /// errors before capping the whole list.
+    pub(crate) fn collect_errors(&self, today: NaiveDate, errors: &mut Vec<FieldError>) {
+        check_identifier("record_id", &self.record_id, MAX_ID_LEN, errors);
         if self.version == 0 {
             errors.push(FieldError::new("version", "must be 1 or more"));
         }
-        check_identifier("custodian", &self.custodian, MAX_CODE_LEN, &mut errors);
+        check_identifier("custodian", &self.custodian, MAX_CODE_LEN, errors);
 
         let subject = &self.subject;
         if subject.nhs_number.is_none() && subject.local_ids.is_empty() {
@@ -98,31 +130,29 @@ impl Record {
                 "needs an NHS number or at least one local identifier",
             ));
         }
-        for (i, id) in subject.local_ids.iter().enumerate() {
+        check_count(
+            "subject.local_ids",
+            subject.local_ids.len(),
+            MAX_LOCAL_IDS,
+            errors,
+        );
+        for (i, id) in subject.local_ids.iter().take(MAX_LOCAL_IDS).enumerate() {
             check_identifier(
                 &format!("subject.local_ids[{i}].system"),
                 &id.system,
                 MAX_CODE_LEN,
-                &mut errors,
+                errors,
             );
             check_identifier(
                 &format!("subject.local_ids[{i}].value"),
                 &id.value,
                 MAX_ID_LEN,
-                &mut errors,
+                errors,
             );
         }
         if let Some(d) = &subject.demographics {
-            check_text(
-                "subject.demographics.given_name",
-                &d.given_name,
-                &mut errors,
-            );
-            check_text(
-                "subject.demographics.family_name",
-                &d.family_name,
-                &mut errors,
-            );
+            check_text("subject.demographics.given_name", &d.given_name, errors);
+            check_text("subject.demographics.family_name", &d.family_name, errors);
             if let Some(dob) = d.date_of_birth
                 && dob > today
             {
@@ -139,14 +169,14 @@ impl Record {
             }
         }
 
-        check_text("service", &self.service, &mut errors);
+        check_text("service", &self.service, errors);
         if let Some(end) = self.period.end
             && end < self.period.start
         {
             errors.push(FieldError::new("period.end", "is before period.start"));
         }
-        check_contact("key_worker", &self.key_worker, &mut errors);
-        check_contact("out_of_hours", &self.out_of_hours, &mut errors);
+        check_contact("key_worker", &self.key_worker, errors);
+        check_contact("out_of_hours", &self.out_of_hours, errors);
         if self.key_worker.phone.is_empty()
             && self.key_worker.email.is_empty()
             && self.out_of_hours.phone.is_empty()
@@ -156,33 +186,35 @@ impl Record {
                 "a key worker phone or email, or an out-of-hours phone, is required",
             ));
         }
-        if self.security_labels.len() > MAX_LABELS {
-            errors.push(FieldError::new(
-                "security_labels",
-                format!("has more than {MAX_LABELS} labels"),
-            ));
-        }
-        for (i, label) in self.security_labels.iter().enumerate() {
+        check_count(
+            "security_labels",
+            self.security_labels.len(),
+            MAX_LABELS,
+            errors,
+        );
+        for (i, label) in self.security_labels.iter().take(MAX_LABELS).enumerate() {
             check_identifier(
                 &format!("security_labels[{i}]"),
                 label,
                 MAX_CODE_LEN,
-                &mut errors,
+                errors,
             );
         }
-        check_text(
-            "lawful_basis.statute",
-            &self.lawful_basis.statute,
-            &mut errors,
-        );
+        check_text("lawful_basis.statute", &self.lawful_basis.statute, errors);
         if self.permitted_purposes.is_empty() {
             errors.push(FieldError::new(
                 "permitted_purposes",
                 "needs at least one purpose",
             ));
         }
+        check_count(
+            "permitted_purposes",
+            self.permitted_purposes.len(),
+            MAX_PURPOSES,
+            errors,
+        );
         let mut seen = HashSet::new();
-        for p in &self.permitted_purposes {
+        for p in self.permitted_purposes.iter().take(MAX_PURPOSES) {
             if !seen.insert(p) {
                 errors.push(FieldError::new(
                     "permitted_purposes",
@@ -193,7 +225,7 @@ impl Record {
         check_text(
             "provenance.source_system",
             &self.provenance.source_system,
-            &mut errors,
+            errors,
         );
         let hash = &self.provenance.content_hash;
         if !hash.is_empty()
@@ -211,11 +243,6 @@ impl Record {
             && retain < self.period.start
         {
             errors.push(FieldError::new("retain_until", "is before period.start"));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
         }
     }
 }
@@ -374,6 +401,17 @@ mod tests {
         assert_eq!(
             fields(&r),
             ["permitted_purposes", "provenance.content_hash"]
+        );
+    }
+
+    #[test]
+    fn a_source_line_without_sensitivity_is_refused_not_taken_as_normal() {
+        let mut line = serde_json::to_value(sample()).unwrap();
+        line.as_object_mut().unwrap().remove("sensitivity");
+        let err = serde_json::from_value::<Record>(line).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `sensitivity`"),
+            "{err}"
         );
     }
 

@@ -7,10 +7,12 @@
 use chrono::NaiveDate;
 use kith_proto::v1 as pb;
 
+use crate::acting_user::ActingUser;
 use crate::codes::*;
-use crate::error::FieldError;
+use crate::error::{FieldError, capped, quote};
 use crate::nhs_number::NhsNumber;
 use crate::record::*;
+use crate::validate::{MAX_PURPOSES, check_count};
 
 /// Parses an ISO 8601 date; `Ok(None)` for an empty string.
 pub fn parse_date(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
@@ -22,7 +24,7 @@ pub fn parse_date(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Opt
         Err(_) => {
             errors.push(FieldError::new(
                 field,
-                format!("{value:?} is not a date (YYYY-MM-DD)"),
+                format!("{} is not a date (YYYY-MM-DD)", quote(value)),
             ));
             None
         }
@@ -177,7 +179,15 @@ pub fn record_from_wire(
         ),
     };
     let mut permitted_purposes = Vec::new();
-    for (i, p) in r.permitted_purposes.iter().enumerate() {
+    check_count(
+        "permitted_purposes",
+        r.permitted_purposes.len(),
+        MAX_PURPOSES,
+        &mut errors,
+    );
+    // Only as many as may be valid are converted: a long list of bad codes
+    // makes one error, not one per code.
+    for (i, p) in r.permitted_purposes.iter().take(MAX_PURPOSES).enumerate() {
         if let Some(p) = code(
             &format!("permitted_purposes[{i}]"),
             *p,
@@ -194,7 +204,7 @@ pub fn record_from_wire(
     let (Some(relationship_type), Some(start), Some(sensitivity), Some(article6), Some(residency)) =
         (relationship_type, start, sensitivity, article6, residency)
     else {
-        return Err(errors);
+        return Err(capped(errors));
     };
     let record = Record {
         record_id: r.record_id,
@@ -221,13 +231,36 @@ pub fn record_from_wire(
         },
         retain_until,
     };
-    if let Err(more) = record.validate(today) {
-        errors.extend(more);
-    }
+    record.collect_errors(today, &mut errors);
     if errors.is_empty() {
         Ok(record)
     } else {
-        Err(errors)
+        Err(capped(errors))
+    }
+}
+
+/// Converts the acting user from the wire, trimmed (a missing message is a
+/// user with every field empty). The domain checks it
+/// ([`ActingUser::check`]) with the rest of its request, so every field
+/// error comes back at once.
+pub fn acting_user_from_wire(user: Option<pb::ActingUser>) -> ActingUser {
+    let u = user.unwrap_or_default();
+    ActingUser {
+        user_id: u.user_id,
+        display_name: u.display_name,
+        role: u.role,
+        team: u.team,
+    }
+    .trimmed()
+}
+
+/// Converts the acting user to the wire.
+pub fn acting_user_to_wire(user: &ActingUser) -> pb::ActingUser {
+    pb::ActingUser {
+        user_id: user.user_id.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role.clone(),
+        team: user.team.clone(),
     }
 }
 
@@ -291,6 +324,7 @@ mod tests {
             "subject":{"nhs_number":"9434765919"},"relationship_type":"child_protection_plan",
             "period":{"start":"2025-01-01"},"key_worker":{"name":"A","phone":"0161 000 0000"},
             "lawful_basis":{"article6":"public_task","statute":"Children Act 1989 s47"},
+            "sensitivity":"normal",
             "permitted_purposes":["safeguarding"],"residency":"england"}"#;
         serde_json::from_str(json).unwrap()
     }
@@ -324,6 +358,84 @@ mod tests {
                 "residency"
             ]
         );
+    }
+
+    #[test]
+    fn a_rejected_value_is_quoted_only_as_a_short_prefix() {
+        let mut w = record_to_wire(&sample());
+        w.period.as_mut().unwrap().end = "9".repeat(300_000);
+        let errors = record_from_wire(w, today()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "period.end");
+        assert!(errors[0].reason.len() < 120, "{}", errors[0].reason);
+        assert!(errors[0].reason.contains("(300000 characters)"));
+    }
+
+    #[test]
+    fn repeated_fields_are_bounded_at_the_bound_and_one_past() {
+        use crate::validate::{MAX_LABELS, MAX_LOCAL_IDS};
+        let with = |labels: usize, ids: usize| {
+            let mut w = record_to_wire(&sample());
+            w.security_labels = (0..labels).map(|i| format!("l{i}")).collect();
+            w.subject.as_mut().unwrap().local_ids = (0..ids)
+                .map(|i| pb::LocalIdentifier {
+                    system: "mosaic".into(),
+                    value: format!("v{i}"),
+                })
+                .collect();
+            record_from_wire(w, today())
+        };
+        assert!(with(MAX_LABELS, MAX_LOCAL_IDS).is_ok());
+        let fields: Vec<_> = with(MAX_LABELS + 1, MAX_LOCAL_IDS + 1)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["subject.local_ids", "security_labels"]);
+
+        // Purposes: every code once is the most; more is refused with one
+        // error, however many bad codes follow.
+        let mut w = record_to_wire(&sample());
+        w.permitted_purposes = Purpose::ALL.iter().map(|p| p.to_wire() as i32).collect();
+        assert!(record_from_wire(w.clone(), today()).is_ok());
+        w.permitted_purposes
+            .extend(std::iter::repeat_n(9999, 100_000));
+        let errors = record_from_wire(w, today()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "permitted_purposes");
+    }
+
+    #[test]
+    fn the_error_list_is_capped_with_a_count_of_the_rest() {
+        use crate::error::{MAX_FIELD_ERRORS, MORE_ERRORS_FIELD};
+        let mut w = record_to_wire(&sample());
+        w.security_labels = vec!["bad label".into(); crate::validate::MAX_LABELS];
+        w.subject.as_mut().unwrap().local_ids = vec![
+            pb::LocalIdentifier {
+                system: "bad system".into(),
+                value: "bad value".into(),
+            };
+            crate::validate::MAX_LOCAL_IDS
+        ];
+        let errors = record_from_wire(w, today()).unwrap_err();
+        assert_eq!(errors.len(), MAX_FIELD_ERRORS + 1);
+        let last = errors.last().unwrap();
+        assert_eq!(last.field, MORE_ERRORS_FIELD);
+        // 16 labels + 2 × 8 local-id fields = 32 errors: 20 shown, 12 counted.
+        assert_eq!(last.reason, "and 12 more field errors");
+    }
+
+    #[test]
+    fn the_acting_user_is_trimmed_off_the_wire() {
+        let user = acting_user_from_wire(Some(pb::ActingUser {
+            user_id: "  jsmith ".into(),
+            display_name: format!("J. Smith{}", " ".repeat(10_000)),
+            role: "social_worker".into(),
+            team: String::new(),
+        }));
+        assert_eq!(user.user_id, "jsmith");
+        assert_eq!(user.display_name, "J. Smith");
+        assert_eq!(acting_user_from_wire(None), ActingUser::default());
     }
 
     #[test]

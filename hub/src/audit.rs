@@ -56,6 +56,21 @@ pub struct AuditedRecord {
     pub reason: String,
 }
 
+/// A record key as an audit entry (and the answer beside it) repeats it:
+/// whole when it is a valid identifier of at most `max` characters, so
+/// the agent can match its result; otherwise a short quoted prefix
+/// ([`kith_core::error::quote`]), so a rejected key never makes an entry
+/// grow with it.
+pub(crate) fn key_part(value: &str, max: usize) -> String {
+    let mut errors = Vec::new();
+    kith_core::validate::check_identifier("", value, max, &mut errors);
+    if errors.is_empty() {
+        value.to_string()
+    } else {
+        kith_core::error::quote(value)
+    }
+}
+
 /// An audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -45,19 +45,25 @@ pub struct BreakGlassClaim {
 }
 
 impl BreakGlassClaim {
-    /// Field-level errors, under `break_glass.`.
+    /// Field-level errors, under `break_glass.`. The bounds apply to the
+    /// values as they are kept and audited (the wire layer trims them), so
+    /// padding cannot pass for a justification or smuggle in a long one.
     pub fn check(&self, errors: &mut Vec<FieldError>) {
         if !REASON_CODES.contains(&self.reason_code.as_str()) {
             errors.push(FieldError::new(
                 "break_glass.reason_code",
                 format!(
-                    "{:?} is not a break-glass reason; expected one of: {}",
-                    self.reason_code,
+                    "{} is not a break-glass reason; expected one of: {}",
+                    kith_core::error::quote(&self.reason_code),
                     REASON_CODES.join(", ")
                 ),
             ));
         }
-        let chars = self.justification.trim().chars().count();
+        let chars = if self.justification.trim().is_empty() {
+            0
+        } else {
+            self.justification.chars().count()
+        };
         if !JUSTIFICATION_CHARS.contains(&chars) {
             errors.push(FieldError::new(
                 "break_glass.justification",

@@ -36,7 +36,7 @@ mod tests {
         let mut r: Record = serde_json::from_str(
             r#"{"record_id":"x","version":1,"custodian":"A","subject":{"nhs_number":"9434765919",
             "demographics":{"given_name":"Zebedee","family_name":"Quillfeather"}},
-            "relationship_type":"mental_health","period":{"start":"2025-01-01"},
+            "relationship_type":"mental_health","sensitivity":"normal","period":{"start":"2025-01-01"},
             "key_worker":{"phone":"0161 000 0000"},"security_labels":["VIP"],
             "lawful_basis":{"article6":"public_task","statute":"Mental Health Act 1983"},
             "permitted_purposes":["direct_care"],"residency":"source_only",

@@ -11,7 +11,7 @@
 
 use kith_core::{Directive, DirectiveKind, DirectiveStatus, FieldError};
 
-use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
+use crate::audit::{AuditEntry, AuditKind, AuditedRecord, key_part};
 use crate::error::HubError;
 use crate::hub::{Caller, Hub, now};
 use crate::notify::{Notification, NotificationKind};
@@ -43,8 +43,9 @@ fn refusal(caller: &Caller, c: &DirectiveCandidate) -> Option<(PublishOutcome, V
             vec![FieldError::new(
                 "custodian",
                 format!(
-                    "{} may publish directives only for its own records, not {:?}'s",
-                    caller.authority, c.custodian
+                    "{} may publish directives only for its own records, not {}'s",
+                    caller.authority,
+                    kith_core::error::quote(&c.custodian)
                 ),
             )],
         ));
@@ -115,6 +116,10 @@ impl Hub {
                 ),
             )]));
         }
+        // Nothing to publish, nothing happened: no audit entry.
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
         let refusals: Vec<_> = candidates.iter().map(|c| refusal(caller, c)).collect();
         let valid: Vec<Directive> = candidates
             .iter()
@@ -157,7 +162,7 @@ impl Hub {
                         format!("{about}: {}", kith_core::error::join(&errors))
                     };
                     AuditedRecord {
-                        custodian: c.custodian.clone(),
+                        custodian: key_part(&c.custodian, kith_core::validate::MAX_CODE_LEN),
                         record_id: c
                             .parsed
                             .as_ref()

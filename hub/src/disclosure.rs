@@ -12,14 +12,9 @@ use crate::directory::Directory;
 use crate::hub::Caller;
 use crate::store::StoredRecord;
 
-/// The acting user, as the calling authority asserts it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ActingUser {
-    pub user_id: String,
-    pub display_name: String,
-    pub role: String,
-    pub team: String,
-}
+/// The acting user, as the calling authority asserts it (one type for hub
+/// and agent, checked by `ActingUser::check`).
+pub use kith_core::ActingUser;
 
 /// The policy's view of a requester.
 pub fn requester(caller: &Caller, user: &ActingUser) -> Requester {
@@ -104,7 +99,7 @@ mod tests {
     fn stored() -> StoredRecord {
         let record: Record = serde_json::from_str(
             r#"{"record_id":"cpp-1","version":1,"custodian":"A","subject":{"nhs_number":"9434765919"},
-            "relationship_type":"child_protection_plan","service":"Children's Services",
+            "relationship_type":"child_protection_plan","sensitivity":"normal","service":"Children's Services",
             "period":{"start":"2025-01-01"},"key_worker":{"name":"K","phone":"0161 000 0000"},
             "lawful_basis":{"article6":"public_task"},"permitted_purposes":["safeguarding"],"residency":"england"}"#,
         )

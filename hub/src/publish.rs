@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use kith_core::{FieldError, Record, WithdrawReason};
 
-use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
+use crate::audit::{AuditEntry, AuditKind, AuditedRecord, key_part};
 use crate::error::HubError;
 use crate::hub::{Caller, Hub, now};
 use crate::store::{ChangeOutcome, Publishable, RecordKey, StoreOutcome};
@@ -70,8 +70,9 @@ fn check(caller: &Caller, candidate: &Candidate) -> Checked {
             vec![FieldError::new(
                 "custodian",
                 format!(
-                    "{} may publish only its own records, not {:?}'s",
-                    caller.authority, candidate.custodian
+                    "{} may publish only its own records, not {}'s",
+                    caller.authority,
+                    kith_core::error::quote(&candidate.custodian)
                 ),
             )],
         );
@@ -112,6 +113,10 @@ impl Hub {
                     candidates.len()
                 ),
             )]));
+        }
+        // Nothing to publish, nothing happened: no audit entry.
+        if candidates.is_empty() {
+            return Ok(Vec::new());
         }
         let checked: Vec<Checked> = candidates.iter().map(|c| check(caller, c)).collect();
         // Data location: may the hub hold each record's detail?
@@ -184,8 +189,8 @@ impl Hub {
                         h.permitting.iter().chain(&h.forbidding).cloned().collect()
                     });
                     AuditedRecord {
-                        custodian: c.custodian.clone(),
-                        record_id: c.record_id.clone(),
+                        custodian: key_part(&c.custodian, kith_core::validate::MAX_CODE_LEN),
+                        record_id: key_part(&c.record_id, kith_core::validate::MAX_ID_LEN),
                         version: c.version,
                         decision: outcome.as_str().to_string(),
                         decided_by,
@@ -200,7 +205,7 @@ impl Hub {
             .iter()
             .zip(merge(&stored))
             .map(|(c, (outcome, errors))| PublishResult {
-                record_id: c.record_id.clone(),
+                record_id: key_part(&c.record_id, kith_core::validate::MAX_ID_LEN),
                 version: c.version,
                 outcome,
                 errors,

@@ -77,21 +77,21 @@ pub struct OfferedCandidate {
     pub record: Disclosed,
 }
 
+/// Longest candidate id a confirmation may carry (`custodian/record_id`).
+const MAX_CANDIDATE_ID_CHARS: usize =
+    kith_core::validate::MAX_CODE_LEN + 1 + kith_core::validate::MAX_ID_LEN;
+
 fn check(request: &QueryRequest) -> Result<(Purpose, SubjectSearch), HubError> {
     let mut errors = request.malformed.clone();
-    let user = &request.user;
-    let mut required = |field: &str, value: &str| {
-        if value.trim().is_empty() {
-            errors.push(FieldError::new(field, "is required"));
-        } else if value.chars().count() > 128 || value.chars().any(char::is_control) {
-            errors.push(FieldError::new(
-                field,
-                "must be at most 128 printable characters",
-            ));
-        }
-    };
-    required("acting_user.user_id", &user.user_id);
-    required("acting_user.role", &user.role);
+    request.user.check("acting_user", &mut errors);
+    if let Some(id) = &request.confirm_candidate {
+        kith_core::acting_user::check_printable(
+            "confirm_candidate",
+            id,
+            MAX_CANDIDATE_ID_CHARS,
+            &mut errors,
+        );
+    }
     if request.purpose.is_none() && !errors.iter().any(|e| e.field == "purpose") {
         errors.push(FieldError::new(
             "purpose",
@@ -116,7 +116,7 @@ fn check(request: &QueryRequest) -> Result<(Purpose, SubjectSearch), HubError> {
     }
     match (request.purpose, search) {
         (Some(p), Some(s)) if errors.is_empty() => Ok((p, s)),
-        _ => Err(HubError::InvalidArgument(errors)),
+        _ => Err(HubError::InvalidArgument(kith_core::error::capped(errors))),
     }
 }
 

@@ -14,10 +14,12 @@
 //! entry with its score and rule version.
 
 use chrono::{Datelike, NaiveDate};
+use kith_core::error::quote;
 use kith_core::matching::{
     FieldOutcome, MatchBand, MatchField, MatchRules, MatchScore, SubjectMatch, SubjectQuery,
     match_subject, normalise_postcode,
 };
+use kith_core::validate::{MAX_CODE_LEN, MAX_ID_LEN, check_identifier};
 use kith_core::{Demographics, FieldError, LocalId, NhsNumber};
 
 use crate::audit::AuditedMatch;
@@ -38,6 +40,9 @@ pub enum SubjectSearch {
     /// own if the case worker has one.
     Demographics {
         demographics: Demographics,
+        /// The block key: required, so held apart from the optional field
+        /// of [`Demographics`] and never unwrapped.
+        date_of_birth: NaiveDate,
         local_id: Option<LocalId>,
     },
 }
@@ -94,11 +99,25 @@ impl SubjectSearch {
         if !d.postcode.is_empty() && !kith_core::validate::is_uk_postcode(&d.postcode) {
             errors.push(FieldError::new(
                 "subject.demographics.postcode",
-                format!("{:?} is not a UK postcode", d.postcode),
+                format!("{} is not a UK postcode", quote(&d.postcode)),
             ));
         }
-        (errors.len() == before).then_some(Self::Demographics {
+        if let Some(id) = &local_id {
+            check_identifier(
+                "subject.local_ids[0].system",
+                &id.system,
+                MAX_CODE_LEN,
+                errors,
+            );
+            check_identifier("subject.local_ids[0].value", &id.value, MAX_ID_LEN, errors);
+        }
+        if errors.len() != before {
+            return None;
+        }
+        let date_of_birth = d.date_of_birth?;
+        Some(Self::Demographics {
             demographics: d,
+            date_of_birth,
             local_id,
         })
     }
@@ -212,7 +231,7 @@ impl Hub {
         confirm: Option<&str>,
     ) -> Result<Found, HubError> {
         let rules = self.match_rules();
-        let (demographics, local_id) = match search {
+        let (demographics, dob, local_id) = match search {
             SubjectSearch::NhsNumber(n) => {
                 if confirm.is_some() {
                     return Err(HubError::InvalidArgument(vec![FieldError::new(
@@ -228,12 +247,10 @@ impl Hub {
             }
             SubjectSearch::Demographics {
                 demographics,
+                date_of_birth,
                 local_id,
-            } => (demographics, local_id.as_ref()),
+            } => (demographics, *date_of_birth, local_id.as_ref()),
         };
-        let dob = demographics
-            .date_of_birth
-            .expect("checked: a demographic search has a date of birth");
         let postcode = normalise_postcode(&demographics.postcode);
         let block = self
             .store

@@ -120,6 +120,7 @@ fn record(n: u32) -> pb::RelationshipRecord {
         "record_id": format!("cin-{n}"), "version": 1, "custodian": AUTHORITY,
         "subject": {"nhs_number": nhs(n)},
         "relationship_type": "child_in_need",
+        "sensitivity": "normal",
         "period": {"start": "2025-02-01"},
         "key_worker": {"name": "Jo Smith", "phone": "0161 234 5000"},
         "lawful_basis": {"article6": "public_task"},

@@ -98,6 +98,7 @@ fn record(custodian: &str, id: &str, version: u64, nhs: &str, hash: &str) -> Pub
         "custodian": custodian,
         "subject": {"nhs_number": nhs},
         "relationship_type": "child_protection_plan",
+        "sensitivity": "normal",
         "service": "Children's Services",
         "period": {"start": "2025-02-01"},
         "lawful_basis": {"article6": "public_task", "article9": "substantial_public_interest",

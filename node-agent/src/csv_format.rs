@@ -54,6 +54,7 @@ pub const REQUIRED_COLUMNS: &[&str] = &[
     "version",
     "relationship_type",
     "period_start",
+    "sensitivity",
     "lawful_basis_article6",
     "permitted_purposes",
     "residency",
@@ -188,10 +189,10 @@ impl CsvHeader {
             parse_date,
         );
         let end = optional_date(&mut errors, "period.end", cell("period_end"));
-        let sensitivity = optional(&mut errors, "sensitivity", cell("sensitivity"), |s| {
+        // Required: guessing `normal` for an empty cell would fail open.
+        let sensitivity = required(&mut errors, "sensitivity", cell("sensitivity"), |s| {
             s.parse::<Sensitivity>().map_err(|e| e.to_string())
-        })
-        .unwrap_or_default();
+        });
         let article6 = required(
             &mut errors,
             "lawful_basis.article6",
@@ -219,8 +220,13 @@ impl CsvHeader {
         });
         let retain_until = optional_date(&mut errors, "retain_until", cell("retain_until"));
 
-        let (Some(relationship_type), Some(start), Some(article6), Some(residency)) =
-            (relationship_type, start, article6, residency)
+        let (
+            Some(relationship_type),
+            Some(start),
+            Some(sensitivity),
+            Some(article6),
+            Some(residency),
+        ) = (relationship_type, start, sensitivity, article6, residency)
         else {
             return Err(errors);
         };
@@ -343,17 +349,24 @@ mod tests {
     fn a_row_maps_onto_the_record() {
         let h = header(COLUMNS).unwrap();
         let mut cells = vec![""; COLUMNS.len()];
-        let mut set =
-            |c: &str, v: &'static str| cells[COLUMNS.iter().position(|x| *x == c).unwrap()] = v;
-        set("record_id", "r-1");
-        set("version", "3");
-        set("nhs_number", "943 476 5919");
-        set("relationship_type", "mental_health");
-        set("period_start", "2025-02-01");
-        set("lawful_basis_article6", "public_task");
-        set("permitted_purposes", "direct_care; emergency");
-        set("residency", "uk");
-        set("out_of_hours_phone", "0300 000 0000");
+        let set = |cells: &mut Vec<&'static str>, c: &str, v: &'static str| {
+            cells[COLUMNS.iter().position(|x| *x == c).unwrap()] = v
+        };
+        set(&mut cells, "record_id", "r-1");
+        set(&mut cells, "version", "3");
+        set(&mut cells, "nhs_number", "943 476 5919");
+        set(&mut cells, "relationship_type", "mental_health");
+        set(&mut cells, "period_start", "2025-02-01");
+        set(&mut cells, "lawful_basis_article6", "public_task");
+        set(&mut cells, "permitted_purposes", "direct_care; emergency");
+        set(&mut cells, "residency", "uk");
+        set(&mut cells, "out_of_hours_phone", "0300 000 0000");
+        let without_sensitivity = h.record(&csv::StringRecord::from(cells.clone()));
+        assert!(
+            matches!(&without_sensitivity, Err(e) if e.iter().any(|e| e.field == "sensitivity" && e.reason == "is required")),
+            "{without_sensitivity:?}"
+        );
+        set(&mut cells, "sensitivity", "normal");
         let r = h.record(&csv::StringRecord::from(cells)).unwrap();
         assert_eq!(r.version, 3);
         assert_eq!(r.subject.nhs_number.unwrap().as_digits(), "9434765919");

@@ -597,13 +597,27 @@ pub fn build_request_as_of(
         Some(c) => c.trim().to_string(),
         None => String::new(),
     };
+    // The same check the hub makes, so a bad name is refused here by flag.
+    let user = kith_core::ActingUser {
+        user_id: args.user_id.clone(),
+        display_name: args.display_name.clone(),
+        role: args.role.clone(),
+        team: args.team.clone(),
+    }
+    .trimmed();
+    let mut errors = Vec::new();
+    user.check("acting_user", &mut errors);
+    if let Some(e) = errors.first() {
+        let flag = match e.field.as_str() {
+            "acting_user.user_id" => "--as",
+            "acting_user.role" => "--role",
+            "acting_user.display_name" => "--name",
+            _ => "--team",
+        };
+        return Err(invalid(flag, e.reason.clone()));
+    }
     Ok(pb::QueryRequest {
-        acting_user: Some(pb::ActingUser {
-            user_id: args.user_id.trim().to_string(),
-            display_name: args.display_name.trim().to_string(),
-            role: args.role.trim().to_string(),
-            team: args.team.trim().to_string(),
-        }),
+        acting_user: Some(kith_core::wire::acting_user_to_wire(&user)),
         purpose: purpose.to_wire() as i32,
         subject: Some(subject),
         break_glass: break_glass(&args.break_glass)?,
@@ -688,6 +702,40 @@ mod tests {
         );
         assert!(req.break_glass.is_none());
         assert_eq!(req.confirm_candidate, "");
+    }
+
+    #[test]
+    fn the_acting_user_is_checked_as_the_hub_checks_it() {
+        let mut a = args();
+        a.display_name = "Sam \u{1b}[31mPatel".into();
+        assert_eq!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()),
+            "--name"
+        );
+        let mut a = args();
+        a.team = "t".repeat(kith_core::acting_user::MAX_NAME_CHARS + 1);
+        assert_eq!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()),
+            "--team"
+        );
+        let mut a = args();
+        a.role = "social worker".into();
+        assert_eq!(
+            flag_of(build_request_as_of(&a, today()).unwrap_err()),
+            "--role"
+        );
+        let mut a = args();
+        a.display_name = format!(" Sam Patel{}", " ".repeat(500));
+        let req = build_request_as_of(&a, today()).unwrap();
+        assert_eq!(req.acting_user.unwrap().display_name, "Sam Patel");
+    }
+
+    #[test]
+    fn an_nhs_number_that_is_never_issued_is_refused_before_the_hub() {
+        let mut a = args();
+        a.nhs_number = Some("0000000000".into());
+        let err = build_request_as_of(&a, today()).unwrap_err();
+        assert!(err.to_string().contains("ever issued"), "{err}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ key = "agent.key"
 
 fn line(id: &str, key_worker: &str) -> String {
     format!(
-        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"adult_social_care","period":{{"start":"2025-01-01"}},"key_worker":{{"name":"{key_worker}","phone":"0161 000 0000"}},"lawful_basis":{{"article6":"public_task","article9":"health_or_social_care"}},"permitted_purposes":["direct_care"],"residency":"england"}}"#
+        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"adult_social_care","sensitivity":"normal","period":{{"start":"2025-01-01"}},"key_worker":{{"name":"{key_worker}","phone":"0161 000 0000"}},"lawful_basis":{{"article6":"public_task","article9":"health_or_social_care"}},"permitted_purposes":["direct_care"],"residency":"england"}}"#
     )
 }
 

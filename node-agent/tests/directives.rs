@@ -21,7 +21,7 @@ fn authority() -> AuthorityCode {
 
 fn record_line(id: &str) -> String {
     format!(
-        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"child_in_need","period":{{"start":"2025-01-01"}},"key_worker":{{"name":"J. Smith","phone":"0161 000 0000"}},"lawful_basis":{{"article6":"public_task"}},"permitted_purposes":["safeguarding","direct_care"],"residency":"source_only"}}"#
+        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"child_in_need","sensitivity":"normal","period":{{"start":"2025-01-01"}},"key_worker":{{"name":"J. Smith","phone":"0161 000 0000"}},"lawful_basis":{{"article6":"public_task"}},"permitted_purposes":["safeguarding","direct_care"],"residency":"source_only"}}"#
     )
 }
 

@@ -507,7 +507,7 @@ impl AgentLinkService for FakeLink {
 
 fn line(id: &str) -> String {
     format!(
-        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"mental_health","period":{{"start":"2025-01-01"}},"out_of_hours":{{"phone":"0300 000 0000"}},"lawful_basis":{{"article6":"public_task"}},"permitted_purposes":["direct_care"],"residency":"uk"}}"#
+        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"mental_health","sensitivity":"normal","period":{{"start":"2025-01-01"}},"out_of_hours":{{"phone":"0300 000 0000"}},"lawful_basis":{{"article6":"public_task"}},"permitted_purposes":["direct_care"],"residency":"uk"}}"#
     )
 }
 

@@ -15,7 +15,7 @@ fn authority() -> AuthorityCode {
 /// A valid JSON line; `edit` rewrites it.
 fn line(id: &str, edit: impl Fn(String) -> String) -> String {
     edit(format!(
-        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"adult_social_care","period":{{"start":"2025-01-01"}},"key_worker":{{"name":"J. Smith","phone":"0161 000 0000"}},"lawful_basis":{{"article6":"public_task","article9":"health_or_social_care"}},"permitted_purposes":["direct_care","safeguarding"],"residency":"england"}}"#
+        r#"{{"record_id":"{id}","version":1,"subject":{{"nhs_number":"9434765919"}},"relationship_type":"adult_social_care","sensitivity":"normal","period":{{"start":"2025-01-01"}},"key_worker":{{"name":"J. Smith","phone":"0161 000 0000"}},"lawful_basis":{{"article6":"public_task","article9":"health_or_social_care"}},"permitted_purposes":["direct_care","safeguarding"],"residency":"england"}}"#
     ))
 }
 

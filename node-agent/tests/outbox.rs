@@ -7,7 +7,7 @@ use kith_core::Record;
 fn record(id: &str, version: u64) -> Record {
     let json = format!(
         r#"{{"record_id":"{id}","version":{version},"custodian":"E08000003",
-            "subject":{{"nhs_number":"9434765919"}},"relationship_type":"adult_social_care",
+            "subject":{{"nhs_number":"9434765919"}},"relationship_type":"adult_social_care","sensitivity":"normal",
             "period":{{"start":"2025-01-01"}},"key_worker":{{"name":"J. Smith","phone":"0161 000 0000"}},
             "lawful_basis":{{"article6":"public_task"}},"permitted_purposes":["direct_care"],
             "residency":"england"}}"#

@@ -486,6 +486,7 @@ pub fn record_json(
         "subject": {"nhs_number": nhs, "demographics": {"given_name": "Amelia", "family_name": "O'Brien",
             "date_of_birth": "2015-04-12", "postcode": "M14 5RT"}},
         "relationship_type": relationship_type,
+        "sensitivity": "normal",
         "service": "Children's Services",
         "period": {"start": "2025-02-01"},
         "key_worker": {"name": "Jo Smith", "role": "Social worker", "phone": "0161 234 5000"},

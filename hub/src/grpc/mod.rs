@@ -44,5 +44,24 @@ pub fn to_status(error: HubError) -> Status {
         HubError::InvalidArgument(errors) => kith_core::error::join(&errors),
         HubError::PermissionDenied(m) | HubError::NotFound(m) | HubError::Unavailable(m) => m,
     };
-    Status::new(code, message)
+    Status::new(code, bounded_message(message))
+}
+
+/// Most bytes of a status message. It travels in the `grpc-message`
+/// trailer, percent-encoded (up to three bytes a byte), and a trailer past
+/// the peer's header-list limit turns a readable `INVALID_ARGUMENT` into
+/// an opaque `RESOURCE_EXHAUSTED` or a reset.
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 2048;
+
+/// `message`, cut at a character boundary to [`MAX_STATUS_MESSAGE_BYTES`].
+fn bounded_message(mut message: String) -> String {
+    if message.len() > MAX_STATUS_MESSAGE_BYTES {
+        let mut end = MAX_STATUS_MESSAGE_BYTES - "… (cut)".len();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("… (cut)");
+    }
+    message
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kith_core::wire::{nhs_number_from_wire, parse_date, record_to_wire};
+use kith_core::wire::{acting_user_from_wire, nhs_number_from_wire, parse_date, record_to_wire};
 use kith_core::{FieldError, Purpose};
 use kith_policy::Level;
 use kith_proto::v1 as pb;
@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::{caller, to_status};
 use crate::break_glass::BreakGlassClaim;
-use crate::disclosure::{ActingUser, View};
+use crate::disclosure::View;
 use crate::hub::Hub;
 use crate::query::{AuthorityState, Disclosed, QueryRequest};
 
@@ -110,23 +110,19 @@ impl QueryService for QueryServiceImpl {
                 system: l.system,
                 value: l.value,
             });
-        let user = req.acting_user.unwrap_or_default();
         let request = QueryRequest {
-            user: ActingUser {
-                user_id: user.user_id,
-                display_name: user.display_name,
-                role: user.role,
-                team: user.team,
-            },
+            // Trimmed here; checked with the rest of the request.
+            user: acting_user_from_wire(req.acting_user),
             purpose,
             nhs_number,
             demographics,
             local_id,
             confirm_candidate: (!req.confirm_candidate.is_empty()).then_some(req.confirm_candidate),
             malformed: errors,
+            // Trimmed: the bounds apply to what is kept and audited.
             break_glass: req.break_glass.map(|b| BreakGlassClaim {
-                reason_code: b.reason_code,
-                justification: b.justification,
+                reason_code: b.reason_code.trim().to_string(),
+                justification: b.justification.trim().to_string(),
             }),
         };
         let answer = self.hub.query(&caller, request).await.map_err(to_status)?;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use kith_core::validate::check_identifier;
 use kith_core::wire::{field_errors_to_wire, parse_date, record_from_wire};
 use kith_core::{FieldError, WithdrawReason};
 use kith_proto::v1 as pb;
@@ -33,12 +34,18 @@ fn outcome_to_wire(o: PublishOutcome) -> pb::PublishOutcome {
 fn record_key(r: Option<pb::RecordRef>) -> Result<RecordKey, Status> {
     let r = r.unwrap_or_default();
     let mut errors = Vec::new();
-    if r.custodian.is_empty() {
-        errors.push(FieldError::new("record.custodian", "is required"));
-    }
-    if r.record_id.is_empty() {
-        errors.push(FieldError::new("record.record_id", "is required"));
-    }
+    check_identifier(
+        "record.custodian",
+        &r.custodian,
+        kith_core::validate::MAX_CODE_LEN,
+        &mut errors,
+    );
+    check_identifier(
+        "record.record_id",
+        &r.record_id,
+        kith_core::validate::MAX_ID_LEN,
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(to_status(HubError::InvalidArgument(errors)));
     }
