@@ -2,7 +2,7 @@
 //!
 //! A 10M-record store must not mean 10M records in memory: [`Batches`] is an
 //! iterator that makes each person and their records on demand (with
-//! `kith_hub::synthetic`, NHS numbers from the 999 test range) and hands out
+//! `kith_demo::synthetic`, NHS numbers from the 999 test range) and hands out
 //! a batch as soon as one custodian has `batch_size` records waiting. At
 //! most one batch per custodian is held.
 //!
@@ -11,7 +11,7 @@
 //! for any `p` below [`Plan::people`] finds records.
 
 use kith_core::wire::record_to_wire;
-use kith_hub::synthetic::Generator;
+use kith_demo::synthetic::Generator;
 use kith_proto::v1 as pb;
 
 /// The custodians that publish, with their kind: a council and an NHS

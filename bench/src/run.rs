@@ -174,7 +174,7 @@ pub async fn run(o: &Options) -> Result<Report> {
                 let mut client = client.clone();
                 let person = rng.random_range(0..people);
                 async move {
-                    let nhs = kith_hub::synthetic::test_nhs_number(person).as_digits();
+                    let nhs = kith_demo::synthetic::test_nhs_number(person).as_digits();
                     let request =
                         kith_tests::query_request(&nhs, pb::Purpose::DirectCare, "social_worker");
                     match client.query(request).await {

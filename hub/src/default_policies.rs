@@ -1,7 +1,7 @@
 //! The default policy set, compiled into the binary.
 //!
 //! `policies/` in the repository is the source of truth; this list embeds
-//! it so `kith-hub demo` and `kith-hub policy init` can lay down a working
+//! it so `kith-demo` and `kith-hub policy init` can lay down a working
 //! set anywhere. A test fails if a file is added to `policies/` and not here.
 
 use std::path::Path;

@@ -53,15 +53,12 @@ enum Command {
     /// Check and manage policy sets.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Bring up a hub and three agents on loopback, publish a synthetic data
-    /// set, run case-worker queries and print what each saw.
+    /// The demo is its own program now (`cargo run -p kith-demo`): the hub
+    /// does not depend on the agent it serves.
+    #[command(hide = true)]
     Demo {
-        /// Keep the PKI, configs and databases here (default: a temporary folder).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Leave the federation running after the queries, until Ctrl-C.
-        #[arg(long)]
-        keep_running: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
 }
 
@@ -207,8 +204,11 @@ async fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", config.audit.signing_key.display()))?;
             println!("{}", signer.vkey());
         }
-        Command::Demo { dir, keep_running } => {
-            kith_hub::demo::run(dir, keep_running, shutdown_signal()).await?;
+        Command::Demo { .. } => {
+            bail!(
+                "the demo is its own program now: run `cargo run -p kith-demo` \
+                 (or `kith-demo --dir DIR --keep-running`)"
+            );
         }
     }
     Ok(())

@@ -573,7 +573,7 @@ pub fn drop_path(config: &AgentConfig, name: &str) -> PathBuf {
 /// The `n`th valid NHS number in the test range 999 000 0000 – 999 999 9999
 /// (distinct for distinct `n`).
 pub fn test_nhs_number(n: u32) -> String {
-    kith_hub::synthetic::test_nhs_number(u64::from(n)).as_digits()
+    kith_demo::synthetic::test_nhs_number(u64::from(n)).as_digits()
 }
 
 pub fn audit_client(ch: Channel) -> pb::audit_service_client::AuditServiceClient<Channel> {

@@ -1,4 +1,4 @@
-//! `kith-hub demo`: a whole federation in one command.
+//! `kith-demo`: a whole federation in one command.
 //!
 //! Lays down a development PKI, the default policy set and configs in a
 //! folder; starts a hub on SQLite and three agents (two councils and an NHS
@@ -16,8 +16,8 @@ use kith_agent::{Agent, AgentConfig, QueryArgs, RunningAgent};
 use kith_core::tls::TlsFiles;
 use kith_core::{AuthorityCode, Purpose, RelationshipType};
 
-use crate::config::HubConfig;
-use crate::directory::Member;
+use kith_hub::config::HubConfig;
+use kith_hub::directory::Member;
 use crate::synthetic::{Generator, Person};
 
 const MARKER: &str = ".kith-demo";
@@ -75,9 +75,9 @@ pub async fn run(
         &["localhost".into(), "127.0.0.1".into()],
         &codes,
     )?;
-    crate::default_policies::write_to(&dir.join("policies"), true)?;
+    kith_hub::default_policies::write_to(&dir.join("policies"), true)?;
     let (skey, vkey) =
-        crate::transparency::write_key(&dir.join("pki"), crate::transparency::DEV_ORIGIN)
+        kith_hub::transparency::write_key(&dir.join("pki"), kith_hub::transparency::DEV_ORIGIN)
             .map_err(anyhow::Error::msg)?;
     std::fs::copy(&vkey, dir.join("audit-log.vkey"))?;
     println!(
@@ -91,15 +91,15 @@ pub async fn run(
         database_url: format!("sqlite://{}", dir.join("hub.db").display()),
         jurisdiction: "england".into(),
         policy_dir: dir.join("policies"),
-        policy_reload_interval_ms: crate::config::DEFAULT_POLICY_RELOAD_INTERVAL_MS,
-        detail_timeout_ms: crate::config::DEFAULT_DETAIL_TIMEOUT_MS,
+        policy_reload_interval_ms: kith_hub::config::DEFAULT_POLICY_RELOAD_INTERVAL_MS,
+        detail_timeout_ms: kith_hub::config::DEFAULT_DETAIL_TIMEOUT_MS,
         tls: TlsFiles {
             ca: pki.ca_cert(),
             cert: pki.hub_cert(),
             key: pki.hub_key(),
         },
         sharing: Default::default(),
-        audit: crate::config::AuditConfig::new(skey),
+        audit: kith_hub::config::AuditConfig::new(skey),
         authorities: AUTHORITIES
             .iter()
             .map(|a| Member {
@@ -110,7 +110,7 @@ pub async fn run(
             })
             .collect(),
     };
-    let hub = crate::server::start(&hub_config)
+    let hub = kith_hub::server::start(&hub_config)
         .await
         .context("starting the hub")?;
     hub_config.listen = hub.addr();
@@ -406,7 +406,7 @@ fn prepare(dir: &Path) -> Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         if !dir.join(MARKER).exists() {
             bail!(
-                "{} is not empty and was not made by `kith-hub demo`; choose another --dir",
+                "{} is not empty and was not made by `kith-demo`; choose another --dir",
                 dir.display()
             );
         }
@@ -416,7 +416,7 @@ fn prepare(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join(MARKER),
-        "made by kith-hub demo; the next demo run in this folder replaces it\n",
+        "made by kith-demo; the next demo run in this folder replaces it\n",
     )?;
     Ok(())
 }
