@@ -16,9 +16,9 @@ use kith_agent::{Agent, AgentConfig, QueryArgs, RunningAgent};
 use kith_core::tls::TlsFiles;
 use kith_core::{AuthorityCode, Purpose, RelationshipType};
 
+use crate::synthetic::{Generator, Person};
 use kith_hub::config::HubConfig;
 use kith_hub::directory::Member;
-use crate::synthetic::{Generator, Person};
 
 const MARKER: &str = ".kith-demo";
 const PEOPLE: u64 = 60;

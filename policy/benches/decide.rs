@@ -6,7 +6,15 @@
 //! - `decider`: the hub's query path, one `PolicySet::decider` per query
 //!   (one requester, purpose and time) deciding the query's
 //!   `RECORDS_PER_QUERY` records; a sample is the query's total time
-//!   (decider included) divided by its records.
+//!   (decider included) divided by its records;
+//! - `decider, unit path`: the same through `PolicySet::decider_on_units`,
+//!   which never batches (what a record whose agreements cannot be batched
+//!   costs).
+//!
+//! It asserts that all three give the same decision for every case. (The
+//! `timing` test that also timed the pre-unit reference evaluator is gone:
+//! the reference is test-only, `src/decide/reference.rs`, and checks
+//! decisions, not speed; its last figures are in `BENCHMARKS.md`.)
 //!
 //! Prints a table and one final JSON line.
 //!
@@ -213,7 +221,7 @@ fn measure(set: &PolicySet, mix: &[Case]) -> (Stats, [usize; 4]) {
 /// Per-decision time through a `Decider`: each sample is one query of
 /// `RECORDS_PER_QUERY` records (the case's record under different keys),
 /// decider construction included, divided by the number of records.
-fn measure_decider(set: &PolicySet, mix: &[Case]) -> (Stats, [usize; 4]) {
+fn measure_decider(set: &PolicySet, mix: &[Case], units: bool) -> (Stats, [usize; 4]) {
     let queries: Vec<(&Case, Vec<RecordFacts>)> = mix
         .iter()
         .map(|c| {
@@ -230,7 +238,11 @@ fn measure_decider(set: &PolicySet, mix: &[Case]) -> (Stats, [usize; 4]) {
     let mut levels = [0usize; 4];
     let run = |(c, records): &(&Case, Vec<RecordFacts>), levels: &mut [usize; 4]| {
         let (r, _, p, bg) = c;
-        let decider = set.decider(r, p, NOW, *bg);
+        let decider = if units {
+            set.decider_on_units(r, p, NOW, *bg)
+        } else {
+            set.decider(r, p, NOW, *bg)
+        };
         for rec in records {
             let d = std::hint::black_box(decider.decide(rec));
             levels[d.level as usize] += 1;
@@ -270,7 +282,7 @@ fn main() {
     if std::env::var_os("KITH_BENCH_PER_CASE").is_some() {
         for (i, c) in default_mix().into_iter().enumerate() {
             let (s, l) = measure(&default_set, std::slice::from_ref(&c));
-            let (q, _) = measure_decider(&default_set, std::slice::from_ref(&c));
+            let (q, _) = measure_decider(&default_set, std::slice::from_ref(&c), false);
             println!(
                 "case {i}: decide median {:.1}µs, decider median {:.1}µs, levels {l:?}",
                 s.median_ns as f64 / 1000.0,
@@ -280,15 +292,16 @@ fn main() {
     }
     let (d, dl) = measure(&default_set, &default_mix());
     let (g, gl) = measure(&big, &generated_mix());
-    let (dq, dql) = measure_decider(&default_set, &default_mix());
-    let (gq, gql) = measure_decider(&big, &generated_mix());
-    // Both paths must give the same decisions.
+    let (dq, dql) = measure_decider(&default_set, &default_mix(), false);
+    let (gq, gql) = measure_decider(&big, &generated_mix(), false);
+    let (du, _) = measure_decider(&default_set, &default_mix(), true);
+    let (gu, _) = measure_decider(&big, &generated_mix(), true);
+    // Every path must give the same decisions.
     for (set, mix) in [(&default_set, default_mix()), (&big, generated_mix())] {
         for (r, rec, p, bg) in &mix {
-            assert_eq!(
-                set.decide(r, rec, p, NOW, *bg),
-                set.decider(r, p, NOW, *bg).decide(rec)
-            );
+            let decided = set.decide(r, rec, p, NOW, *bg);
+            assert_eq!(decided, set.decider(r, p, NOW, *bg).decide(rec));
+            assert_eq!(decided, set.decider_on_units(r, p, NOW, *bg).decide(rec));
         }
     }
 
@@ -301,6 +314,8 @@ fn main() {
         ("decide: default + 1,000 generated", &big, &g),
         ("decider: default set", &default_set, &dq),
         ("decider: default + 1,000 generated", &big, &gq),
+        ("decider, unit path: default set", &default_set, &du),
+        ("decider, unit path: default + 1,000 generated", &big, &gu),
     ] {
         println!(
             "{:<44} {:>9} {:>7.1}µs {:>7.1}µs {:>7.1}µs",
@@ -323,6 +338,8 @@ fn main() {
             "generated_1000": {"policies": big.policy_count(), "agreements": big.agreement_count(), "median_us": g.median_ns as f64 / 1000.0, "p99_us": g.p99_ns as f64 / 1000.0, "load_ms": load_ms},
             "decider_default": {"records_per_query": RECORDS_PER_QUERY, "median_us": dq.median_ns as f64 / 1000.0, "p99_us": dq.p99_ns as f64 / 1000.0},
             "decider_generated_1000": {"records_per_query": RECORDS_PER_QUERY, "median_us": gq.median_ns as f64 / 1000.0, "p99_us": gq.p99_ns as f64 / 1000.0},
+            "unit_path_default": {"median_us": du.median_ns as f64 / 1000.0},
+            "unit_path_generated_1000": {"median_us": gu.median_ns as f64 / 1000.0},
             "target_median_us": 20
         })
     );
