@@ -20,10 +20,12 @@ pub struct UnknownCode {
     pub expected: String,
 }
 
-macro_rules! codes {
+/// A coded vocabulary spelled only as text (in the store, the audit log,
+/// policies and the CLI; on the wire as a string field).
+macro_rules! text_codes {
     (
         $(#[$meta:meta])*
-        $name:ident ($kind:literal) => $wire:ident {
+        $name:ident ($kind:literal) {
             $( $(#[$vmeta:meta])* $variant:ident = $code:literal ),+ $(,)?
         }
     ) => {
@@ -34,7 +36,7 @@ macro_rules! codes {
         }
 
         impl $name {
-            /// Every code, in wire order.
+            /// Every code, in order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             /// The code's one spelling, e.g. `child_protection_plan`.
@@ -42,18 +44,9 @@ macro_rules! codes {
                 match self { $($name::$variant => $code),+ }
             }
 
-            /// The matching wire enum value.
-            pub fn to_wire(self) -> pb::$wire {
-                match self { $($name::$variant => pb::$wire::$variant),+ }
-            }
-
-            /// From the wire; `None` for `_UNSPECIFIED` and for numbers this
-            /// build does not know.
-            pub fn from_wire(value: i32) -> Option<Self> {
-                match pb::$wire::try_from(value).ok()? {
-                    $(pb::$wire::$variant => Some($name::$variant),)+
-                    _ => None,
-                }
+            /// Every spelling, joined with ", ", for "expected one of".
+            pub fn expected() -> String {
+                [$($code),+].join(", ")
             }
         }
 
@@ -71,7 +64,7 @@ macro_rules! codes {
                     other => Err(UnknownCode {
                         kind: $kind,
                         value: other.to_string(),
-                        expected: [$($code),+].join(", "),
+                        expected: Self::expected(),
                     }),
                 }
             }
@@ -87,6 +80,40 @@ macro_rules! codes {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A coded vocabulary that is also a protobuf enum: the text spelling of
+/// [`text_codes!`] and the wire mapping (`_UNSPECIFIED` is never a code).
+macro_rules! codes {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($kind:literal) => $wire:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $code:literal ),+ $(,)?
+        }
+    ) => {
+        text_codes! {
+            $(#[$meta])*
+            $name ($kind) {
+                $( $(#[$vmeta])* $variant = $code ),+
+            }
+        }
+
+        impl $name {
+            /// The matching wire enum value.
+            pub fn to_wire(self) -> pb::$wire {
+                match self { $($name::$variant => pb::$wire::$variant),+ }
+            }
+
+            /// From the wire; `None` for `_UNSPECIFIED` and for numbers this
+            /// build does not know.
+            pub fn from_wire(value: i32) -> Option<Self> {
+                match pb::$wire::try_from(value).ok()? {
+                    $(pb::$wire::$variant => Some($name::$variant),)+
+                    _ => None,
+                }
             }
         }
     };
@@ -238,5 +265,37 @@ mod tests {
         let err = "gossip".parse::<Purpose>().unwrap_err();
         assert_eq!(err.value, "gossip");
         assert!(err.to_string().contains("direct_care"), "{err}");
+    }
+}
+
+codes! {
+    /// What a notification to an authority is about.
+    NotificationKind ("notification kind") => NotificationKind {
+        /// A record of a type configured for access notifications was accessed.
+        Access = "access",
+        /// A record was accessed under break glass.
+        BreakGlass = "break_glass",
+        /// A record the recipient's users were shown has been revoked.
+        Revocation = "revocation",
+    }
+}
+
+codes! {
+    /// What an auditor concluded of a break-glass access.
+    ReviewOutcome ("review outcome") => BreakGlassReviewOutcome {
+        /// The access was justified.
+        Appropriate = "appropriate",
+        /// It was not: follow up under the authority's own procedures.
+        Inappropriate = "inappropriate",
+    }
+}
+
+text_codes! {
+    /// Why a case worker breaks glass (a string on the wire, `reason_code`).
+    BreakGlassReason ("break-glass reason") {
+        LifeThreatening = "life_threatening",
+        ImmediateSafeguardingRisk = "immediate_safeguarding_risk",
+        PublicSafety = "public_safety",
+        Other = "other",
     }
 }

@@ -13,7 +13,7 @@
 //! recent permit (by `recorded_at`, then version) names the basis.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use kith_proto::v1 as pb;
+
 use serde::{Deserialize, Serialize};
 
 use crate::codes::{DirectiveKind, DirectiveStatus, Purpose};
@@ -120,7 +120,7 @@ impl Directive {
         }
     }
 
-    fn collect_errors(&self, errors: &mut Vec<FieldError>) {
+    pub(crate) fn collect_errors(&self, errors: &mut Vec<FieldError>) {
         check_identifier("directive_id", &self.directive_id, MAX_ID_LEN, errors);
         check_identifier("custodian", &self.custodian, MAX_CODE_LEN, errors);
         check_identifier("record_id", &self.record_id, MAX_ID_LEN, errors);
@@ -250,111 +250,11 @@ pub fn resolve<'a>(
     }
 }
 
-/// Converts and validates a directive from the wire.
-pub fn directive_from_wire(d: pb::SharingDirective) -> Result<Directive, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let kind = DirectiveKind::from_wire(d.kind);
-    if kind.is_none() {
-        errors.push(FieldError::new("kind", wire_code_reason(d.kind)));
-    }
-    let status = DirectiveStatus::from_wire(d.status);
-    if status.is_none() {
-        errors.push(FieldError::new("status", wire_code_reason(d.status)));
-    }
-    let period = d.period.unwrap_or_default();
-    if period.start.is_empty() {
-        errors.push(FieldError::new("period.start", "is required"));
-    }
-    let start = crate::wire::parse_date("period.start", &period.start, &mut errors);
-    let end = crate::wire::parse_date("period.end", &period.end, &mut errors);
-    let mut purposes = Vec::new();
-    for (i, p) in d.purposes.iter().enumerate() {
-        match Purpose::from_wire(*p) {
-            Some(p) => purposes.push(p),
-            None => errors.push(FieldError::new(
-                format!("purposes[{i}]"),
-                wire_code_reason(*p),
-            )),
-        }
-    }
-    let recorded_at = if d.recorded_at.is_empty() {
-        errors.push(FieldError::new("recorded_at", "is required"));
-        None
-    } else {
-        match DateTime::parse_from_rfc3339(&d.recorded_at) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => {
-                errors.push(FieldError::new(
-                    "recorded_at",
-                    format!("{} is not an RFC 3339 time", quote(&d.recorded_at)),
-                ));
-                None
-            }
-        }
-    };
-    let (Some(kind), Some(status), Some(start), Some(recorded_at)) =
-        (kind, status, start, recorded_at)
-    else {
-        return Err(capped(errors));
-    };
-    let directive = Directive {
-        directive_id: d.directive_id,
-        version: d.version,
-        custodian: d.custodian,
-        record_id: d.record_id,
-        kind,
-        status,
-        period: Period { start, end },
-        grantor: d.grantor,
-        purposes,
-        recipient_kinds: d.recipient_kinds,
-        recipient_authorities: d.recipient_authorities,
-        recorded_at,
-        note: d.note,
-    };
-    directive.collect_errors(&mut errors);
-    if errors.is_empty() {
-        Ok(directive)
-    } else {
-        Err(capped(errors))
-    }
-}
-
-fn wire_code_reason(value: i32) -> String {
-    if value == 0 {
-        "is required".into()
-    } else {
-        format!("{value} is not a known code")
-    }
-}
-
-/// Converts a directive to the wire.
-pub fn directive_to_wire(d: &Directive) -> pb::SharingDirective {
-    pb::SharingDirective {
-        directive_id: d.directive_id.clone(),
-        version: d.version,
-        custodian: d.custodian.clone(),
-        record_id: d.record_id.clone(),
-        kind: d.kind.to_wire() as i32,
-        status: d.status.to_wire() as i32,
-        period: Some(pb::Period {
-            start: d.period.start.to_string(),
-            end: d.period.end.map(|e| e.to_string()).unwrap_or_default(),
-        }),
-        grantor: d.grantor.clone(),
-        purposes: d.purposes.iter().map(|p| p.to_wire() as i32).collect(),
-        recipient_kinds: d.recipient_kinds.clone(),
-        recipient_authorities: d.recipient_authorities.clone(),
-        recorded_at: d
-            .recorded_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        note: d.note.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{directive_from_wire, directive_to_wire};
+    use kith_proto::v1 as pb;
 
     fn date(s: &str) -> NaiveDate {
         s.parse().unwrap()

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod matching;
 pub mod nhs_number;
 pub mod pki;
+pub mod query;
 pub mod record;
 pub mod tls;
 pub mod validate;

@@ -4,13 +4,15 @@
 //! [`Record`] only when every field parses, and otherwise every failing field.
 //! Towards the wire nothing can fail.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use kith_proto::v1 as pb;
 
 use crate::acting_user::ActingUser;
 use crate::codes::*;
+use crate::directive::Directive;
 use crate::error::{FieldError, capped, quote};
 use crate::nhs_number::NhsNumber;
+use crate::query::{BreakGlassRequest, CheckedQuery, QueryRequest, SubjectSearch};
 use crate::record::*;
 use crate::validate::{MAX_PURPOSES, check_count};
 
@@ -254,6 +256,104 @@ pub fn acting_user_from_wire(user: Option<pb::ActingUser>) -> ActingUser {
     .trimmed()
 }
 
+/// Converts a query from the wire: every field as given (trimmed where
+/// the bounds apply to the trimmed value), what could not be parsed in
+/// `malformed`. Check it with [`QueryRequest::check`].
+pub fn query_from_wire(req: pb::QueryRequest) -> QueryRequest {
+    let mut malformed = Vec::new();
+    let purpose = match req.purpose {
+        0 => None,
+        n => {
+            let p = Purpose::from_wire(n);
+            if p.is_none() {
+                malformed.push(FieldError::new(
+                    "purpose",
+                    format!("{n} is not a known purpose"),
+                ));
+            }
+            p
+        }
+    };
+    let subject = req.subject.unwrap_or_default();
+    let nhs_number =
+        nhs_number_from_wire("subject.nhs_number", &subject.nhs_number, &mut malformed);
+    let demographics = subject.demographics.map(|d| Demographics {
+        date_of_birth: parse_date(
+            "subject.demographics.date_of_birth",
+            &d.date_of_birth,
+            &mut malformed,
+        ),
+        given_name: d.given_name,
+        family_name: d.family_name,
+        postcode: d.postcode,
+    });
+    if subject.local_ids.len() > 1 {
+        malformed.push(FieldError::new(
+            "subject.local_ids",
+            format!(
+                "has {} identifiers; give at most one of your own",
+                subject.local_ids.len()
+            ),
+        ));
+    }
+    let local_id = subject.local_ids.into_iter().next().map(|l| LocalId {
+        system: l.system,
+        value: l.value,
+    });
+    QueryRequest {
+        user: acting_user_from_wire(req.acting_user),
+        purpose,
+        nhs_number,
+        demographics,
+        local_id,
+        confirm_candidate: (!req.confirm_candidate.is_empty()).then_some(req.confirm_candidate),
+        break_glass: req.break_glass.map(|b| BreakGlassRequest {
+            reason_code: b.reason_code.trim().to_string(),
+            justification: b.justification.trim().to_string(),
+        }),
+        malformed,
+    }
+}
+
+/// Converts a checked query to the wire, as an agent sends it.
+pub fn query_to_wire(q: &CheckedQuery) -> pb::QueryRequest {
+    let subject = match &q.subject {
+        SubjectSearch::NhsNumber(n) => pb::Subject {
+            nhs_number: n.as_digits(),
+            ..Default::default()
+        },
+        SubjectSearch::Demographics {
+            demographics,
+            local_id,
+            ..
+        } => pb::Subject {
+            nhs_number: String::new(),
+            local_ids: local_id
+                .iter()
+                .map(|l| pb::LocalIdentifier {
+                    system: l.system.clone(),
+                    value: l.value.clone(),
+                })
+                .collect(),
+            demographics: subject_to_wire(&Subject {
+                demographics: Some(demographics.clone()),
+                ..Subject::default()
+            })
+            .demographics,
+        },
+    };
+    pb::QueryRequest {
+        acting_user: Some(acting_user_to_wire(&q.user)),
+        purpose: q.purpose.to_wire() as i32,
+        subject: Some(subject),
+        break_glass: q.break_glass.as_ref().map(|b| pb::BreakGlass {
+            reason_code: b.reason.as_str().to_string(),
+            justification: b.justification.clone(),
+        }),
+        confirm_candidate: q.confirm_candidate.clone().unwrap_or_default(),
+    }
+}
+
 /// Converts the acting user to the wire.
 pub fn acting_user_to_wire(user: &ActingUser) -> pb::ActingUser {
     pb::ActingUser {
@@ -309,6 +409,108 @@ pub fn field_errors_to_wire(errors: &[FieldError]) -> Vec<pb::FieldError> {
             reason: e.reason.clone(),
         })
         .collect()
+}
+
+/// Converts and validates a directive from the wire.
+pub fn directive_from_wire(d: pb::SharingDirective) -> Result<Directive, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let kind = DirectiveKind::from_wire(d.kind);
+    if kind.is_none() {
+        errors.push(FieldError::new("kind", wire_code_reason(d.kind)));
+    }
+    let status = DirectiveStatus::from_wire(d.status);
+    if status.is_none() {
+        errors.push(FieldError::new("status", wire_code_reason(d.status)));
+    }
+    let period = d.period.unwrap_or_default();
+    if period.start.is_empty() {
+        errors.push(FieldError::new("period.start", "is required"));
+    }
+    let start = parse_date("period.start", &period.start, &mut errors);
+    let end = parse_date("period.end", &period.end, &mut errors);
+    let mut purposes = Vec::new();
+    for (i, p) in d.purposes.iter().enumerate() {
+        match Purpose::from_wire(*p) {
+            Some(p) => purposes.push(p),
+            None => errors.push(FieldError::new(
+                format!("purposes[{i}]"),
+                wire_code_reason(*p),
+            )),
+        }
+    }
+    let recorded_at = if d.recorded_at.is_empty() {
+        errors.push(FieldError::new("recorded_at", "is required"));
+        None
+    } else {
+        match DateTime::parse_from_rfc3339(&d.recorded_at) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "recorded_at",
+                    format!("{} is not an RFC 3339 time", quote(&d.recorded_at)),
+                ));
+                None
+            }
+        }
+    };
+    let (Some(kind), Some(status), Some(start), Some(recorded_at)) =
+        (kind, status, start, recorded_at)
+    else {
+        return Err(capped(errors));
+    };
+    let directive = Directive {
+        directive_id: d.directive_id,
+        version: d.version,
+        custodian: d.custodian,
+        record_id: d.record_id,
+        kind,
+        status,
+        period: Period { start, end },
+        grantor: d.grantor,
+        purposes,
+        recipient_kinds: d.recipient_kinds,
+        recipient_authorities: d.recipient_authorities,
+        recorded_at,
+        note: d.note,
+    };
+    directive.collect_errors(&mut errors);
+    if errors.is_empty() {
+        Ok(directive)
+    } else {
+        Err(capped(errors))
+    }
+}
+
+fn wire_code_reason(value: i32) -> String {
+    if value == 0 {
+        "is required".into()
+    } else {
+        format!("{value} is not a known code")
+    }
+}
+
+/// Converts a directive to the wire.
+pub fn directive_to_wire(d: &Directive) -> pb::SharingDirective {
+    pb::SharingDirective {
+        directive_id: d.directive_id.clone(),
+        version: d.version,
+        custodian: d.custodian.clone(),
+        record_id: d.record_id.clone(),
+        kind: d.kind.to_wire() as i32,
+        status: d.status.to_wire() as i32,
+        period: Some(pb::Period {
+            start: d.period.start.to_string(),
+            end: d.period.end.map(|e| e.to_string()).unwrap_or_default(),
+        }),
+        grantor: d.grantor.clone(),
+        purposes: d.purposes.iter().map(|p| p.to_wire() as i32).collect(),
+        recipient_kinds: d.recipient_kinds.clone(),
+        recipient_authorities: d.recipient_authorities.clone(),
+        recorded_at: d
+            .recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        note: d.note.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -423,6 +625,62 @@ mod tests {
         assert_eq!(last.field, MORE_ERRORS_FIELD);
         // 16 labels + 2 × 8 local-id fields = 32 errors: 20 shown, 12 counted.
         assert_eq!(last.reason, "and 12 more field errors");
+    }
+
+    #[test]
+    fn a_checked_query_round_trips_through_the_wire() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let sent = pb::QueryRequest {
+            acting_user: Some(pb::ActingUser {
+                user_id: " u1 ".into(),
+                role: "ed_clinician".into(),
+                ..Default::default()
+            }),
+            purpose: Purpose::Emergency.to_wire() as i32,
+            subject: Some(pb::Subject {
+                nhs_number: "9434765919".into(),
+                ..Default::default()
+            }),
+            break_glass: Some(pb::BreakGlass {
+                reason_code: "life_threatening".into(),
+                justification: " unconscious, no history available ".into(),
+            }),
+            confirm_candidate: String::new(),
+        };
+        let checked = query_from_wire(sent).check(today).unwrap();
+        assert_eq!(checked.user.user_id, "u1");
+        assert_eq!(
+            checked.break_glass.as_ref().unwrap().justification,
+            "unconscious, no history available"
+        );
+        let again = query_from_wire(query_to_wire(&checked))
+            .check(today)
+            .unwrap();
+        assert_eq!(again, checked);
+    }
+
+    #[test]
+    fn a_query_off_the_wire_reports_what_could_not_be_parsed() {
+        let errors = query_from_wire(pb::QueryRequest {
+            purpose: 99,
+            subject: Some(pb::Subject {
+                nhs_number: "1234".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .check(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap())
+        .unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "purpose",
+                "subject.nhs_number",
+                "acting_user.user_id",
+                "acting_user.role"
+            ]
+        );
     }
 
     #[test]

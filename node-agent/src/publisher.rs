@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_core::directive::directive_to_wire;
+use kith_core::wire::directive_to_wire;
 use kith_core::wire::record_to_wire;
 use kith_proto::v1 as pb;
 use pb::record_service_client::RecordServiceClient;

@@ -150,7 +150,7 @@ impl RecordService for RecordServiceImpl {
                 custodian: d.custodian.clone(),
                 directive_id: d.directive_id.clone(),
                 version: d.version,
-                parsed: kith_core::directive::directive_from_wire(d),
+                parsed: kith_core::wire::directive_from_wire(d),
             })
             .collect();
         let results = self
