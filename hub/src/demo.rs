@@ -99,6 +99,7 @@ pub async fn run(
             key: pki.hub_key(),
         },
         sharing: Default::default(),
+        limits: Default::default(),
         audit: crate::config::AuditConfig::new(skey),
         authorities: AUTHORITIES
             .iter()

@@ -161,7 +161,14 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         )
         .with_settings(settings),
     );
-    let tls = config.tls.server_config()?;
+    let limits = &config.limits;
+    limits.check().map_err(StartError::Config)?;
+    // tonic accepts TLS handshakes concurrently and drops one that fails;
+    // the timeout drops one that stalls.
+    let tls = config
+        .tls
+        .server_config()?
+        .timeout(limits.tls_handshake_timeout());
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -185,28 +192,67 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
+    // Every request message is checked in its encoded form before it is
+    // decoded (grpc::guard); tonic's own size limit stays as a backstop.
+    let schema = Arc::new(crate::grpc::guard::Schema::kith());
+    fn guard<S>(
+        inner: S,
+        schema: &Arc<crate::grpc::guard::Schema>,
+        limits: crate::grpc::guard::WireLimits,
+    ) -> crate::grpc::guard::Guard<S> {
+        crate::grpc::guard::Guard::new(inner, schema.clone(), limits)
+    }
+    let records =
+        pb::record_service_server::RecordServiceServer::new(RecordServiceImpl { hub: hub.clone() })
+            .max_decoding_message_size(limits.max_record_message_bytes);
+    let audit = pb::audit_service_server::AuditServiceServer::new(AuditServiceImpl {
+        hub: hub.clone(),
+        log: log.clone(),
+    })
+    .max_decoding_message_size(limits.max_audit_message_bytes);
+    let query =
+        pb::query_service_server::QueryServiceServer::new(QueryServiceImpl { hub: hub.clone() })
+            .max_decoding_message_size(limits.max_query_message_bytes);
+    let link = pb::agent_link_service_server::AgentLinkServiceServer::new(AgentLinkServiceImpl {
+        hub: hub.clone(),
+        links: links.clone(),
+        heartbeat_interval: HEARTBEAT_INTERVAL,
+    })
+    .max_decoding_message_size(limits.max_link_message_bytes);
     let router = Server::builder()
         .tls_config(tls)?
+        // A unary call's deadline; a stream's (the agent link's) handler
+        // returns at once, so its stream is not cut.
+        .timeout(limits.request_timeout())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_millis(
+            limits.http2_keepalive_interval_ms,
+        )))
+        .http2_keepalive_timeout(Some(Duration::from_millis(
+            limits.http2_keepalive_timeout_ms,
+        )))
+        .tcp_keepalive(Some(Duration::from_millis(limits.tcp_keepalive_ms)))
         .add_service(health)
         .add_service(reflection)
-        .add_service(pb::record_service_server::RecordServiceServer::new(
-            RecordServiceImpl { hub: hub.clone() },
+        .add_service(guard(
+            records,
+            &schema,
+            limits.wire(limits.max_record_message_bytes),
         ))
-        .add_service(pb::audit_service_server::AuditServiceServer::new(
-            AuditServiceImpl {
-                hub: hub.clone(),
-                log: log.clone(),
-            },
+        .add_service(guard(
+            audit,
+            &schema,
+            limits.wire(limits.max_audit_message_bytes),
         ))
-        .add_service(pb::query_service_server::QueryServiceServer::new(
-            QueryServiceImpl { hub: hub.clone() },
+        .add_service(guard(
+            query,
+            &schema,
+            limits.wire(limits.max_query_message_bytes),
         ))
-        .add_service(pb::agent_link_service_server::AgentLinkServiceServer::new(
-            AgentLinkServiceImpl {
-                hub: hub.clone(),
-                links: links.clone(),
-                heartbeat_interval: HEARTBEAT_INTERVAL,
-            },
+        .add_service(guard(
+            link,
+            &schema,
+            limits.wire(limits.max_link_message_bytes),
         ));
     let (stop, stopped) = oneshot::channel::<()>();
     let (stop_sequencer, sequencer_stopped) = watch::channel(false);

@@ -1,0 +1,240 @@
+//! Server limits: stalled TLS handshakes are dropped, per-service message
+//! sizes hold at the bound and one past it, repeated fields are counted
+//! before decoding, and a request timeout does not cut agent links.
+
+use std::time::{Duration, Instant};
+
+use kith_hub::server::RunningHub;
+use kith_tests::*;
+use tokio::io::AsyncReadExt;
+
+async fn start_with(
+    t: &TestDir,
+    f: impl FnOnce(&mut kith_hub::config::LimitsConfig),
+) -> RunningHub {
+    let mut config = t.hub_config(0);
+    f(&mut config.limits);
+    kith_hub::server::start(&config).await.expect("hub starts")
+}
+
+#[tokio::test]
+async fn stalled_handshakes_are_closed_after_the_timeout_and_calls_still_work() {
+    let t = TestDir::new();
+    let hub = start_with(&t, |l| l.tls_handshake_timeout_ms = 500).await;
+    let opened = Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        stalled.push(tokio::net::TcpStream::connect(hub.addr()).await.unwrap());
+    }
+
+    // While they stall, a real client is served.
+    let answer = ask_as(
+        hub.addr(),
+        &t.agent_tls(COUNCIL_A),
+        query_request(
+            &test_nhs_number(1),
+            v1::Purpose::Safeguarding,
+            "social_worker",
+        ),
+    )
+    .await
+    .expect("a normal call while 50 handshakes stall");
+    assert!(answer.records.is_empty());
+
+    // Each stalled connection is closed by the hub: a read ends (EOF or
+    // reset) by the timeout plus slack, and not long before the timeout.
+    let mut closed_at = Vec::new();
+    for mut s in stalled {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => closed_at.push(opened.elapsed()),
+            Ok(Ok(n)) => panic!("the hub sent {n} bytes to a client that sent nothing"),
+            Err(_) => panic!("a stalled handshake was still open after 5 s"),
+        }
+    }
+    let last = closed_at.iter().max().unwrap();
+    let first = closed_at.iter().min().unwrap();
+    assert!(
+        *last < Duration::from_millis(500 + 2500),
+        "last closed at {last:?}"
+    );
+    assert!(
+        *first >= Duration::from_millis(400),
+        "first closed at {first:?}, before the timeout"
+    );
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_handshake_that_finishes_within_the_timeout_is_not_cut() {
+    let t = TestDir::new();
+    let hub = start_with(&t, |l| l.tls_handshake_timeout_ms = 300).await;
+    // A channel connected and then idle for longer than the handshake
+    // timeout still works: the timeout is on the handshake only.
+    let ch = channel(hub.addr(), &t.agent_tls(COUNCIL_A)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut q = query_client(ch);
+    q.query(query_request(
+        &test_nhs_number(1),
+        v1::Purpose::Safeguarding,
+        "social_worker",
+    ))
+    .await
+    .expect("an idle, established connection is not cut");
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_timeout_does_not_cut_an_agent_link() {
+    let t = TestDir::new();
+    let hub = start_with(&t, |l| l.request_timeout_ms = 300).await;
+    let _link = LinkProbe::open(hub.addr(), &t.agent_tls(TRUST_C)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            hub.links().count(TRUST_C) == 1
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        hub.links().count(TRUST_C),
+        1,
+        "the link outlived four request timeouts"
+    );
+    hub.shutdown().await.unwrap();
+}
+
+/// A `QueryRequest` whose encoding is exactly `len` bytes (the acting
+/// user's display name pads it).
+fn query_of_len(len: usize) -> Vec<u8> {
+    use prost::Message;
+    let mut request = query_request(
+        &test_nhs_number(1),
+        v1::Purpose::Safeguarding,
+        "social_worker",
+    );
+    let base = request.encoded_len();
+    // Grow the name until the whole message is `len` bytes (the length
+    // prefixes grow too, so step until it fits exactly).
+    let mut pad = len.saturating_sub(base);
+    loop {
+        request.acting_user.as_mut().unwrap().display_name = "x".repeat(pad);
+        let now = request.encoded_len();
+        if now == len {
+            return request.encode_to_vec();
+        }
+        assert!(now > len || pad < len, "cannot reach {len}");
+        pad = if now > len {
+            pad - (now - len)
+        } else {
+            pad + (len - now)
+        };
+    }
+}
+
+#[tokio::test]
+async fn a_query_message_at_the_byte_limit_is_read_and_one_byte_more_is_refused() {
+    let t = TestDir::new();
+    let hub = start_with(&t, |l| l.max_query_message_bytes = 4096).await;
+    let send = |bytes| async {
+        let ch = channel(hub.addr(), &t.agent_tls(COUNCIL_A)).await.unwrap();
+        unary_raw::<v1::QueryResponse>(ch, "/kith.v1.QueryService/Query", bytes).await
+    };
+    // At the bound: read and judged (the long display name is the domain's
+    // to refuse or accept, not the transport's).
+    let at = send(query_of_len(4096)).await;
+    if let Err(status) = &at {
+        assert_ne!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    }
+    let past = send(query_of_len(4097)).await.unwrap_err();
+    assert_eq!(past.code(), tonic::Code::ResourceExhausted, "{past:?}");
+    assert!(
+        past.message().contains("4097-byte message"),
+        "{}",
+        past.message()
+    );
+    assert!(
+        past.message().contains("at most 4096 bytes"),
+        "{}",
+        past.message()
+    );
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_publish_of_the_batch_limit_is_decoded_and_one_more_record_is_refused_unread() {
+    let t = TestDir::new();
+    let hub = t.start_hub().await;
+    let (addr, tls) = (hub.addr(), t.agent_tls(COUNCIL_A));
+    let send = |n| {
+        let tls = tls.clone();
+        async move {
+            let ch = channel(addr, &tls).await.unwrap();
+            unary_raw::<v1::PublishRecordsResponse>(
+                ch,
+                "/kith.v1.RecordService/PublishRecords",
+                empty_records_request(n),
+            )
+            .await
+        }
+    };
+    let at = send(1000).await.expect("1,000 records reach the hub");
+    assert_eq!(at.results.len(), 1000);
+    assert!(
+        at.results
+            .iter()
+            .all(|r| r.outcome != v1::PublishOutcome::Accepted as i32),
+        "each empty record is refused on its own"
+    );
+    let past = send(1001).await.unwrap_err();
+    assert_eq!(past.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        past.message(),
+        "records: 1001 or more elements; at most 1000 in one message"
+    );
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_protobuf_is_refused_as_invalid_argument() {
+    let t = TestDir::new();
+    let hub = t.start_hub().await;
+    let ch = channel(hub.addr(), &t.agent_tls(COUNCIL_A)).await.unwrap();
+    let err = unary_raw::<v1::PublishRecordsResponse>(
+        ch,
+        "/kith.v1.RecordService/PublishRecords",
+        vec![0x0a, 0x7f, 0x00],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message()
+            .contains("not a valid kith.v1.PublishRecordsRequest"),
+        "{}",
+        err.message()
+    );
+    hub.shutdown().await.unwrap();
+}
+
+#[test]
+fn each_limit_is_refused_by_name_outside_its_range() {
+    let mut limits = kith_hub::config::LimitsConfig::default();
+    limits.check().unwrap();
+    limits.max_repeated_elements = 999;
+    let err = limits.check().unwrap_err();
+    assert!(
+        err.starts_with("limits.max_repeated_elements: 999"),
+        "{err}"
+    );
+    limits.max_repeated_elements = 1000;
+    limits.tls_handshake_timeout_ms = 99;
+    let err = limits.check().unwrap_err();
+    assert!(
+        err.starts_with("limits.tls_handshake_timeout_ms: 99"),
+        "{err}"
+    );
+    limits.tls_handshake_timeout_ms = 100;
+    limits.check().unwrap();
+}
