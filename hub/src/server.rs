@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::config::HubConfig;
 use crate::directory::Directory;
@@ -39,6 +38,8 @@ pub enum StartError {
     },
     #[error("TLS: {0}")]
     Tls(#[from] kith_core::tls::TlsError),
+    #[error("TLS: {0}")]
+    TlsConfig(String),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -163,12 +164,9 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
     );
     let limits = &config.limits;
     limits.check().map_err(StartError::Config)?;
-    // tonic accepts TLS handshakes concurrently and drops one that fails;
-    // the timeout drops one that stalls.
-    let tls = config
-        .tls
-        .server_config()?
-        .timeout(limits.tls_handshake_timeout());
+    // TLS is accepted here, not by tonic, so that a client that finishes
+    // its handshake and then sends nothing is dropped too (accept.rs).
+    let tls = crate::accept::server_config(&config.tls).map_err(StartError::TlsConfig)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -220,7 +218,6 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
     })
     .max_decoding_message_size(limits.max_link_message_bytes);
     let router = Server::builder()
-        .tls_config(tls)?
         // A unary call's deadline; a stream's (the agent link's) handler
         // returns at once, so its stream is not cut.
         .timeout(limits.request_timeout())
@@ -231,7 +228,6 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         .http2_keepalive_timeout(Some(Duration::from_millis(
             limits.http2_keepalive_timeout_ms,
         )))
-        .tcp_keepalive(Some(Duration::from_millis(limits.tcp_keepalive_ms)))
         .add_service(health)
         .add_service(reflection)
         .add_service(guard(
@@ -276,14 +272,18 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         Duration::from_millis(config.audit.checkpoint_interval_ms.max(10)),
         sequencer_stopped,
     );
-    // TCP_NODELAY: without it, a response written in more than one piece
-    // waits for the client's delayed ACK (about 40 ms on Linux).
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
-        async {
-            let _ = stopped.await;
+    let incoming = crate::accept::incoming(
+        listener,
+        tls,
+        crate::accept::AcceptLimits {
+            handshake_timeout: limits.tls_handshake_timeout(),
+            first_data_timeout: limits.tls_handshake_timeout(),
+            tcp_keepalive: Duration::from_millis(limits.tcp_keepalive_ms),
         },
-    ));
+    );
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = stopped.await;
+    }));
     tracing::info!(
         %addr,
         jurisdiction = %config.jurisdiction,

@@ -238,3 +238,158 @@ fn each_limit_is_refused_by_name_outside_its_range() {
     limits.tls_handshake_timeout_ms = 100;
     limits.check().unwrap();
 }
+
+#[tokio::test]
+async fn streams_per_connection_are_limited_and_other_connections_are_not_held_up() {
+    let t = TestDir::new();
+    let hub = start_with(&t, |l| l.max_concurrent_streams = 1).await;
+    let tls = t.agent_tls(COUNCIL_A);
+    let ch = channel(hub.addr(), &tls).await.unwrap();
+    // A link takes the connection's only stream, and keeps it.
+    let (outbound, rx) = tokio::sync::mpsc::channel(4);
+    outbound
+        .send(v1::AgentMessage {
+            message: Some(v1::agent_message::Message::Hello(v1::AgentHello {
+                agent_version: "streams".into(),
+            })),
+        })
+        .await
+        .unwrap();
+    let mut link = v1::agent_link_service_client::AgentLinkServiceClient::new(ch.clone())
+        .open_link(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(link.message().await.unwrap().is_some(), "welcome");
+    let request = || {
+        query_request(
+            &test_nhs_number(1),
+            v1::Purpose::Safeguarding,
+            "social_worker",
+        )
+    };
+
+    // A second call on the same connection waits for a free stream...
+    let mut same = query_client(ch.clone());
+    let waiting = tokio::spawn(async move { same.query(request()).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a second stream was opened past the limit of 1"
+    );
+    // ...while another connection is served at once.
+    ask_as(hub.addr(), &tls, request())
+        .await
+        .expect("another connection is not held up");
+
+    // The link ends: its stream is free, and the waiting call goes through.
+    drop(outbound);
+    drop(link);
+    let answered = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting call ran once the stream was free")
+        .unwrap();
+    answered.expect("the waiting call succeeded");
+    hub.shutdown().await.unwrap();
+}
+
+/// A mutual-TLS connection that sends the HTTP/2 preface and an empty
+/// SETTINGS frame, then reads everything and answers nothing (no SETTINGS
+/// acknowledgement, no PING reply): a peer gone half-open. Returns how long
+/// the hub kept it, if it closed it within `within`.
+async fn half_open(
+    t: &TestDir,
+    addr: std::net::SocketAddr,
+    preface: bool,
+    within: Duration,
+) -> Option<Duration> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::AsyncWriteExt;
+    let tls = t.agent_tls(COUNCIL_A);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&tls.ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&tls.key).unwrap();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    if preface {
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .unwrap();
+        stream.flush().await.unwrap();
+    }
+    let opened = Instant::now();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return opened.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    closed.ok()
+}
+
+#[tokio::test]
+async fn a_half_open_connection_is_closed_by_keepalive_and_kept_without_it() {
+    kith_core::tls::install_crypto_provider();
+    let t = TestDir::new();
+    let hub = start_with(&t, |l| {
+        l.http2_keepalive_interval_ms = 1000;
+        l.http2_keepalive_timeout_ms = 1000;
+    })
+    .await;
+    let kept = half_open(&t, hub.addr(), true, Duration::from_secs(8))
+        .await
+        .expect("the hub closes a connection that answers no ping");
+    assert!(
+        kept >= Duration::from_millis(900),
+        "closed after {kept:?}, before the first ping was due"
+    );
+    hub.shutdown().await.unwrap();
+
+    // With the defaults (a ping after 30 s idle), the same connection is
+    // still open after 3 s: it was the keepalive that closed it above.
+    let t = TestDir::new();
+    let hub = t.start_hub().await;
+    assert_eq!(
+        half_open(&t, hub.addr(), true, Duration::from_secs(3)).await,
+        None
+    );
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_silent_after_its_handshake_is_dropped_after_the_handshake_timeout() {
+    kith_core::tls::install_crypto_provider();
+    let t = TestDir::new();
+    let hub = start_with(&t, |l| l.tls_handshake_timeout_ms = 500).await;
+    // A member's certificate, a finished handshake, then nothing: HTTP/2
+    // never starts, so its keepalive never would; the hub drops it.
+    let kept = half_open(&t, hub.addr(), false, Duration::from_secs(5))
+        .await
+        .expect("the hub drops a client that sends nothing after its handshake");
+    assert!(
+        kept >= Duration::from_millis(400) && kept < Duration::from_millis(3000),
+        "closed after {kept:?}"
+    );
+    hub.shutdown().await.unwrap();
+}
