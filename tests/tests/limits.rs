@@ -393,3 +393,50 @@ async fn a_client_silent_after_its_handshake_is_dropped_after_the_handshake_time
     );
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_call_past_the_request_timeout_is_cancelled() {
+    let t = TestDir::new();
+    let mut config = t.hub_config(0);
+    config.limits.request_timeout_ms = 300;
+    // The query waits for a custodian's link that never answers: without
+    // the request timeout it would take the 5 s detail timeout.
+    config.detail_timeout_ms = 5000;
+    let hub = kith_hub::server::start(&config).await.unwrap();
+    let nhs = test_nhs_number(61);
+    let mut record: serde_json::Value = serde_json::from_str(&record_json(
+        TRUST_C,
+        "mh-1",
+        1,
+        &nhs,
+        "mental_health",
+        &["direct_care", "care_planning"],
+    ))
+    .unwrap();
+    record["residency"] = "source_only".into();
+    let record: kith_core::Record = serde_json::from_value(record).unwrap();
+    publish_accepted(
+        hub.addr(),
+        &t.agent_tls(TRUST_C),
+        vec![kith_core::wire::record_to_wire(&record)],
+    )
+    .await;
+    // A link that never reads what the hub sends it, so never answers.
+    let _silent = LinkProbe::open(hub.addr(), &t.agent_tls(TRUST_C)).await;
+
+    let started = Instant::now();
+    let err = ask_as(
+        hub.addr(),
+        &t.agent_tls(COUNCIL_B),
+        query_request(&nhs, v1::Purpose::CarePlanning, "social_worker"),
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.code(), tonic::Code::Cancelled, "{err:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "the call ended after {took:?}, not at the request timeout"
+    );
+    hub.shutdown().await.unwrap();
+}
