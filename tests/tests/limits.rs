@@ -440,3 +440,49 @@ async fn a_call_past_the_request_timeout_is_cancelled() {
     );
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_oversized_message_on_an_agent_link_ends_that_link_only() {
+    let t = TestDir::new();
+    let hub = start_with(&t, |l| l.max_link_message_bytes = 64 * 1024).await;
+    let _other = LinkProbe::open(hub.addr(), &t.agent_tls(COUNCIL_B)).await;
+    let mut client = v1::agent_link_service_client::AgentLinkServiceClient::new(
+        channel(hub.addr(), &t.agent_tls(TRUST_C)).await.unwrap(),
+    );
+    let (outbound, rx) = tokio::sync::mpsc::channel(4);
+    let hello = |version: String| v1::AgentMessage {
+        message: Some(v1::agent_message::Message::Hello(v1::AgentHello {
+            agent_version: version,
+        })),
+    };
+    outbound.send(hello("ok".into())).await.unwrap();
+    let mut inbound = client
+        .open_link(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(inbound.message().await.unwrap().is_some(), "welcome");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            hub.links().count(TRUST_C) == 1
+        })
+        .await
+    );
+
+    // Past the link's limit (the byte bound itself is tested at and one
+    // past it on the query service): refused from its header, and the
+    // link ends; another authority's link is untouched.
+    use prost::Message;
+    let big = hello("x".repeat(64 * 1024));
+    assert!(big.encoded_len() > 64 * 1024);
+    outbound.send(big).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            hub.links().count(TRUST_C) == 0
+        })
+        .await,
+        "the link that sent an oversized message was closed"
+    );
+    assert_eq!(hub.links().count(COUNCIL_B), 1);
+    hub.shutdown().await.unwrap();
+}
