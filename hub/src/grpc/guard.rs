@@ -407,6 +407,12 @@ impl http_body::Body for Checked {
             match this.next_message() {
                 Some(Ok(message)) => return Poll::Ready(Some(Ok(Frame::data(message)))),
                 Some(Err(status)) => {
+                    // Field names and counts only: nothing of the content.
+                    tracing::debug!(
+                        message_type = %this.ty.trim_start_matches('.'),
+                        reason = %status.message(),
+                        "request refused before decoding"
+                    );
                     this.failed = true;
                     this.buf.clear();
                     return Poll::Ready(Some(Err(status)));
