@@ -99,6 +99,7 @@ pub async fn run(
             key: pki.hub_key(),
         },
         sharing: Default::default(),
+        limits: Default::default(),
         audit: kith_hub::config::AuditConfig::new(skey),
         authorities: AUTHORITIES
             .iter()

@@ -11,6 +11,10 @@
 //! signing_key = "pki/audit-log.skey"      # Ed25519, Go note format
 //! checkpoint_interval_ms = 1000
 //!
+//! [limits]                               # every key optional; see docs/operators.md
+//! tls_handshake_timeout_ms = 10000
+//! request_timeout_ms = 60000
+//!
 //! [tls]
 //! ca = "pki/ca.crt.pem"
 //! cert = "pki/hub.crt.pem"
@@ -25,6 +29,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use kith_core::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
@@ -53,6 +58,9 @@ pub struct HubConfig {
     /// Break glass, access notifications, matching and retention.
     #[serde(default)]
     pub sharing: SharingConfig,
+    /// Transport limits: timeouts, streams, keepalive, message sizes.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     pub tls: TlsFiles,
     pub audit: AuditConfig,
     /// The authorities that belong to the federation.
@@ -88,6 +96,156 @@ impl Default for SharingConfig {
             access_notification_types: default_access_notification_types(),
             match_rules: None,
             retention_purge_interval_ms: DEFAULT_RETENTION_PURGE_INTERVAL_MS,
+        }
+    }
+}
+
+/// The `[limits]` section: what one connection, call or message may cost
+/// the hub. Every key has a default; see docs/operators.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// A TLS handshake not finished in this time is dropped.
+    pub tls_handshake_timeout_ms: u64,
+    /// A call that has not answered in this time ends with
+    /// `CANCELLED`/`DEADLINE_EXCEEDED`. Covers reading the request and
+    /// running the handler; an agent link's stream, once open, is not cut
+    /// (it has its own heartbeat timeout).
+    pub request_timeout_ms: u64,
+    /// Concurrent HTTP/2 streams (calls) one connection may have open.
+    pub max_concurrent_streams: u32,
+    /// How often the hub pings an idle HTTP/2 connection; one that does
+    /// not answer within `http2_keepalive_timeout_ms` is closed.
+    pub http2_keepalive_interval_ms: u64,
+    pub http2_keepalive_timeout_ms: u64,
+    /// TCP keepalive on accepted connections.
+    pub tcp_keepalive_ms: u64,
+    /// The largest request message, in bytes, per service.
+    pub max_record_message_bytes: usize,
+    pub max_query_message_bytes: usize,
+    pub max_audit_message_bytes: usize,
+    pub max_link_message_bytes: usize,
+    /// The most elements one repeated field may hold in one request
+    /// message, checked before the message is decoded.
+    pub max_repeated_elements: usize,
+    /// The most submessages and repeated elements one request message may
+    /// hold in all, checked before it is decoded.
+    pub max_message_elements: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            tls_handshake_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            max_concurrent_streams: 256,
+            http2_keepalive_interval_ms: 30_000,
+            http2_keepalive_timeout_ms: 20_000,
+            tcp_keepalive_ms: 60_000,
+            max_record_message_bytes: 4 << 20,
+            max_query_message_bytes: 256 << 10,
+            max_audit_message_bytes: 256 << 10,
+            max_link_message_bytes: 1 << 20,
+            max_repeated_elements: 1000,
+            max_message_elements: 100_000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Checks each limit is within its range; errors name the key.
+    pub fn check(&self) -> Result<(), String> {
+        let ranges: [(&str, u64, u64, u64); 12] = [
+            (
+                "tls_handshake_timeout_ms",
+                self.tls_handshake_timeout_ms,
+                100,
+                300_000,
+            ),
+            (
+                "request_timeout_ms",
+                self.request_timeout_ms,
+                100,
+                3_600_000,
+            ),
+            (
+                "max_concurrent_streams",
+                self.max_concurrent_streams.into(),
+                1,
+                65_536,
+            ),
+            (
+                "http2_keepalive_interval_ms",
+                self.http2_keepalive_interval_ms,
+                1000,
+                3_600_000,
+            ),
+            (
+                "http2_keepalive_timeout_ms",
+                self.http2_keepalive_timeout_ms,
+                1000,
+                600_000,
+            ),
+            ("tcp_keepalive_ms", self.tcp_keepalive_ms, 1000, 3_600_000),
+            (
+                "max_record_message_bytes",
+                self.max_record_message_bytes as u64,
+                1024,
+                64 << 20,
+            ),
+            (
+                "max_query_message_bytes",
+                self.max_query_message_bytes as u64,
+                1024,
+                64 << 20,
+            ),
+            (
+                "max_audit_message_bytes",
+                self.max_audit_message_bytes as u64,
+                1024,
+                64 << 20,
+            ),
+            (
+                "max_link_message_bytes",
+                self.max_link_message_bytes as u64,
+                1024,
+                64 << 20,
+            ),
+            (
+                "max_repeated_elements",
+                self.max_repeated_elements as u64,
+                crate::publish::MAX_BATCH as u64,
+                1_000_000,
+            ),
+            (
+                "max_message_elements",
+                self.max_message_elements as u64,
+                1000,
+                10_000_000,
+            ),
+        ];
+        for (key, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(format!("limits.{key}: {value} is outside {low} to {high}"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The wire limits of a service whose messages are at most `max_bytes`.
+    pub fn wire(&self, max_bytes: usize) -> crate::grpc::guard::WireLimits {
+        crate::grpc::guard::WireLimits {
+            max_message_bytes: max_bytes,
+            max_repeated: self.max_repeated_elements,
+            max_elements: self.max_message_elements,
         }
     }
 }
@@ -231,6 +389,7 @@ impl HubConfig {
             }
         }
         crate::store::StoreKind::of_url(&self.database_url)?;
+        self.limits.check()?;
         self.settings()?;
         Ok(())
     }

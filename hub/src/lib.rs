@@ -7,6 +7,7 @@
 //! written to the audit log ([`audit`]) in the same transaction as its
 //! effect, or before its answer.
 
+pub mod accept;
 pub mod audit;
 pub mod audit_access;
 pub mod audit_writer;

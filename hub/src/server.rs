@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::config::HubConfig;
 use crate::directory::Directory;
@@ -39,6 +38,8 @@ pub enum StartError {
     },
     #[error("TLS: {0}")]
     Tls(#[from] kith_core::tls::TlsError),
+    #[error("TLS: {0}")]
+    TlsConfig(String),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -161,7 +162,11 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         )
         .with_settings(settings),
     );
-    let tls = config.tls.server_config()?;
+    let limits = &config.limits;
+    limits.check().map_err(StartError::Config)?;
+    // TLS is accepted here, not by tonic, so that a client that finishes
+    // its handshake and then sends nothing is dropped too (accept.rs).
+    let tls = crate::accept::server_config(&config.tls).map_err(StartError::TlsConfig)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -185,28 +190,65 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
+    // Every request message is checked in its encoded form before it is
+    // decoded (grpc::guard); tonic's own size limit stays as a backstop.
+    let schema = Arc::new(crate::grpc::guard::Schema::kith());
+    fn guard<S>(
+        inner: S,
+        schema: &Arc<crate::grpc::guard::Schema>,
+        limits: crate::grpc::guard::WireLimits,
+    ) -> crate::grpc::guard::Guard<S> {
+        crate::grpc::guard::Guard::new(inner, schema.clone(), limits)
+    }
+    let records =
+        pb::record_service_server::RecordServiceServer::new(RecordServiceImpl { hub: hub.clone() })
+            .max_decoding_message_size(limits.max_record_message_bytes);
+    let audit = pb::audit_service_server::AuditServiceServer::new(AuditServiceImpl {
+        hub: hub.clone(),
+        log: log.clone(),
+    })
+    .max_decoding_message_size(limits.max_audit_message_bytes);
+    let query =
+        pb::query_service_server::QueryServiceServer::new(QueryServiceImpl { hub: hub.clone() })
+            .max_decoding_message_size(limits.max_query_message_bytes);
+    let link = pb::agent_link_service_server::AgentLinkServiceServer::new(AgentLinkServiceImpl {
+        hub: hub.clone(),
+        links: links.clone(),
+        heartbeat_interval: HEARTBEAT_INTERVAL,
+    })
+    .max_decoding_message_size(limits.max_link_message_bytes);
     let router = Server::builder()
-        .tls_config(tls)?
+        // A unary call's deadline; a stream's (the agent link's) handler
+        // returns at once, so its stream is not cut.
+        .timeout(limits.request_timeout())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_millis(
+            limits.http2_keepalive_interval_ms,
+        )))
+        .http2_keepalive_timeout(Some(Duration::from_millis(
+            limits.http2_keepalive_timeout_ms,
+        )))
         .add_service(health)
         .add_service(reflection)
-        .add_service(pb::record_service_server::RecordServiceServer::new(
-            RecordServiceImpl { hub: hub.clone() },
+        .add_service(guard(
+            records,
+            &schema,
+            limits.wire(limits.max_record_message_bytes),
         ))
-        .add_service(pb::audit_service_server::AuditServiceServer::new(
-            AuditServiceImpl {
-                hub: hub.clone(),
-                log: log.clone(),
-            },
+        .add_service(guard(
+            audit,
+            &schema,
+            limits.wire(limits.max_audit_message_bytes),
         ))
-        .add_service(pb::query_service_server::QueryServiceServer::new(
-            QueryServiceImpl { hub: hub.clone() },
+        .add_service(guard(
+            query,
+            &schema,
+            limits.wire(limits.max_query_message_bytes),
         ))
-        .add_service(pb::agent_link_service_server::AgentLinkServiceServer::new(
-            AgentLinkServiceImpl {
-                hub: hub.clone(),
-                links: links.clone(),
-                heartbeat_interval: HEARTBEAT_INTERVAL,
-            },
+        .add_service(guard(
+            link,
+            &schema,
+            limits.wire(limits.max_link_message_bytes),
         ));
     let (stop, stopped) = oneshot::channel::<()>();
     let (stop_sequencer, sequencer_stopped) = watch::channel(false);
@@ -230,14 +272,18 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         Duration::from_millis(config.audit.checkpoint_interval_ms.max(10)),
         sequencer_stopped,
     );
-    // TCP_NODELAY: without it, a response written in more than one piece
-    // waits for the client's delayed ACK (about 40 ms on Linux).
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
-        async {
-            let _ = stopped.await;
+    let incoming = crate::accept::incoming(
+        listener,
+        tls,
+        crate::accept::AcceptLimits {
+            handshake_timeout: limits.tls_handshake_timeout(),
+            first_data_timeout: limits.tls_handshake_timeout(),
+            tcp_keepalive: Duration::from_millis(limits.tcp_keepalive_ms),
         },
-    ));
+    );
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = stopped.await;
+    }));
     tracing::info!(
         %addr,
         jurisdiction = %config.jurisdiction,

@@ -264,6 +264,7 @@ impl TestDir {
                 key: self.pki.hub_key(),
             },
             sharing: Default::default(),
+            limits: Default::default(),
             audit: kith_hub::config::AuditConfig {
                 signing_key: self.path().join("pki").join("audit-log.skey"),
                 checkpoint_interval_ms: 50,
@@ -726,4 +727,82 @@ pub fn drop_file(config: &AgentConfig, name: &str, contents: &str) {
     let temp = config.drop_dir.join(format!(".{name}.partial"));
     std::fs::write(&temp, contents).unwrap();
     std::fs::rename(&temp, config.drop_dir.join(name)).unwrap();
+}
+
+/// A request message sent as the bytes given, exactly: for messages no
+/// well-behaved client would build (amplified, malformed, oversized),
+/// without the client decoding them first.
+#[derive(Debug, Default, Clone)]
+pub struct RawMessage(pub Vec<u8>);
+
+impl prost::Message for RawMessage {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Sends `bytes` as the request of the unary method at `path` (for example
+/// `/kith.v1.RecordService/PublishRecords`) and decodes the answer as `R`.
+pub async fn unary_raw<R>(
+    channel: Channel,
+    path: &'static str,
+    bytes: Vec<u8>,
+) -> Result<R, tonic::Status>
+where
+    R: prost::Message + Default + Send + 'static,
+{
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<RawMessage, R>::default();
+    grpc.unary(
+        tonic::Request::new(RawMessage(bytes)),
+        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+/// The encoding of a `PublishRecordsRequest` holding `n` empty records:
+/// 2 bytes each on the wire, over a kilobyte each once decoded.
+pub fn empty_records_request(n: usize) -> Vec<u8> {
+    [0x0a, 0x00].repeat(n)
+}
+
+/// A line of `/proc/self/status` (for example `VmHWM`), in kB.
+pub fn proc_status_kb(key: &str) -> Option<u64> {
+    proc_status_kb_of("self", key)
+}
+
+/// A line of `/proc/PID/status` (for example `VmRSS`), in kB.
+pub fn proc_status_kb_of(pid: &str, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }

@@ -46,12 +46,22 @@ struct Open {
 }
 
 /// The open links, and the detail requests waiting for an answer.
+///
+/// An authority may have several links open at once (a restarted agent
+/// whose old stream has not timed out yet, a second agent process, a
+/// duplicate): each is kept until it closes. Detail requests go to the live
+/// link heard from most recently; notifications go out on one link at a
+/// time, the newest (see [`Links::delivers`]), and an acknowledgement on any
+/// of them counts.
 pub struct Links {
-    open: Mutex<HashMap<String, Open>>,
+    open: Mutex<HashMap<String, Vec<Open>>>,
     /// Request id → (the custodian asked, where its answer goes).
     pending: Mutex<HashMap<String, (String, oneshot::Sender<pb::DetailResponse>)>>,
     sessions: AtomicU64,
     closing: watch::Sender<bool>,
+    /// Bumped whenever a link opens or closes, so that notification
+    /// delivery moves to another link when the one carrying it closes.
+    changed: watch::Sender<u64>,
     detail_timeout: Duration,
 }
 
@@ -63,13 +73,25 @@ impl Links {
             pending: Mutex::new(HashMap::new()),
             sessions: AtomicU64::new(0),
             closing: watch::channel(false).0,
+            changed: watch::channel(0).0,
             detail_timeout,
         }
     }
 
-    /// The open link of `authority`, if any.
+    /// The open link of `authority` heard from most recently, if any.
     pub fn get(&self, authority: &str) -> Option<LinkInfo> {
-        lock(&self.open).get(authority).map(|o| o.info.clone())
+        lock(&self.open).get(authority).and_then(|links| {
+            links
+                .iter()
+                .filter(|o| !o.outbound.is_closed())
+                .max_by_key(|o| (o.info.last_heard, o.session))
+                .map(|o| o.info.clone())
+        })
+    }
+
+    /// How many links `authority` has open.
+    pub fn count(&self, authority: &str) -> usize {
+        lock(&self.open).get(authority).map_or(0, Vec::len)
     }
 
     /// Ends every open link (agents reconnect to another replica, or later).
@@ -79,31 +101,62 @@ impl Links {
 
     fn register(&self, authority: &str, info: LinkInfo, outbound: Outbound) -> u64 {
         let session = self.sessions.fetch_add(1, Ordering::Relaxed);
-        lock(&self.open).insert(
-            authority.to_string(),
-            Open {
+        lock(&self.open)
+            .entry(authority.to_string())
+            .or_default()
+            .push(Open {
                 session,
                 info,
                 outbound,
-            },
-        );
+            });
+        self.changed.send_modify(|n| *n += 1);
         session
     }
 
     fn heard(&self, authority: &str, session: u64) {
-        if let Some(open) = lock(&self.open).get_mut(authority)
-            && open.session == session
+        if let Some(open) = lock(&self.open)
+            .get_mut(authority)
+            .and_then(|links| links.iter_mut().find(|o| o.session == session))
         {
             open.info.last_heard = Utc::now();
         }
     }
 
-    /// Forgets a link, unless the agent has since opened a newer one.
+    /// Forgets the link `session` of `authority`, and only that one.
     fn forget(&self, authority: &str, session: u64) {
         let mut open = lock(&self.open);
-        if open.get(authority).is_some_and(|o| o.session == session) {
-            open.remove(authority);
+        if let Some(links) = open.get_mut(authority) {
+            links.retain(|o| o.session != session);
+            if links.is_empty() {
+                open.remove(authority);
+            }
         }
+        drop(open);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Whether link `session` is the one that carries `authority`'s
+    /// notifications: the newest of its live links.
+    fn delivers(&self, authority: &str, session: u64) -> bool {
+        lock(&self.open).get(authority).and_then(|links| {
+            links
+                .iter()
+                .filter(|o| !o.outbound.is_closed())
+                .map(|o| o.session)
+                .max()
+        }) == Some(session)
+    }
+
+    /// Where to send a detail request for `authority`: its live links, the
+    /// one heard from most recently first.
+    fn routes(&self, authority: &str) -> Vec<Outbound> {
+        let open = lock(&self.open);
+        let Some(links) = open.get(authority) else {
+            return Vec::new();
+        };
+        let mut live: Vec<&Open> = links.iter().filter(|o| !o.outbound.is_closed()).collect();
+        live.sort_by_key(|o| std::cmp::Reverse((o.info.last_heard, o.session)));
+        live.into_iter().map(|o| o.outbound.clone()).collect()
     }
 
     /// Delivers an agent's answer, if it is the agent that was asked.
@@ -130,10 +183,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[async_trait]
 impl DetailSource for Links {
     async fn fetch(&self, request: DetailRequest) -> Result<Record, DetailError> {
-        let outbound = lock(&self.open)
-            .get(&request.custodian)
-            .map(|o| o.outbound.clone())
-            .ok_or_else(|| DetailError::Unreachable("its agent has no link open".into()))?;
+        let routes = self.routes(&request.custodian);
+        if routes.is_empty() {
+            return Err(DetailError::Unreachable(
+                "its agent has no link open".into(),
+            ));
+        }
         let request_id = format!("{:032x}", rand::random::<u128>());
         let (reply, answer) = oneshot::channel();
         lock(&self.pending).insert(request_id.clone(), (request.custodian.clone(), reply));
@@ -156,10 +211,18 @@ impl DetailSource for Links {
         };
         let timeout = self.detail_timeout;
         let outcome = tokio::time::timeout(timeout, async {
-            outbound
-                .send(Ok(message))
-                .await
-                .map_err(|_| DetailError::Unreachable("its link closed".into()))?;
+            // A link that closed since it was picked refuses the send:
+            // try the next one.
+            let mut message: Option<pb::HubMessage> = Some(message);
+            for outbound in routes {
+                let Some(m) = message.take() else { break };
+                if let Err(mpsc::error::SendError(Ok(back))) = outbound.send(Ok(m)).await {
+                    message = Some(back);
+                }
+            }
+            if message.is_some() {
+                return Err(DetailError::Unreachable("its link closed".into()));
+            }
             answer
                 .await
                 .map_err(|_| DetailError::Unreachable("its link closed".into()))
@@ -255,12 +318,15 @@ impl AgentLinkService for AgentLinkServiceImpl {
                             last_heard: now,
                             agent_version: hello.agent_version,
                         };
-                        session = Some(links.register(&authority, info, tx.clone()));
-                        tracing::info!(%authority, "agent link open");
-                        if delivery.is_none() {
+                        if session.is_none() {
+                            let s = links.register(&authority, info, tx.clone());
+                            session = Some(s);
+                            tracing::info!(%authority, links = links.count(&authority), "agent link open");
                             delivery = Some(tokio::spawn(deliver_notifications(
                                 hub.clone(),
+                                links.clone(),
                                 authority.clone(),
+                                s,
                                 tx.clone(),
                             )));
                         }
@@ -318,39 +384,57 @@ impl AgentLinkService for AgentLinkServiceImpl {
 /// before it is sent again on the same link.
 const RESEND_AFTER: Duration = Duration::from_secs(30);
 
-/// Sends `authority`'s unacknowledged notifications over its link: at
-/// once, whenever more are stored, and every [`RESEND_INTERVAL`], until the
-/// link closes. Acknowledged ones stop being pending (see `open_link`).
-async fn deliver_notifications(hub: Arc<Hub>, authority: String, outbound: Outbound) {
+/// Sends `authority`'s unacknowledged notifications over link `session`
+/// while it is the link that carries them ([`Links::delivers`]): at once,
+/// whenever more are stored or the authority's links change, and every
+/// [`RESEND_INTERVAL`], until the link closes. Acknowledged ones stop being
+/// pending (see `open_link`), on whichever link the acknowledgement came.
+async fn deliver_notifications(
+    hub: Arc<Hub>,
+    links: Arc<Links>,
+    authority: String,
+    session: u64,
+    outbound: Outbound,
+) {
     let mut stored = hub.notifier().subscribe();
+    let mut changed = links.changed.subscribe();
     let mut sent: HashMap<String, std::time::Instant> = HashMap::new();
     loop {
-        match hub.pending_notifications(&authority, 100).await {
-            Ok(pending) => {
-                for n in pending {
-                    if sent
-                        .get(&n.notification_id)
-                        .is_some_and(|at| at.elapsed() < RESEND_AFTER)
-                    {
-                        continue;
-                    }
-                    sent.insert(n.notification_id.clone(), std::time::Instant::now());
-                    let message = pb::HubMessage {
-                        message: Some(hub_message::Message::Notification(notification_to_wire(n))),
-                    };
-                    if outbound.send(Ok(message)).await.is_err() {
-                        return;
+        if !links.delivers(&authority, session) {
+            // Another link carries them; the sent marks are stale if this
+            // one takes over later.
+            sent.clear();
+        } else {
+            match hub.pending_notifications(&authority, 100).await {
+                Ok(pending) => {
+                    for n in pending {
+                        if sent
+                            .get(&n.notification_id)
+                            .is_some_and(|at| at.elapsed() < RESEND_AFTER)
+                        {
+                            continue;
+                        }
+                        sent.insert(n.notification_id.clone(), std::time::Instant::now());
+                        let message = pb::HubMessage {
+                            message: Some(hub_message::Message::Notification(
+                                notification_to_wire(n),
+                            )),
+                        };
+                        if outbound.send(Ok(message)).await.is_err() {
+                            return;
+                        }
                     }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(%authority, error = %e, "cannot read pending notifications; will retry")
+                Err(e) => {
+                    tracing::warn!(%authority, error = %e, "cannot read pending notifications; will retry")
+                }
             }
         }
         sent.retain(|_, at| at.elapsed() < RESEND_AFTER * 4);
         tokio::select! {
             _ = outbound.closed() => return,
             _ = stored.changed() => {}
+            _ = changed.changed() => {}
             _ = tokio::time::sleep(RESEND_INTERVAL) => {}
         }
     }

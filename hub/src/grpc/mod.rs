@@ -7,6 +7,7 @@
 //! the domain.
 
 pub mod audit;
+pub mod guard;
 pub mod link;
 pub mod query;
 pub mod records;

@@ -75,6 +75,13 @@ impl PostgresStore {
             // pool and closes it if broken; a second ping before each use
             // cost a round trip to the server per statement.
             .test_before_acquire(false)
+            // sqlx-postgres counts a dropped transaction's rollback at once,
+            // so a connection cannot come back marked as inside one (as a
+            // SQLite connection can after a full disk); the check is kept
+            // so that it never does.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(options)
             .await?;
         migrations::migrator(POSTGRES).await?.run(&pool).await?;

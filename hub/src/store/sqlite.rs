@@ -70,6 +70,15 @@ impl SqliteStore {
             // connection: pinging each connection's worker thread before
             // every use cost a thread hand-off per statement (measured).
             .test_before_acquire(false)
+            // When a statement fails with SQLITE_FULL (or SQLITE_IOERR),
+            // SQLite may roll the transaction back itself; the ROLLBACK sqlx
+            // then sends fails ("no transaction is active"), and sqlx keeps
+            // the connection marked as inside a transaction. Returned to the
+            // pool like that, every later `BEGIN` on it failed ("begin_with
+            // at non-zero transaction depth") until the hub restarted: a full
+            // disk broke publishing and checkpoint signing for good. Such a
+            // connection is closed instead, and the pool opens a fresh one.
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!poisoned(conn)) }))
             .connect_with(options)
             .await?;
         migrations::migrator(SQLITE).await?.run(&pool).await?;
@@ -86,6 +95,22 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// Whether a pooled connection still believes it is inside a transaction
+/// (see the pool's `before_acquire` in [`SqliteStore::open`]). Checked as
+/// the pool hands a connection out: by then the rollback a dropped
+/// transaction queued has run (sqlx pings each connection on release).
+fn poisoned(conn: &mut sqlx::SqliteConnection) -> bool {
+    use sqlx::Connection;
+    let stuck = conn.is_in_transaction();
+    if stuck {
+        tracing::warn!(
+            "a pooled SQLite connection came back still inside a transaction \
+             (SQLite rolled it back itself, for example on a full disk); closing it"
+        );
+    }
+    stuck
 }
 
 fn now_text() -> String {
