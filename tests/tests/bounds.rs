@@ -101,18 +101,20 @@ async fn no_audit_entry_grows_past_a_small_multiple_of_its_request() {
 
     // The shapes that made large entries before: many bad labels and local
     // ids (one error each), a long list of unknown purpose codes, bad codes
-    // everywhere, and a custodian that is not the caller's, very long.
+    // everywhere, and a custodian that is not the caller's, very long. Each
+    // list stays under the guard's 1,000 elements a field, so it is the
+    // domain's bounds that are tested here (`tests/limits.rs` has the guard).
     let mut many_errors = record(1);
-    many_errors.security_labels = vec!["not a label!".repeat(5); 2_000];
+    many_errors.security_labels = vec!["not a label!".repeat(5); 900];
     many_errors.subject.as_mut().unwrap().local_ids = vec![
         pb::LocalIdentifier {
             system: "bad system".repeat(10),
             value: "bad value".repeat(10),
         };
-        2_000
+        900
     ];
     let mut bad_codes = record(2);
-    bad_codes.permitted_purposes = vec![9_999; 20_000];
+    bad_codes.permitted_purposes = vec![9_999; 900];
     bad_codes.relationship_type = 77;
     let mut foreign = record(3);
     foreign.custodian = "E".repeat(20_000);
