@@ -133,7 +133,7 @@ fn record(n: u32) -> pb::RelationshipRecord {
 
 /// A valid NHS number in the 999 test range.
 fn nhs(n: u32) -> String {
-    kith_hub::synthetic::test_nhs_number(u64::from(n)).as_digits()
+    kith_core::NhsNumber::in_test_range(u64::from(n)).as_digits()
 }
 
 /// Each acknowledged publish: its audit index and the record ids it named.

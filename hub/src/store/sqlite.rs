@@ -706,11 +706,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("hub.db").display());
         let store = SqliteStore::open(&url).await.unwrap();
-        let mut generator = crate::synthetic::Generator::new(7);
-        let person = generator.person(1);
-        let nhs = person.nhs_number;
+        let nhs = kith_core::NhsNumber::in_test_range(1);
         assert!(store.records_for_nhs_number(&nhs).await.unwrap().is_empty());
-        let record = generator.record("E08000006", "council", &person, "case-1".into());
+        let mut record: kith_core::Record = serde_json::from_value(serde_json::json!({
+            "record_id": "case-1", "version": 1, "custodian": "E08000006",
+            "subject": {"nhs_number": nhs.as_digits()},
+            "relationship_type": "child_in_need", "sensitivity": "normal",
+            "period": {"start": "2025-01-01"},
+            "key_worker": {"name": "J. Smith", "phone": "0161 496 0000"},
+            "lawful_basis": {"article6": "public_task"},
+            "permitted_purposes": ["safeguarding"], "residency": "england"
+        }))
+        .unwrap();
+        record.seal();
         let publishable = [Publishable {
             record,
             held_at_source: false,
