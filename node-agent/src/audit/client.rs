@@ -20,6 +20,13 @@ use crate::hub_client::HubConnector;
 /// Entries per `GetEntries` call (the hub's maximum).
 pub const PAGE: u32 = 1000;
 
+/// The largest answer this client decodes. The hub stops a page at about
+/// 2 MiB of entry bytes (always at least one entry, so a page is 2 MiB plus
+/// one entry at most); tonic's default of 4 MiB would fail on a page of
+/// large entries. Pages come back as long as the hub makes them: the loop
+/// below pages by what it got, not by the count it asked for.
+pub const MAX_DECODE_BYTES: usize = 32 * 1024 * 1024;
+
 /// The latest checkpoint as the hub sent it, not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawCheckpoint {
@@ -44,7 +51,7 @@ impl AuditClient {
         let (address, channel) = hub.channel().await?;
         Ok(Self {
             address,
-            client: AuditServiceClient::new(channel),
+            client: AuditServiceClient::new(channel).max_decoding_message_size(MAX_DECODE_BYTES),
             auditor,
         })
     }
@@ -60,6 +67,18 @@ impl AuditClient {
     }
 
     fn refused(&self, call: &'static str, status: tonic::Status) -> AuditError {
+        // tonic's own decode limit, on this side: not the hub's refusal.
+        if status
+            .message()
+            .contains("decoded message length too large")
+        {
+            return AuditError::TooLarge {
+                address: self.address.clone(),
+                call,
+                limit: MAX_DECODE_BYTES,
+                detail: status.message().to_string(),
+            };
+        }
         AuditError::Refused {
             address: self.address.clone(),
             call,
