@@ -67,24 +67,7 @@ impl AuditClient {
     }
 
     fn refused(&self, call: &'static str, status: tonic::Status) -> AuditError {
-        // tonic's own decode limit, on this side: not the hub's refusal.
-        if status
-            .message()
-            .contains("decoded message length too large")
-        {
-            return AuditError::TooLarge {
-                address: self.address.clone(),
-                call,
-                limit: MAX_DECODE_BYTES,
-                detail: status.message().to_string(),
-            };
-        }
-        AuditError::Refused {
-            address: self.address.clone(),
-            call,
-            code: status.code(),
-            message: status.message().to_string(),
-        }
+        status_error(&self.address, call, status)
     }
 
     fn malformed(&self, call: &'static str, reason: impl Into<String>) -> AuditError {
@@ -263,6 +246,29 @@ impl AuditClient {
     }
 }
 
+/// The error for a failed call: the hub's refusal, or this agent's own
+/// decode limit (tonic reports that as a status too, but it is not the
+/// hub's doing).
+fn status_error(address: &str, call: &'static str, status: tonic::Status) -> AuditError {
+    if status
+        .message()
+        .contains("decoded message length too large")
+    {
+        return AuditError::TooLarge {
+            address: address.to_string(),
+            call,
+            limit: MAX_DECODE_BYTES,
+            detail: status.message().to_string(),
+        };
+    }
+    AuditError::Refused {
+        address: address.to_string(),
+        call,
+        code: status.code(),
+        message: status.message().to_string(),
+    }
+}
+
 fn to_hash(bytes: &[u8]) -> Option<Hash> {
     bytes.try_into().ok()
 }
@@ -280,4 +286,29 @@ pub async fn read_log(
     let checkpoint = super::trust::fetch(&mut client, trusted.as_ref()).await?;
     let entries = client.entries(0, checkpoint.tree_size, progress).await?;
     Ok((checkpoint, entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_too_large_to_decode_is_the_agents_own_limit_not_a_refusal() {
+        let status = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 5000000 bytes, the limit is: 4194304 bytes",
+        );
+        let err = status_error("https://hub:7443", "GetEntries", status);
+        assert!(matches!(err, AuditError::TooLarge { .. }), "{err:?}");
+        assert_eq!(err.code(), None, "not a code the hub answered with");
+        let text = err.to_string();
+        assert!(text.contains("this agent's own limit"), "{text}");
+        assert!(!text.contains("refused"), "{text}");
+        let refused = status_error(
+            "https://hub:7443",
+            "GetEntries",
+            tonic::Status::permission_denied("no audit access"),
+        );
+        assert_eq!(refused.code(), Some(tonic::Code::PermissionDenied));
+        assert!(refused.to_string().contains("refused GetEntries"));
+    }
 }
