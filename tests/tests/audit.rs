@@ -702,6 +702,13 @@ async fn a_thousand_refused_calls_from_a_non_member_make_a_handful_of_entries_co
         })
         .sum();
     assert_eq!(counted, 1000, "{all:?}");
+    eprintln!(
+        "1,000 refused calls: {} refusal entries, counts {:?}",
+        all.len(),
+        all.iter()
+            .map(|e| e["count"].as_u64().unwrap_or(1))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -771,9 +778,18 @@ async fn an_auditor_verifies_and_exports_a_log_of_large_entries_paged_by_bytes()
     let page_bytes: usize = page.entries.iter().map(|e| e.entry.len()).sum();
     assert!(page_bytes <= 2 * 1024 * 1024 + 70_000, "{page_bytes}");
 
+    let started = std::time::Instant::now();
     let report = verify(&w, OVERSIGHT, federation_auditor()).await;
+    let verified_in = started.elapsed();
     assert!(report.ok(), "{}", report.render());
     assert_eq!(report.entries, report.checkpoint.tree_size);
+    eprintln!(
+        "large-entry log: {size} entries, {bytes} entry bytes in the first 1,000; \
+         one GetEntries(count 1000) page: {} entries, {page_bytes} entry bytes; \
+         audit verify: {} entries in {verified_in:.2?}",
+        page.entries.len(),
+        report.entries
+    );
     let mut out = Vec::new();
     let summary = audit::export(
         &auditor_config(&w, OVERSIGHT),
