@@ -376,3 +376,58 @@ async fn ended_records_show_their_end_and_withdrawn_ones_are_gone() {
     );
     w.hub.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_role_asserted_by_an_authority_kind_that_does_not_hold_it_discloses_nothing() {
+    let w = world().await;
+    // A police public protection officer sees the council's plan in detail
+    // under the children's safeguarding agreement.
+    let r = ask(
+        &w,
+        POLICE_D,
+        pb::Purpose::Safeguarding,
+        "public_protection_officer",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        levels(&r),
+        [(COUNCIL_A.to_string(), pb::DisclosureLevel::Detail)]
+    );
+    // The same role asserted by an NHS trust's agent: nothing, and the
+    // audit says which rule refused.
+    let r = ask(
+        &w,
+        TRUST_C,
+        pb::Purpose::Safeguarding,
+        "public_protection_officer",
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.records
+            .iter()
+            .all(|d| d.record.as_ref().unwrap().custodian == TRUST_C),
+        "{:?}",
+        levels(&r)
+    );
+    let audit = audit_entries(&w.hub).await;
+    let share = audit
+        .iter()
+        .find(|e| {
+            e["kind"] == "access"
+                && e["query_id"] == r.query_id
+                && e["records"][0]["custodian"] == COUNCIL_A
+        })
+        .expect("the council's share of the trust's query");
+    assert_eq!(share["records"][0]["decision"], "hidden", "{share}");
+    assert!(
+        share["records"][0]["decided_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "forbid-role-not-held-by-authority-kind"),
+        "{share}"
+    );
+    w.hub.shutdown().await.unwrap();
+}
