@@ -32,10 +32,11 @@ pub enum AuditKind {
     NotificationDelivered,
     /// A break-glass access was reviewed (or a review refused).
     BreakGlassReview,
-    /// One custodian's share of a query that reached several custodians'
-    /// records: the same act, naming only that custodian's records, so its
-    /// auditor sees every access to them without learning what the others
-    /// hold. Written in the same commit as the query entry.
+    /// One custodian's share of another authority's query that reached its
+    /// records: the same act, naming only that custodian's records (hidden
+    /// ones too), so its auditor sees every access to them without learning
+    /// what the others hold. Written in the same commit as the query entry;
+    /// read by that custodian's auditor only.
     Access,
 }
 
@@ -104,6 +105,10 @@ pub struct AuditEntry {
     /// How the subject was matched, for queries without an NHS number.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<AuditedMatch>,
+    /// How many acts this one entry stands for, when more than one (a
+    /// non-member's refusals coalesced over a window: [`crate::refusals`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// The break-glass side of a query entry.
@@ -131,27 +136,62 @@ pub struct AuditedMatch {
 }
 
 impl AuditEntry {
-    /// For a query entry that names records of several custodians: one
-    /// `access` entry per custodian, naming only its records. Empty when
-    /// the entry names one custodian or none (it already concerns it alone).
-    pub fn per_custodian_access(&self) -> Vec<AuditEntry> {
-        let mut custodians: Vec<&str> = self.records.iter().map(|r| r.custodian.as_str()).collect();
+    /// The entries to write for this entry, scoped for auditors. Any entry
+    /// but a query's: itself. A query entry (which its authority's auditor
+    /// reads) keeps only what that authority may know: its own records, and
+    /// other custodians' records its user was shown at some level (detail,
+    /// summary or withheld), with their matches. Every other custodian
+    /// whose records the query reached (at any level, hidden included, or
+    /// matched and then dropped as past retention) gets an `access` entry
+    /// naming only its own records, unless the query entry already names
+    /// exactly those and nothing else (its auditor then reads that). The
+    /// query entry comes first.
+    pub fn scoped_for_audit(self) -> Vec<AuditEntry> {
+        if self.kind != AuditKind::Query {
+            return vec![self];
+        }
+        let actor = self.authority.as_str();
+        let shown: std::collections::HashSet<(&str, &str)> = self
+            .records
+            .iter()
+            .filter(|r| r.decision != "hidden")
+            .map(|r| (r.custodian.as_str(), r.record_id.as_str()))
+            .collect();
+        let known = |custodian: &str, record_id: &str| {
+            custodian == actor || shown.contains(&(custodian, record_id))
+        };
+        let mut query = self.clone();
+        query.records.retain(|r| known(&r.custodian, &r.record_id));
+        query.matches.retain(|m| known(&m.custodian, &m.record_id));
+        let mut custodians: Vec<&str> = self
+            .records
+            .iter()
+            .map(|r| r.custodian.as_str())
+            .chain(self.matches.iter().map(|m| m.custodian.as_str()))
+            .filter(|c| *c != actor)
+            .collect();
         custodians.sort_unstable();
         custodians.dedup();
-        if self.kind != AuditKind::Query || custodians.len() < 2 {
-            return Vec::new();
+        let query_bytes = query.to_bytes();
+        let mut shares = Vec::with_capacity(custodians.len());
+        for c in custodians {
+            let mut access = self.clone();
+            access.kind = AuditKind::Access;
+            access.records.retain(|r| r.custodian == c);
+            access.matches.retain(|m| m.custodian == c);
+            let whole_in_query = crate::audit_access::concerns(&query_bytes, c)
+                && access.records == query.records
+                && access.matches == query.matches;
+            if whole_in_query {
+                continue;
+            }
+            access.reason = format!("the records of {c} reached by this query");
+            shares.push(access);
         }
-        custodians
-            .into_iter()
-            .map(|c| {
-                let mut access = self.clone();
-                access.kind = AuditKind::Access;
-                access.records.retain(|r| r.custodian == c);
-                access.matches.retain(|m| m.custodian == c);
-                access.reason = format!("the records of {c} reached by this query");
-                access
-            })
-            .collect()
+        let mut out = Vec::with_capacity(1 + shares.len());
+        out.push(query);
+        out.extend(shares);
+        out
     }
 
     /// A new entry of `kind` by `authority`, stamped now.
@@ -170,6 +210,7 @@ impl AuditEntry {
             query_id: None,
             break_glass: None,
             matches: Vec::new(),
+            count: None,
         }
     }
 
@@ -198,5 +239,114 @@ mod tests {
         let back: AuditEntry = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.to_bytes(), bytes);
+    }
+
+    fn rec(custodian: &str, id: &str, decision: &str) -> AuditedRecord {
+        AuditedRecord {
+            custodian: custodian.into(),
+            record_id: id.into(),
+            version: 1,
+            decision: decision.into(),
+            decided_by: vec![],
+            reason: String::new(),
+        }
+    }
+
+    fn matched(custodian: &str, id: &str) -> AuditedMatch {
+        AuditedMatch {
+            custodian: custodian.into(),
+            record_id: id.into(),
+            grade: "certain".into(),
+            score: String::new(),
+            rule_version: "1".into(),
+        }
+    }
+
+    fn ids(e: &AuditEntry) -> (Vec<String>, Vec<String>) {
+        (
+            e.records
+                .iter()
+                .map(|r| format!("{}/{}", r.custodian, r.record_id))
+                .collect(),
+            e.matches
+                .iter()
+                .map(|m| format!("{}/{}", m.custodian, m.record_id))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_query_entry_names_only_what_the_querier_was_shown_and_each_custodian_gets_its_share() {
+        let mut q = AuditEntry::new(AuditKind::Query, "A", DateTime::<Utc>::UNIX_EPOCH);
+        q.records = vec![
+            rec("A", "own-hidden", "hidden"),
+            rec("B", "b-shown", "summary"),
+            rec("B", "b-hidden", "hidden"),
+            rec("C", "c-withheld", "withheld"),
+            rec("D", "d-hidden", "hidden"),
+        ];
+        // E's record matched, then dropped as past retention.
+        q.matches = vec![
+            matched("B", "b-shown"),
+            matched("B", "b-hidden"),
+            matched("E", "e-expired"),
+            matched("A", "own-hidden"),
+        ];
+        let out = q.scoped_for_audit();
+        assert_eq!(out[0].kind, AuditKind::Query);
+        assert_eq!(
+            ids(&out[0]),
+            (
+                vec![
+                    "A/own-hidden".into(),
+                    "B/b-shown".into(),
+                    "C/c-withheld".into()
+                ],
+                vec!["B/b-shown".into(), "A/own-hidden".into()]
+            ),
+            "the querier's entry names its own and what it was shown"
+        );
+        let shares: Vec<_> = out[1..]
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind, AuditKind::Access);
+                ids(e)
+            })
+            .collect();
+        assert_eq!(
+            shares,
+            vec![
+                (
+                    vec!["B/b-shown".into(), "B/b-hidden".into()],
+                    vec!["B/b-shown".into(), "B/b-hidden".into()]
+                ),
+                (vec!["C/c-withheld".into()], vec![]),
+                (vec!["D/d-hidden".into()], vec![]),
+                (vec![], vec!["E/e-expired".into()]),
+            ],
+            "every other custodian sees its whole share, hidden and expired included"
+        );
+    }
+
+    #[test]
+    fn a_query_entry_wholly_one_custodians_needs_no_share_and_other_kinds_stay_whole() {
+        let mut q = AuditEntry::new(AuditKind::Query, "A", DateTime::<Utc>::UNIX_EPOCH);
+        q.records = vec![rec("B", "b1", "detail")];
+        q.matches = vec![matched("B", "b1")];
+        let out = q.clone().scoped_for_audit();
+        assert_eq!(
+            out,
+            vec![q.clone()],
+            "B's auditor reads the query entry itself"
+        );
+        // The same with a hidden record of B: B's share is no longer whole
+        // in the query entry.
+        q.records.push(rec("B", "b2", "hidden"));
+        let out = q.scoped_for_audit();
+        assert_eq!(out.len(), 2);
+        assert_eq!(ids(&out[1]).0, ["B/b1", "B/b2"]);
+        let mut p = AuditEntry::new(AuditKind::Publish, "A", DateTime::<Utc>::UNIX_EPOCH);
+        p.records = vec![rec("A", "a1", "accepted")];
+        assert_eq!(p.clone().scoped_for_audit(), vec![p]);
     }
 }

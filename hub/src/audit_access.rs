@@ -2,14 +2,15 @@
 //!
 //! The scope comes from the policy set (`audit_scope`): an authority's
 //! auditor sees the entries its own users made, and those naming only its
-//! own records; a federation auditor sees all; anyone else none. An entry
-//! that names other custodians' records too (another authority's query
-//! that found records at several custodians) is withheld from a custodian's
-//! auditor: showing it would tell them what the other custodians hold.
-//! Each such query is therefore written with one `access` entry per
-//! custodian beside it, in the same commit, naming only that custodian's
-//! records: each custodian's auditor sees every access to its own records
-//! through those. An entry outside the
+//! own records; a federation auditor sees all; anyone else none. A query
+//! entry names only what the querying authority may know (its own records
+//! and those its user was shown at some level); each other custodian whose
+//! records the query reached gets an `access` entry beside it, in the same
+//! commit, naming only that custodian's records (see
+//! [`crate::audit::AuditEntry::scoped_for_audit`]), and only that
+//! custodian's auditor reads it. So each custodian's auditor sees every
+//! access to its own records, and no auditor learns from an entry what
+//! another custodian holds. An entry outside the
 //! caller's scope is still listed, as its leaf hash alone, so every auditor
 //! can recompute the tree and check it against the signed checkpoint
 //! without reading other authorities' business. Every read is itself
@@ -26,6 +27,12 @@ use crate::hub::{Caller, Hub, now};
 /// Most entries one read returns.
 pub const MAX_ENTRIES: u32 = 1000;
 
+/// A read stops once its entries hold this many bytes (always at least
+/// one entry): a page of large entries (a 500-record publish is about
+/// 67 KB) stays well under a client's 4 MiB default decode limit. The
+/// agent pages by what it got back.
+pub const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
+
 /// One entry as an auditor sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditView {
@@ -36,15 +43,25 @@ pub struct AuditView {
 }
 
 /// Whether `authority`'s own auditor may read an entry: made by it, or
-/// naming its records and no other custodian's.
+/// naming its records and no other custodian's (in `records` and
+/// `matches`). An `access` entry (one custodian's share of another
+/// authority's query) is its custodian's alone, not the querier's: it may
+/// name records the querier was never shown.
 pub fn concerns(entry: &[u8], authority: &str) -> bool {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(entry) else {
         return false;
     };
-    value["authority"] == authority
-        || value["records"]
-            .as_array()
-            .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|r| r["custodian"] == authority))
+    let listed = |field: &str| value[field].as_array().map_or(&[][..], Vec::as_slice);
+    let mut named = listed("records").iter().chain(listed("matches"));
+    let mut any = false;
+    let only_theirs = named.all(|r| {
+        any = true;
+        r["custodian"] == authority
+    }) && any;
+    if value["kind"] == "access" {
+        return only_theirs;
+    }
+    value["authority"] == authority || only_theirs
 }
 
 impl Hub {
@@ -88,7 +105,10 @@ impl Hub {
             return Ok(Vec::new());
         }
         let count = count.min((tree_size - start).min(u64::from(u32::MAX)) as u32);
-        let stored = self.store.audit_entries(start, count).await?;
+        let stored = self
+            .store
+            .audit_entries_within(start, count, MAX_PAGE_BYTES)
+            .await?;
         // The read is audited before anything is returned.
         self.audit.append(record).await?;
         let authority = caller.authority.as_str();
@@ -121,5 +141,19 @@ mod tests {
         assert!(concerns(only_c, "C"));
         assert!(!concerns(br#"{"authority":"A","records":[]}"#, "C"));
         assert!(!concerns(b"not json", "A"));
+    }
+
+    #[test]
+    fn matches_count_as_named_and_an_access_entry_is_its_custodians_alone() {
+        // A query by A whose records are all C's, but which matched B's.
+        let matched_b = br#"{"authority":"A","kind":"query","records":[{"custodian":"C"}],"matches":[{"custodian":"C"},{"custodian":"B"}]}"#;
+        assert!(concerns(matched_b, "A"));
+        assert!(!concerns(matched_b, "C"), "it would tell C what B holds");
+        let access = br#"{"authority":"A","kind":"access","records":[{"custodian":"C"}],"matches":[{"custodian":"C"}]}"#;
+        assert!(concerns(access, "C"));
+        assert!(!concerns(access, "A"), "it may name what A was not shown");
+        let only_matches = br#"{"authority":"A","kind":"access","matches":[{"custodian":"C"}]}"#;
+        assert!(concerns(only_matches, "C"));
+        assert!(!concerns(br#"{"authority":"A","kind":"access"}"#, "A"));
     }
 }

@@ -171,6 +171,44 @@ impl Hub {
         Err(HubError::PermissionDenied(access.reason))
     }
 
+    /// Checks, by policy (`review_break_glass`), that `user` may review
+    /// `access` (`None`: no such access, so only whether they review at
+    /// all); audits a refusal.
+    async fn may_review_access(
+        &self,
+        caller: &Caller,
+        user: &ActingUser,
+        access: Option<&BreakGlassAccess>,
+    ) -> Result<(), HubError> {
+        let reviewer = disclosure::requester(caller, user);
+        // Accesses are looked up by the caller's authority, so the accessor
+        // is one of its users; no access: a user id no one has.
+        let accessor = match access {
+            Some(a) => disclosure::requester(caller, &a.user),
+            None => kith_policy::Requester {
+                user_id: String::new(),
+                ..reviewer.clone()
+            },
+        };
+        let decision = self.policies().may_review_break_glass(&reviewer, &accessor);
+        if decision.allowed {
+            return Ok(());
+        }
+        let mut entry = AuditEntry::new(
+            AuditKind::BreakGlassReview,
+            caller.authority.as_str(),
+            now(),
+        );
+        entry.user = Some(user.user_id.clone());
+        entry.role = Some(user.role.clone());
+        // The access's own id (as stored), never the caller's text as sent.
+        entry.query_id = access.map(|a| a.query_id.clone());
+        entry.outcome = "refused".into();
+        entry.reason = format!("review a break-glass access: {}", decision.reason);
+        self.audit.append(entry).await?;
+        Err(HubError::PermissionDenied(decision.reason))
+    }
+
     /// The caller's authority's break-glass accesses, newest first:
     /// those awaiting review, or all.
     pub async fn list_break_glass(
@@ -231,8 +269,13 @@ impl Hub {
         if !errors.is_empty() {
             return Err(HubError::InvalidArgument(errors));
         }
-        self.may_review(caller, user, "review a break-glass access")
+        // Separation of duties, by policy: the access's own authority's
+        // auditors review it, never the user who broke glass.
+        let found = self
+            .store
+            .break_glass_access(caller.authority.as_str(), query_id)
             .await?;
+        self.may_review_access(caller, user, found.as_ref()).await?;
         let at = now();
         let review = Review {
             outcome: outcome.to_string(),

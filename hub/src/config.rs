@@ -435,6 +435,7 @@ impl SharingConfig {
             break_glass_window: chrono::Duration::minutes(self.break_glass_window_minutes as i64),
             access_notification_types: types,
             match_rules,
+            ..crate::hub::Settings::default()
         })
     }
 }

@@ -17,6 +17,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../policies/default/00-record-forbids.cedar"),
     ),
     (
+        "default/05-role-kinds.cedar",
+        include_str!("../../policies/default/05-role-kinds.cedar"),
+    ),
+    (
         "default/10-agreement-bounds.cedar",
         include_str!("../../policies/default/10-agreement-bounds.cedar"),
     ),
@@ -61,6 +65,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../policies/tests/audit.json"),
     ),
     (
+        "tests/break-glass-review.json",
+        include_str!("../../policies/tests/break-glass-review.json"),
+    ),
+    (
         "tests/children-safeguarding.json",
         include_str!("../../policies/tests/children-safeguarding.json"),
     ),
@@ -75,6 +83,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "tests/forbids.json",
         include_str!("../../policies/tests/forbids.json"),
+    ),
+    (
+        "tests/role-kinds.json",
+        include_str!("../../policies/tests/role-kinds.json"),
     ),
     (
         "vocabulary.json",

@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 use kith_core::{AuthorityCode, RelationshipType};
 use kith_policy::PolicySet;
 
-use crate::audit::{AuditEntry, AuditKind};
 use crate::audit_writer::AuditWriter;
 use crate::detail::DetailSource;
 use crate::directory::{Directory, Member};
 use crate::error::HubError;
 use crate::notify::Notifier;
+use crate::refusals::RefusalLog;
 use crate::store::Store;
 
 /// An authenticated member authority.
@@ -35,6 +35,8 @@ pub struct Settings {
     pub access_notification_types: HashSet<RelationshipType>,
     /// Demographic matching rules (versioned).
     pub match_rules: kith_core::matching::MatchRules,
+    /// How long a non-member's refusals are coalesced into one entry.
+    pub refusal_window: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
                 .map(|t| t.parse().expect("default types are codes"))
                 .collect(),
             match_rules: kith_core::matching::MatchRules::default(),
+            refusal_window: crate::refusals::DEFAULT_WINDOW,
         }
     }
 }
@@ -60,6 +63,7 @@ pub struct Hub {
     policies: RwLock<Arc<PolicySet>>,
     pub(crate) jurisdiction: String,
     pub(crate) detail: Arc<dyn DetailSource>,
+    pub(crate) refusals: Arc<RefusalLog>,
 }
 
 impl Hub {
@@ -71,9 +75,12 @@ impl Hub {
         detail: Arc<dyn DetailSource>,
     ) -> Self {
         let notifier = Arc::new(Notifier::default());
+        let audit = AuditWriter::spawn(store.clone(), notifier.clone());
+        let settings = Settings::default();
         Self {
-            audit: AuditWriter::spawn(store.clone(), notifier.clone()),
-            settings: Settings::default(),
+            refusals: crate::refusals::start(settings.refusal_window, audit.clone()),
+            audit,
+            settings,
             notifier,
             store,
             directory,
@@ -85,6 +92,7 @@ impl Hub {
 
     /// Replaces the default settings.
     pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.refusals.set_window(settings.refusal_window);
         self.settings = settings;
         self
     }
@@ -116,7 +124,9 @@ impl Hub {
     }
 
     /// Turns a certificate-proven authority into a caller, if it is a member
-    /// of the federation. Refusals are audited.
+    /// of the federation. Refusals are audited, coalesced per peer
+    /// ([`crate::refusals`]): the first of a window at once, the rest
+    /// counted into one entry.
     pub async fn authenticate(&self, authority: AuthorityCode) -> Result<Caller, HubError> {
         match self.directory.member(authority.as_str()) {
             Some(member) => Ok(Caller {
@@ -124,15 +134,28 @@ impl Hub {
                 authority,
             }),
             None => {
-                let mut entry = AuditEntry::new(AuditKind::Refusal, authority.as_str(), now());
-                entry.outcome = "refused".into();
-                entry.reason = "not a member of the federation".into();
-                self.audit.append(entry).await?;
+                if let Some(entry) = self
+                    .refusals
+                    .note(authority.as_str(), std::time::Instant::now())
+                {
+                    self.audit.append(entry).await?;
+                }
                 Err(HubError::PermissionDenied(format!(
                     "authority {authority} is not a member of this federation"
                 )))
             }
         }
+    }
+}
+
+impl Hub {
+    /// Writes every refusal counted and not yet written (at shutdown).
+    pub async fn flush_refusals(&self) -> Result<(), HubError> {
+        let pending = self.refusals.due(std::time::Instant::now(), true);
+        if !pending.is_empty() {
+            self.audit.append_all(pending).await?;
+        }
+        Ok(())
     }
 }
 

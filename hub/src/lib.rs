@@ -26,6 +26,7 @@ pub mod notify;
 pub mod policy_reload;
 pub mod publish;
 pub mod query;
+pub mod refusals;
 pub mod retention;
 pub mod server;
 pub mod store;

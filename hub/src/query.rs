@@ -365,8 +365,7 @@ impl Hub {
         );
         // Durable before disclosure: nothing is returned unless this
         // commits, with each custodian's own share of it and the notices.
-        let mut entries = vec![entry];
-        entries.extend(entries[0].per_custodian_access());
+        let entries = entry.scoped_for_audit();
         let audit_index = self.audit.append_notifying(entries, notices).await?;
 
         if let (Some(claim), Some(flag)) = (&request.break_glass, &break_glass) {

@@ -108,6 +108,10 @@ impl RunningHub {
                 Ok(())
             }
         };
+        // Non-members' refusals still being counted are written now.
+        if let Err(e) = self.hub.flush_refusals().await {
+            tracing::error!(error = %e, "counted refusals could not be written at shutdown");
+        }
         // Sequence what the last calls wrote, then stop and hand the
         // sequencer lease to another replica, if any.
         self.stop_sequencer.send_replace(true);

@@ -8,7 +8,11 @@
 //! for a disclosure case, or `hold` / `no_hold` (with `hub_jurisdiction`)
 //! for a data-location case. An audit-access case has `expect_scope`
 //! (`federation`, `own_authority` or `none`) instead of `expect`, and needs
-//! only a `requester`. `expect_permitting` / `expect_forbidding`, when
+//! only a `requester`. A break-glass review case has `expect_review`
+//! (`allowed` or `refused`), a `requester` (the reviewer) and an
+//! `accessor` (the user who broke glass: `user_id`, and optionally `role`,
+//! `team` and `authority_code`, `authority_kind`, `jurisdiction`, each
+//! taken from the requester when left out). `expect_permitting` / `expect_forbidding`, when
 //! given, must equal the determining policy ids (in any order).
 
 use std::fmt;
@@ -117,10 +121,48 @@ struct Case {
     /// For an audit-access case: `federation`, `own_authority` or `none`.
     #[serde(default)]
     expect_scope: Option<String>,
+    /// For a break-glass review case: `allowed` or `refused`.
+    #[serde(default)]
+    expect_review: Option<String>,
+    /// For a break-glass review case: who broke glass.
+    #[serde(default)]
+    accessor: Option<AccessorCase>,
     #[serde(default)]
     expect_permitting: Option<Vec<String>>,
     #[serde(default)]
     expect_forbidding: Option<Vec<String>>,
+}
+
+/// The user who broke glass, in a review case; what is left out is the
+/// reviewer's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessorCase {
+    user_id: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    authority_code: Option<String>,
+    #[serde(default)]
+    authority_kind: Option<String>,
+    #[serde(default)]
+    jurisdiction: Option<String>,
+}
+
+impl AccessorCase {
+    fn requester(&self, reviewer: &Requester) -> Requester {
+        let or = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+        Requester {
+            authority_code: or(&self.authority_code, &reviewer.authority_code),
+            authority_kind: or(&self.authority_kind, &reviewer.authority_kind),
+            jurisdiction: or(&self.jurisdiction, &reviewer.jurisdiction),
+            user_id: self.user_id.clone(),
+            role: or(&self.role, &reviewer.role),
+            team: or(&self.team, &reviewer.team),
+        }
+    }
 }
 
 /// Defaults then case; nested objects (requester, record) merged per field.
@@ -173,19 +215,20 @@ fn run_case(set: &PolicySet, case: &Case) -> Result<(), (String, String)> {
             .as_ref()
             .map_or("(any)".into(), |v| format!("{v:?}"))
     );
-    let expect = match (&case.expect, &case.expect_scope) {
-        (Some(e), None) => e.as_str(),
-        (None, Some(scope)) => return run_audit_case(set, case, scope, &want_ids),
-        (Some(_), Some(_)) => {
+    let expect = match (&case.expect, &case.expect_scope, &case.expect_review) {
+        (Some(e), None, None) => e.as_str(),
+        (None, Some(scope), None) => return run_audit_case(set, case, scope, &want_ids),
+        (None, None, Some(review)) => return run_review_case(set, case, review, &want_ids),
+        (None, None, None) => {
             return Err((
-                "either expect (a disclosure or data-location case) or expect_scope (an audit case)".into(),
-                "both given".into(),
+                "expect (or expect_scope for an audit case, expect_review for a break-glass review case)".into(),
+                "none given".into(),
             ));
         }
-        (None, None) => {
+        _ => {
             return Err((
-                "expect (or expect_scope for an audit case)".into(),
-                "neither given".into(),
+                "one of expect (a disclosure or data-location case), expect_scope (an audit case) or expect_review (a break-glass review case)".into(),
+                "both given".into(),
             ));
         }
     };
@@ -285,6 +328,65 @@ fn run_audit_case(
             format!(
                 "audit scope {} (permitting {:?}, forbidding {:?}; reason {:?})",
                 a.scope, a.permitting, a.forbidding, a.reason
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a break-glass review case (`expect_review`).
+fn run_review_case(
+    set: &PolicySet,
+    case: &Case,
+    review: &str,
+    want_ids: &str,
+) -> Result<(), (String, String)> {
+    let want = match review {
+        "allowed" => true,
+        "refused" => false,
+        other => {
+            return Err((
+                "expect_review allowed or refused".into(),
+                format!("{other:?}"),
+            ));
+        }
+    };
+    let requester = case
+        .requester
+        .as_ref()
+        .ok_or_else(|| ("a requester".to_string(), "none given".to_string()))?;
+    let accessor = case
+        .accessor
+        .as_ref()
+        .ok_or_else(|| {
+            (
+                "an accessor (who broke glass)".to_string(),
+                "none given".to_string(),
+            )
+        })?
+        .requester(requester);
+    let mut words = set.vocabulary_problems(Some(requester), None);
+    words.extend(set.vocabulary_problems(Some(&accessor), None));
+    if !words.is_empty() {
+        return Err((
+            format!("case {:?} to use the vocabulary", case.name),
+            words.join("; "),
+        ));
+    }
+    let d = set.may_review_break_glass(requester, &accessor);
+    if d.allowed != want
+        || !same_ids(&case.expect_permitting, &d.permitting)
+        || !same_ids(&case.expect_forbidding, &d.forbidding)
+    {
+        let word = |a: bool| if a { "allowed" } else { "refused" };
+        return Err((
+            format!("review {} ({want_ids})", word(want)),
+            format!(
+                "review {} (permitting {:?}, forbidding {:?}; reason {:?})",
+                word(d.allowed),
+                d.permitting,
+                d.forbidding,
+                d.reason
             ),
         ));
     }

@@ -17,6 +17,10 @@ pub(crate) const DISCLOSURE_ACTIONS: [&str; 3] = ["view_detail", "view_summary",
 /// The audit actions, widest scope first.
 pub(crate) const AUDIT_ACTIONS: [&str; 2] = ["audit_federation", "audit_own_authority"];
 
+/// The break-glass review action (validated and evaluated with the audit
+/// actions: its resource is not a record).
+pub(crate) const REVIEW_ACTION: &str = "review_break_glass";
+
 /// Pre-parsed Cedar names (parsing them per request would cost time).
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
@@ -26,11 +30,14 @@ pub(crate) struct Names {
     agreement: EntityTypeName,
     hub: EntityTypeName,
     federation: EntityTypeName,
+    break_glass_access: EntityTypeName,
     /// view_detail, view_summary, acknowledge.
     pub disclosure: [EntityUid; 3],
     pub hold_detail: EntityUid,
     /// audit_federation, audit_own_authority.
     pub audit: [EntityUid; 2],
+    /// review_break_glass.
+    pub review: EntityUid,
 }
 
 impl Names {
@@ -45,9 +52,11 @@ impl Names {
             agreement: ty("Kith::Agreement"),
             hub: ty("Kith::Hub"),
             federation: ty("Kith::Federation"),
+            break_glass_access: ty("Kith::BreakGlassAccess"),
             disclosure: DISCLOSURE_ACTIONS.map(action),
             hold_detail: action("hold_detail"),
             audit: AUDIT_ACTIONS.map(action),
+            review: action(REVIEW_ACTION),
         }
     }
 
@@ -58,6 +67,7 @@ impl Names {
             .iter()
             .chain([&self.hold_detail])
             .chain(&self.audit)
+            .chain([&self.review])
             .cloned()
             .collect()
     }
@@ -86,6 +96,14 @@ impl Names {
     }
     pub(crate) fn federation(&self, id: &str) -> EntityUid {
         Self::uid(&self.federation, id)
+    }
+    pub(crate) fn break_glass_access(&self, id: &str) -> EntityUid {
+        Self::uid(&self.break_glass_access, id)
+    }
+    /// Whether `a` is an audit action or the review action (rules naming
+    /// one are validated against the whole schema and evaluated apart).
+    pub(crate) fn is_audit_like(&self, a: &EntityUid) -> bool {
+        self.audit.contains(a) || a == &self.review
     }
 }
 

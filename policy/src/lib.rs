@@ -9,7 +9,9 @@
 //! gives a [`Decider`] that decides the many records of one query (one
 //! requester, purpose and time) more cheaply; [`PolicySet::may_hold_at_hub`]
 //! answers the data-location question; [`PolicySet::audit_scope`] says how
-//! much of the audit log a requester may read; [`check`] runs the set's own
+//! much of the audit log a requester may read;
+//! [`PolicySet::may_review_break_glass`] who may review a break-glass access
+//! (separation of duties); [`check`] runs the set's own
 //! test cases.
 //!
 //! The input types here deliberately depend on no other Kith crate: the hub
@@ -26,6 +28,7 @@ mod entities;
 mod error;
 mod input;
 mod policy_set;
+mod review;
 mod time;
 mod vocabulary;
 
@@ -36,4 +39,5 @@ pub use decision::{Decision, HoldDecision, Level};
 pub use error::{PolicyError, Problem};
 pub use input::{RecordFacts, Requester};
 pub use policy_set::PolicySet;
+pub use review::ReviewDecision;
 pub use time::parse_time;

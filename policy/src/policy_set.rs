@@ -17,7 +17,9 @@ use miette::Diagnostic;
 use crate::agreement::{Agreement, AgreementIndex, parse_agreements};
 use crate::batch::{Base, BatchCache, Item, copy_id};
 use crate::compile::{Compiled, GuardCache, Units, compile, may_apply};
-use crate::entities::{AUDIT_ACTIONS, Names, hold_entities, query_context, request_entities};
+use crate::entities::{
+    AUDIT_ACTIONS, Names, REVIEW_ACTION, hold_entities, query_context, request_entities,
+};
 use crate::error::{PolicyError, Problem};
 use crate::input::{RecordFacts, Requester};
 use crate::vocabulary::Vocabulary;
@@ -82,6 +84,9 @@ pub struct PolicySet {
     /// The schema declares both audit actions (a set written before they
     /// existed loads, and gives no one audit access).
     pub(crate) audit_defined: bool,
+    /// The schema declares `review_break_glass` (otherwise no one may
+    /// review a break-glass access: fails closed).
+    pub(crate) review_defined: bool,
     pub(crate) agreements: Vec<Agreement>,
     pub(crate) index: AgreementIndex,
     pub(crate) categories: HashMap<String, String>,
@@ -379,6 +384,9 @@ impl PolicySet {
         let audit_defined = schema
             .as_ref()
             .is_some_and(|s| names.audit.iter().all(|a| s.actions().any(|x| x == a)));
+        let review_defined = schema
+            .as_ref()
+            .is_some_and(|s| s.actions().any(|x| x == &names.review));
         if let Some(schema) = &schema {
             // Strict validation of the whole set. A rule that names an audit
             // action is validated against the whole schema; any other rule
@@ -444,7 +452,13 @@ impl PolicySet {
                 }
             }
             // The schema must describe what the engine supplies.
-            if let Some(p) = probe(&names, schema, agreements.first(), audit_defined) {
+            if let Some(p) = probe(
+                &names,
+                schema,
+                agreements.first(),
+                audit_defined,
+                review_defined,
+            ) {
                 problems.push(Problem::new(
                     &schema_path,
                     format!("the schema does not match the requests Kith makes: {p}"),
@@ -570,6 +584,7 @@ impl PolicySet {
             hold,
             audit,
             audit_defined,
+            review_defined,
             agreements,
             index,
             categories,
@@ -728,8 +743,8 @@ impl PolicySet {
 fn names_audit_action(p: &cedar_policy::Policy, names: &Names) -> bool {
     match p.action_constraint() {
         ActionConstraint::Any => false,
-        ActionConstraint::Eq(a) => names.audit.contains(&a),
-        ActionConstraint::In(list) => list.iter().any(|a| names.audit.contains(a)),
+        ActionConstraint::Eq(a) => names.is_audit_like(&a),
+        ActionConstraint::In(list) => list.iter().any(|a| names.is_audit_like(a)),
     }
 }
 
@@ -739,7 +754,7 @@ fn schema_without_audit(text: &str) -> Option<Schema> {
     let (fragment, _warnings) = SchemaFragment::from_cedarschema_str(text).ok()?;
     let mut json = fragment.to_json_value().ok()?;
     let actions = json.get_mut("Kith")?.get_mut("actions")?.as_object_mut()?;
-    for a in AUDIT_ACTIONS {
+    for a in AUDIT_ACTIONS.into_iter().chain([REVIEW_ACTION]) {
         actions.remove(a);
     }
     Schema::from_json_value(json).ok()
@@ -752,6 +767,7 @@ fn probe(
     schema: &Schema,
     agreement: Option<&Agreement>,
     audit: bool,
+    review: bool,
 ) -> Option<String> {
     let requester = Requester {
         authority_code: "PROBE-A".into(),
@@ -827,6 +843,21 @@ fn probe(
             ) {
                 return Some(e.to_string());
             }
+        }
+    }
+    if review {
+        if let Err(e) = crate::review::review_entities(names, &requester, &requester, Some(schema))
+        {
+            return Some(e);
+        }
+        if let Err(e) = cedar_policy::Request::new(
+            names.user(&requester),
+            names.review.clone(),
+            crate::review::access_uid(names, &requester.authority_code, "probe"),
+            cedar_policy::Context::empty(),
+            Some(schema),
+        ) {
+            return Some(e.to_string());
         }
     }
     cedar_policy::Request::new(

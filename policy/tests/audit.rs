@@ -269,3 +269,46 @@ fn checker_runs_audit_cases_and_reports_a_wrong_one() {
     let report = check(&default_dir());
     assert!(report.passed(), "{report}");
 }
+
+fn council_user(user_id: &str, role: &str) -> Requester {
+    Requester {
+        authority_code: "E08000003".into(),
+        authority_kind: "council".into(),
+        jurisdiction: "england".into(),
+        user_id: user_id.into(),
+        role: role.into(),
+        team: "t".into(),
+    }
+}
+
+#[test]
+fn a_review_is_the_authoritys_auditors_never_the_accessors_and_fails_closed_without_the_action() {
+    let set = PolicySet::load(&default_dir()).unwrap();
+    let dpo = council_user("dpo-1", "auditor");
+    let d = set.may_review_break_glass(&dpo, &council_user("sw-1", "social_worker"));
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.permitting, ["review-break-glass-own-authority"]);
+    let own = set.may_review_break_glass(&dpo, &dpo);
+    assert!(!own.allowed, "{own:?}");
+    assert_eq!(own.forbidding, ["forbid-review-own-break-glass"]);
+    assert!(own.reason.contains("another auditor"), "{}", own.reason);
+
+    // A set whose schema has no review action (and so no review rules)
+    // loads, and nobody may review.
+    let tmp = copy_of_default();
+    let schema = tmp.path().join("kith.cedarschema");
+    let text = fs::read_to_string(&schema).unwrap();
+    let start = text.find("  action review_break_glass").unwrap();
+    let end = start + text[start..].find("};").unwrap() + 2;
+    fs::write(&schema, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let rules = tmp.path().join("default/40-audit.cedar");
+    let text = fs::read_to_string(&rules).unwrap();
+    let cut = text.find("// Break-glass review").unwrap();
+    fs::write(&rules, &text[..cut]).unwrap();
+    fs::remove_file(tmp.path().join("tests/break-glass-review.json")).unwrap();
+    let set = PolicySet::load(tmp.path()).unwrap();
+    let d = set.may_review_break_glass(&dpo, &council_user("sw-1", "social_worker"));
+    assert!(!d.allowed, "{d:?}");
+    assert_eq!(d.forbidding, ["error:request"]);
+    assert_eq!(set.audit_scope(&dpo).scope, AuditScope::OwnAuthority);
+}

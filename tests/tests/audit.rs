@@ -656,3 +656,508 @@ async fn a_malformed_or_out_of_range_entries_request_is_audited_and_answered_cle
     assert!(page.entries.is_empty());
     w.hub.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_thousand_refused_calls_from_a_non_member_make_a_handful_of_entries_counting_all_of_them()
+{
+    let t = TestDir::new();
+    let hub = t.start_hub().await;
+    let mut outsider = audit_client(channel(hub.addr(), &t.agent_tls(OUTSIDER)).await.unwrap());
+    for _ in 0..1000 {
+        let err = outsider
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    }
+    let refusals = |entries: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        entries
+            .into_iter()
+            .filter(|e| e["kind"] == "refusal")
+            .collect()
+    };
+    let so_far = refusals(audit_entries(&hub).await);
+    assert!(
+        !so_far.is_empty() && so_far.len() <= 2,
+        "the first refusal is written at once, the rest counted: {so_far:?}"
+    );
+    assert_eq!(so_far[0]["authority"], OUTSIDER);
+    assert_eq!(so_far[0]["reason"], "not a member of the federation");
+    // Shutting down writes what is still being counted.
+    let core = hub.hub().clone();
+    hub.shutdown().await.unwrap();
+    let stored = core.store().audit_entries(0, 100_000).await.unwrap();
+    let all = refusals(
+        stored
+            .iter()
+            .map(|e| serde_json::from_slice(&e.entry).unwrap())
+            .collect(),
+    );
+    assert!(all.len() <= 5, "{} refusal entries: {all:?}", all.len());
+    let counted: u64 = all
+        .iter()
+        .map(|e| {
+            assert_eq!(e["authority"], OUTSIDER);
+            e["count"].as_u64().unwrap_or(1)
+        })
+        .sum();
+    assert_eq!(counted, 1000, "{all:?}");
+    eprintln!(
+        "1,000 refused calls: {} refusal entries, counts {:?}",
+        all.len(),
+        all.iter()
+            .map(|e| e["count"].as_u64().unwrap_or(1))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn an_auditor_verifies_and_exports_a_log_of_large_entries_paged_by_bytes() {
+    let t = TestDir::new();
+    let hub = t.start_hub().await;
+    // 70 publishes of 500 records: about 67 KB an entry, more than 4 MiB
+    // in the first 1,000 entries.
+    let tls = t.agent_tls(COUNCIL_A);
+    let mut c = records_client(channel(hub.addr(), &tls).await.unwrap());
+    for batch in 0..70 {
+        let records = (0..500)
+            .map(|i| {
+                record_wire(
+                    COUNCIL_A,
+                    &format!("cin-{batch}-{i}"),
+                    1,
+                    &test_nhs_number(1000 + i),
+                    "child_in_need",
+                    &["safeguarding"],
+                )
+            })
+            .collect();
+        let results = c
+            .publish_records(pb::PublishRecordsRequest { records })
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        assert_eq!(results.len(), 500);
+    }
+    let stored = hub.hub().store().audit_entries(0, 1000).await.unwrap();
+    let bytes: usize = stored.iter().map(|e| e.entry.len()).sum();
+    assert!(
+        bytes > 4 * 1024 * 1024,
+        "the log's first 1,000 entries hold {bytes} bytes: not enough to pass 4 MiB"
+    );
+    let w = World {
+        t,
+        hub,
+        nhs: String::new(),
+    };
+    let size = w.hub.hub().store().audit_len().await.unwrap();
+    wait_for_checkpoint(&w, size).await;
+
+    // A client with tonic's default 4 MiB decode limit still reads a page:
+    // the hub stops it by bytes, and the agent pages by what came back.
+    let mut plain = audit_client(
+        channel(w.hub.addr(), &w.t.agent_tls(OVERSIGHT))
+            .await
+            .unwrap(),
+    );
+    let page = plain
+        .get_entries(pb::GetEntriesRequest {
+            acting_user: Some(acting_user("federation_auditor")),
+            start: 0,
+            count: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !page.entries.is_empty() && page.entries.len() < 70,
+        "{} entries in one page",
+        page.entries.len()
+    );
+    let page_bytes: usize = page.entries.iter().map(|e| e.entry.len()).sum();
+    assert!(page_bytes <= 2 * 1024 * 1024 + 70_000, "{page_bytes}");
+
+    let started = std::time::Instant::now();
+    let report = verify(&w, OVERSIGHT, federation_auditor()).await;
+    let verified_in = started.elapsed();
+    assert!(report.ok(), "{}", report.render());
+    assert_eq!(report.entries, report.checkpoint.tree_size);
+    eprintln!(
+        "large-entry log: {size} entries, {bytes} entry bytes in the first 1,000; \
+         one GetEntries(count 1000) page: {} entries, {page_bytes} entry bytes; \
+         audit verify: {} entries in {verified_in:.2?}",
+        page.entries.len(),
+        report.entries
+    );
+    let mut out = Vec::new();
+    let summary = audit::export(
+        &auditor_config(&w, OVERSIGHT),
+        federation_auditor(),
+        &ExportOptions::default(),
+        &mut out,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.written, summary.to - summary.from, "{summary:?}");
+    assert!(summary.written >= report.entries, "{summary:?}");
+    assert!(out.len() > 4 * 1024 * 1024);
+    w.hub.shutdown().await.unwrap();
+}
+
+/// What one authority's users were shown: (custodian, record id) of detail
+/// and summary answers, and the custodians of withheld ones (a withheld
+/// answer names no record).
+#[derive(Debug, Default)]
+struct Shown {
+    ids: std::collections::HashSet<(String, String)>,
+    withheld_by: std::collections::HashSet<String>,
+}
+
+fn note_shown(
+    shown: &mut std::collections::HashMap<String, Shown>,
+    authority: &str,
+    answer: &pb::QueryResponse,
+) {
+    let s = shown.entry(authority.to_string()).or_default();
+    let disclosed = answer
+        .records
+        .iter()
+        .chain(answer.candidates.iter().filter_map(|c| c.record.as_ref()));
+    for d in disclosed {
+        let r = d.record.as_ref().expect("a disclosed record");
+        if d.level == pb::DisclosureLevel::Withheld as i32 {
+            s.withheld_by.insert(r.custodian.clone());
+        } else {
+            s.ids.insert((r.custodian.clone(), r.record_id.clone()));
+        }
+    }
+}
+
+/// The (custodian, record id, decision) an entry names, in `records` and
+/// `matches` (decision empty for a match).
+fn named(entry: &serde_json::Value) -> Vec<(String, String, String)> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    ["records", "matches"]
+        .iter()
+        .flat_map(|f| entry[*f].as_array().cloned().unwrap_or_default())
+        .map(|r| {
+            (
+                text(&r["custodian"]),
+                text(&r["record_id"]),
+                text(&r["decision"]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn no_auditor_reads_another_custodians_record_its_users_were_not_shown_in_any_kind_of_entry()
+{
+    use std::collections::{BTreeSet, HashMap};
+    let t = TestDir::new();
+    let hub = t.start_hub().await;
+    let addr = hub.addr();
+    let nhs = test_nhs_number(31);
+    let other = test_nhs_number(32);
+    // Council A: a child protection plan about the person, and two records
+    // about someone else to end and withdraw.
+    publish_accepted(
+        addr,
+        &t.agent_tls(COUNCIL_A),
+        vec![
+            record_wire(
+                COUNCIL_A,
+                "cpp-1",
+                1,
+                &nhs,
+                "child_protection_plan",
+                &["safeguarding", "direct_care", "emergency"],
+            ),
+            record_wire(
+                COUNCIL_A,
+                "cin-2",
+                1,
+                &other,
+                "child_in_need",
+                &["safeguarding"],
+            ),
+            record_wire(
+                COUNCIL_A,
+                "cin-3",
+                1,
+                &other,
+                "child_in_need",
+                &["safeguarding"],
+            ),
+        ],
+    )
+    .await;
+    // Trust C: a mental health record (withheld from a council asking for
+    // safeguarding), a sealed one (hidden from everyone) and one past its
+    // retention date (dropped by every query, then purged).
+    let trust = |id: &str| {
+        let mut r = record_wire(
+            TRUST_C,
+            id,
+            1,
+            &nhs,
+            "mental_health",
+            &["direct_care", "care_planning"],
+        );
+        r.provenance.as_mut().unwrap().content_hash.clear();
+        r
+    };
+    let mut sealed = trust("mh-sealed");
+    sealed.sensitivity = pb::Sensitivity::Sealed as i32;
+    let mut old = trust("mh-old");
+    old.retain_until = "2025-06-01".into();
+    publish_accepted(
+        addr,
+        &t.agent_tls(TRUST_C),
+        vec![trust("mh-1"), sealed, old],
+    )
+    .await;
+
+    let mut shown: HashMap<String, Shown> = HashMap::new();
+    // Council B by NHS number, and by demographics (the matches name every
+    // record of the person, the sealed and the expired too).
+    let b = t.agent_tls(COUNCIL_B);
+    let answer = ask_as(
+        addr,
+        &b,
+        query_request(&nhs, pb::Purpose::Safeguarding, "social_worker"),
+    )
+    .await
+    .unwrap();
+    note_shown(&mut shown, COUNCIL_B, &answer);
+    let mut by_demographics = query_request("", pb::Purpose::Safeguarding, "social_worker");
+    by_demographics.subject = Some(pb::Subject {
+        demographics: Some(pb::Demographics {
+            given_name: "Amelia".into(),
+            family_name: "O'Brien".into(),
+            date_of_birth: "2015-04-12".into(),
+            postcode: "M14 5RT".into(),
+        }),
+        ..Default::default()
+    });
+    let answer = ask_as(addr, &b, by_demographics).await.unwrap();
+    assert!(!answer.records.is_empty() || !answer.candidates.is_empty());
+    note_shown(&mut shown, COUNCIL_B, &answer);
+    // The trust's ED clinician (its own records, and the council's plan).
+    let answer = ask_as(
+        addr,
+        &t.agent_tls(TRUST_C),
+        query_request(&nhs, pb::Purpose::DirectCare, "ed_clinician"),
+    )
+    .await
+    .unwrap();
+    note_shown(&mut shown, TRUST_C, &answer);
+    // Police break glass, then its review (refused for the officer,
+    // recorded by the force's auditor).
+    let mut emergency = query_request(&nhs, pb::Purpose::Emergency, "police_officer");
+    emergency.break_glass = Some(pb::BreakGlass {
+        reason_code: "life_threatening".into(),
+        justification: "Person in crisis on a bridge; need the crisis team's number now".into(),
+    });
+    let answer = ask_as(addr, &t.agent_tls(POLICE_D), emergency)
+        .await
+        .unwrap();
+    note_shown(&mut shown, POLICE_D, &answer);
+    let mut police_audit = audit_client(channel(addr, &t.agent_tls(POLICE_D)).await.unwrap());
+    let review = |role: &str| pb::ReviewBreakGlassRequest {
+        acting_user: Some(acting_user(role)),
+        query_id: answer.query_id.clone(),
+        outcome: pb::BreakGlassReviewOutcome::Appropriate as i32,
+        note: "Crisis call log confirms the emergency".into(),
+    };
+    police_audit
+        .review_break_glass(review("police_officer"))
+        .await
+        .unwrap_err();
+    police_audit
+        .review_break_glass(review("auditor"))
+        .await
+        .unwrap();
+    // The council is told of the break glass and acknowledges it.
+    let mut link = LinkProbe::open(addr, &t.agent_tls(COUNCIL_A)).await;
+    let told = link
+        .next_notification(WAIT)
+        .await
+        .expect("a break-glass notification");
+    link.ack(&told.notification_id).await;
+    let delivered = eventually(WAIT, || async {
+        audit_entries(&hub)
+            .await
+            .iter()
+            .any(|e| e["kind"] == "notification_delivered")
+    })
+    .await;
+    assert!(delivered, "the acknowledgement is audited");
+    // Council A's directive, end and withdrawal; a non-member's refusal; the
+    // retention purge.
+    let mut a = records_client(channel(addr, &t.agent_tls(COUNCIL_A)).await.unwrap());
+    a.publish_directives(pb::PublishDirectivesRequest {
+        directives: vec![directive_wire(
+            COUNCIL_A,
+            "d-1",
+            1,
+            "cpp-1",
+            pb::DirectiveKind::Consent,
+            pb::DirectiveStatus::Active,
+        )],
+    })
+    .await
+    .unwrap();
+    let at = |id: &str| {
+        Some(pb::RecordRef {
+            custodian: COUNCIL_A.into(),
+            record_id: id.into(),
+        })
+    };
+    a.end_record(pb::EndRecordRequest {
+        record: at("cin-2"),
+        end: "2026-01-01".into(),
+    })
+    .await
+    .unwrap();
+    a.withdraw_record(pb::WithdrawRecordRequest {
+        record: at("cin-3"),
+        reason: pb::WithdrawReason::EnteredInError as i32,
+    })
+    .await
+    .unwrap();
+    audit_client(channel(addr, &t.agent_tls(OUTSIDER)).await.unwrap())
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .unwrap_err();
+    let purged = hub
+        .hub()
+        .purge_expired(chrono::Utc::now().date_naive())
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+
+    let w = World { t, hub, nhs };
+    // Every auditor reads once (audit reads), then again to check.
+    for authority in [COUNCIL_A, COUNCIL_B, TRUST_C, POLICE_D] {
+        audit::client::read_log(
+            &auditor_config(&w, authority),
+            Auditor::new("dpo", "auditor"),
+            None,
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    }
+    let size = w.hub.hub().store().audit_len().await.unwrap();
+    wait_for_checkpoint(&w, size).await;
+    let parse = |e: &audit::LogEntry| -> Option<serde_json::Value> {
+        e.entry.as_ref().map(|b| serde_json::from_slice(b).unwrap())
+    };
+    let (_, everything) = audit::client::read_log(
+        &auditor_config(&w, OVERSIGHT),
+        federation_auditor(),
+        None,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    let everything: Vec<serde_json::Value> = everything.iter().filter_map(parse).collect();
+    let kinds: BTreeSet<&str> = everything
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "publish",
+        "end",
+        "withdraw",
+        "directive",
+        "query",
+        "access",
+        "refusal",
+        "break_glass_review",
+        "notification_delivered",
+        "policy_load",
+        "audit_read",
+        "purge",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} entry in {kinds:?}");
+    }
+    // Every record each query reached, by query id, from the whole log.
+    let mut reached: HashMap<String, BTreeSet<(String, String)>> = HashMap::new();
+    for e in everything
+        .iter()
+        .filter(|e| e["kind"] == "query" || e["kind"] == "access")
+    {
+        let id = e["query_id"].as_str().unwrap().to_string();
+        let querier = e["authority"].as_str().unwrap();
+        for (c, r, _) in named(e) {
+            if c != querier {
+                reached.entry(id.clone()).or_default().insert((c, r));
+            }
+        }
+    }
+    let mut checked = 0;
+    for authority in [COUNCIL_A, COUNCIL_B, TRUST_C, POLICE_D] {
+        let (_, entries) = audit::client::read_log(
+            &auditor_config(&w, authority),
+            Auditor::new("dpo", "auditor"),
+            None,
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+        let nothing = Shown::default();
+        let mine = shown.get(authority).unwrap_or(&nothing);
+        let mut seen: HashMap<String, BTreeSet<(String, String)>> = HashMap::new();
+        for e in entries.iter().filter_map(parse) {
+            for (c, r, decision) in named(&e) {
+                if c == authority {
+                    continue;
+                }
+                checked += 1;
+                let was_shown = mine.ids.contains(&(c.clone(), r.clone()))
+                    || (mine.withheld_by.contains(&c)
+                        && (decision == "withheld" || decision.is_empty()));
+                assert!(
+                    was_shown,
+                    "{authority}'s auditor reads {c}/{r} ({decision:?}), which {authority}'s users were not shown, in {e}"
+                );
+            }
+            if let Some(id) = e["query_id"].as_str() {
+                for (c, r, _) in named(&e) {
+                    if c == authority {
+                        seen.entry(id.to_string()).or_default().insert((c, r));
+                    }
+                }
+            }
+        }
+        // Every access to this authority's records by another, seen.
+        for (id, records) in &reached {
+            let theirs: BTreeSet<_> = records.iter().filter(|(c, _)| c == authority).collect();
+            let got = seen.get(id).cloned().unwrap_or_default();
+            for r in theirs {
+                assert!(
+                    got.contains(r),
+                    "{authority}'s auditor does not see query {id} reach {r:?}"
+                );
+            }
+        }
+    }
+    assert!(checked > 0, "some entries name other custodians' records");
+    // The hidden and the expired records were reached, and only their
+    // custodian's auditor reads that.
+    assert!(
+        reached
+            .values()
+            .any(|r| r.contains(&(TRUST_C.to_string(), "mh-sealed".to_string())))
+    );
+    assert!(
+        reached
+            .values()
+            .any(|r| r.contains(&(TRUST_C.to_string(), "mh-old".to_string())))
+    );
+    w.hub.shutdown().await.unwrap();
+}

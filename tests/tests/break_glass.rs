@@ -311,3 +311,81 @@ async fn the_custodian_is_told_of_every_access_to_a_child_protection_plan_and_no
         "mental health is not configured for access notifications"
     );
 }
+
+#[tokio::test]
+async fn the_user_who_broke_glass_never_reviews_it_nor_does_a_non_auditor_and_each_refusal_is_audited()
+ {
+    let w = world().await;
+    let r = police_query(&w, Some(claim())).await.unwrap();
+    let mut audit = audit_client(
+        channel(w.hub.addr(), &w.t.agent_tls(POLICE_D))
+            .await
+            .unwrap(),
+    );
+    let review = |user: pb::ActingUser| pb::ReviewBreakGlassRequest {
+        acting_user: Some(user),
+        query_id: r.query_id.clone(),
+        outcome: pb::BreakGlassReviewOutcome::Appropriate as i32,
+        note: "Looks fine to me".into(),
+    };
+    // The officer who broke glass (user u-1001), now asserted as the
+    // force's auditor: separation of duties refuses.
+    let mut same_user = acting_user("auditor");
+    same_user.user_id = "u-1001".into();
+    let err = audit
+        .review_break_glass(review(same_user))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("another auditor"),
+        "{}",
+        err.message()
+    );
+    // The same officer under their own role, and another officer: refused.
+    let mut officer = acting_user("police_officer");
+    officer.user_id = "u-1001".into();
+    let err = audit.review_break_glass(review(officer)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    let err = audit
+        .review_break_glass(review(acting_user("police_officer")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    // The custodian's auditor cannot review the police's access either.
+    let mut trust_audit = audit_client(
+        channel(w.hub.addr(), &w.t.agent_tls(TRUST_C))
+            .await
+            .unwrap(),
+    );
+    let err = trust_audit
+        .review_break_glass(review(acting_user("auditor")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+
+    let refused: Vec<_> = audit_entries(&w.hub)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "break_glass_review" && e["outcome"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    for e in &refused {
+        assert_eq!(e["authority"], POLICE_D);
+        assert_eq!(e["query_id"], r.query_id.as_str(), "{e}");
+    }
+    assert_eq!(refused[0]["user"], "u-1001");
+    assert_eq!(refused[0]["role"], "auditor");
+    // Still awaiting review; another auditor at the force records it.
+    let awaiting = list(&mut audit, "auditor", false).await.unwrap();
+    assert_eq!(awaiting.len(), 1);
+    assert!(!awaiting[0].reviewed);
+    audit
+        .review_break_glass(review(acting_user("auditor")))
+        .await
+        .unwrap();
+    let all = list(&mut audit, "auditor", true).await.unwrap();
+    assert!(all[0].reviewed);
+    assert_eq!(all[0].reviewed_by, "auditor-1");
+    w.hub.shutdown().await.unwrap();
+}

@@ -227,10 +227,17 @@ async fn every_query_is_audited_with_each_decision_before_it_is_answered() {
     assert_eq!(entry["purpose"], "care_planning");
     assert_eq!(entry["subject"], w.nhs);
     assert_eq!(entry["query_id"], r.query_id);
-    let decisions: Vec<(&str, &str)> = entry["records"]
-        .as_array()
-        .unwrap()
+    // The police were shown nothing, so their own query entry (which their
+    // auditor reads) names no other custodian's record: each custodian's
+    // hidden decision is in its own `access` entry, in the same commit.
+    assert!(entry.get("records").is_none(), "{entry}");
+    let shares: Vec<&serde_json::Value> = audit
         .iter()
+        .filter(|e| e["kind"] == "access" && e["query_id"] == r.query_id)
+        .collect();
+    let decisions: Vec<(&str, &str)> = shares
+        .iter()
+        .flat_map(|e| e["records"].as_array().unwrap())
         .map(|d| {
             (
                 d["custodian"].as_str().unwrap(),
@@ -366,6 +373,61 @@ async fn ended_records_show_their_end_and_withdrawn_ones_are_gone() {
         r.records
             .iter()
             .all(|d| d.record.as_ref().unwrap().custodian != COUNCIL_A)
+    );
+    w.hub.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_role_asserted_by_an_authority_kind_that_does_not_hold_it_discloses_nothing() {
+    let w = world().await;
+    // A police public protection officer sees the council's plan in detail
+    // under the children's safeguarding agreement.
+    let r = ask(
+        &w,
+        POLICE_D,
+        pb::Purpose::Safeguarding,
+        "public_protection_officer",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        levels(&r),
+        [(COUNCIL_A.to_string(), pb::DisclosureLevel::Detail)]
+    );
+    // The same role asserted by an NHS trust's agent: nothing, and the
+    // audit says which rule refused.
+    let r = ask(
+        &w,
+        TRUST_C,
+        pb::Purpose::Safeguarding,
+        "public_protection_officer",
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.records
+            .iter()
+            .all(|d| d.record.as_ref().unwrap().custodian == TRUST_C),
+        "{:?}",
+        levels(&r)
+    );
+    let audit = audit_entries(&w.hub).await;
+    let share = audit
+        .iter()
+        .find(|e| {
+            e["kind"] == "access"
+                && e["query_id"] == r.query_id
+                && e["records"][0]["custodian"] == COUNCIL_A
+        })
+        .expect("the council's share of the trust's query");
+    assert_eq!(share["records"][0]["decision"], "hidden", "{share}");
+    assert!(
+        share["records"][0]["decided_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "forbid-role-not-held-by-authority-kind"),
+        "{share}"
     );
     w.hub.shutdown().await.unwrap();
 }

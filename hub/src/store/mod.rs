@@ -263,6 +263,13 @@ pub trait Store: Send + Sync + 'static {
         include_reviewed: bool,
     ) -> Result<Vec<BreakGlassAccess>, StoreError>;
 
+    /// One of `authority`'s break-glass accesses, by its query id.
+    async fn break_glass_access(
+        &self,
+        authority: &str,
+        query_id: &str,
+    ) -> Result<Option<BreakGlassAccess>, StoreError>;
+
     /// Records the review of one of `authority`'s accesses, and its audit
     /// entry (whose index the stored review gets), in one transaction.
     async fn review_break_glass(
@@ -314,6 +321,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         from: u64,
         limit: u32,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError>;
+
+    /// As [`Store::audit_entries`], stopping once the entries read hold
+    /// `max_bytes` of entry bytes or more (always at least one entry when
+    /// there is one): a page of large entries stays small.
+    async fn audit_entries_within(
+        &self,
+        from: u64,
+        limit: u32,
+        max_bytes: usize,
     ) -> Result<Vec<StoredAuditEntry>, StoreError>;
 
     /// Up to `limit` leaf hashes from index `from`, in order.

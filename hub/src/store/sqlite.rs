@@ -398,6 +398,31 @@ impl Store for SqliteStore {
         rows.into_iter().map(codec::audit_entry).collect()
     }
 
+    async fn audit_entries_within(
+        &self,
+        from: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError> {
+        use futures::TryStreamExt;
+        let mut rows = sqlx::query_as::<_, (i64, Vec<u8>, Vec<u8>)>(
+            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ? ORDER BY idx LIMIT ?",
+        )
+        .bind(from as i64)
+        .bind(i64::from(limit))
+        .fetch(&self.pool);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while bytes < max_bytes {
+            let Some(row) = rows.try_next().await? else {
+                break;
+            };
+            bytes = bytes.saturating_add(row.1.len());
+            out.push(codec::audit_entry(row)?);
+        }
+        Ok(out)
+    }
+
     async fn audit_leaf_hashes(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>, StoreError> {
         let rows: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT leaf_hash FROM audit_log WHERE idx >= ? ORDER BY idx LIMIT ?",
@@ -642,6 +667,21 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|b| codec::from_json(b, "break-glass body"))
             .collect()
+    }
+
+    async fn break_glass_access(
+        &self,
+        authority: &str,
+        query_id: &str,
+    ) -> Result<Option<BreakGlassAccess>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM break_glass WHERE authority = ? AND query_id = ?")
+                .bind(authority)
+                .bind(query_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        body.map(|b| codec::from_json(&b, "break-glass body"))
+            .transpose()
     }
 
     async fn review_break_glass(

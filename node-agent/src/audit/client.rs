@@ -20,6 +20,13 @@ use crate::hub_client::HubConnector;
 /// Entries per `GetEntries` call (the hub's maximum).
 pub const PAGE: u32 = 1000;
 
+/// The largest answer this client decodes. The hub stops a page at about
+/// 2 MiB of entry bytes (always at least one entry, so a page is 2 MiB plus
+/// one entry at most); tonic's default of 4 MiB would fail on a page of
+/// large entries. Pages come back as long as the hub makes them: the loop
+/// below pages by what it got, not by the count it asked for.
+pub const MAX_DECODE_BYTES: usize = 32 * 1024 * 1024;
+
 /// The latest checkpoint as the hub sent it, not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawCheckpoint {
@@ -44,7 +51,7 @@ impl AuditClient {
         let (address, channel) = hub.channel().await?;
         Ok(Self {
             address,
-            client: AuditServiceClient::new(channel),
+            client: AuditServiceClient::new(channel).max_decoding_message_size(MAX_DECODE_BYTES),
             auditor,
         })
     }
@@ -60,12 +67,7 @@ impl AuditClient {
     }
 
     fn refused(&self, call: &'static str, status: tonic::Status) -> AuditError {
-        AuditError::Refused {
-            address: self.address.clone(),
-            call,
-            code: status.code(),
-            message: status.message().to_string(),
-        }
+        status_error(&self.address, call, status)
     }
 
     fn malformed(&self, call: &'static str, reason: impl Into<String>) -> AuditError {
@@ -244,6 +246,29 @@ impl AuditClient {
     }
 }
 
+/// The error for a failed call: the hub's refusal, or this agent's own
+/// decode limit (tonic reports that as a status too, but it is not the
+/// hub's doing).
+fn status_error(address: &str, call: &'static str, status: tonic::Status) -> AuditError {
+    if status
+        .message()
+        .contains("decoded message length too large")
+    {
+        return AuditError::TooLarge {
+            address: address.to_string(),
+            call,
+            limit: MAX_DECODE_BYTES,
+            detail: status.message().to_string(),
+        };
+    }
+    AuditError::Refused {
+        address: address.to_string(),
+        call,
+        code: status.code(),
+        message: status.message().to_string(),
+    }
+}
+
 fn to_hash(bytes: &[u8]) -> Option<Hash> {
     bytes.try_into().ok()
 }
@@ -261,4 +286,29 @@ pub async fn read_log(
     let checkpoint = super::trust::fetch(&mut client, trusted.as_ref()).await?;
     let entries = client.entries(0, checkpoint.tree_size, progress).await?;
     Ok((checkpoint, entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_too_large_to_decode_is_the_agents_own_limit_not_a_refusal() {
+        let status = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 5000000 bytes, the limit is: 4194304 bytes",
+        );
+        let err = status_error("https://hub:7443", "GetEntries", status);
+        assert!(matches!(err, AuditError::TooLarge { .. }), "{err:?}");
+        assert_eq!(err.code(), None, "not a code the hub answered with");
+        let text = err.to_string();
+        assert!(text.contains("this agent's own limit"), "{text}");
+        assert!(!text.contains("refused"), "{text}");
+        let refused = status_error(
+            "https://hub:7443",
+            "GetEntries",
+            tonic::Status::permission_denied("no audit access"),
+        );
+        assert_eq!(refused.code(), Some(tonic::Code::PermissionDenied));
+        assert!(refused.to_string().contains("refused GetEntries"));
+    }
 }

@@ -112,6 +112,16 @@ pub enum AuditError {
         code: tonic::Code,
         message: String,
     },
+    #[error(
+        "the answer of the hub at {address} to {call} is larger than this agent accepts ({limit} bytes): \
+         this agent's own limit, not a refusal by the hub ({detail})"
+    )]
+    TooLarge {
+        address: String,
+        call: &'static str,
+        limit: usize,
+        detail: String,
+    },
     #[error("the hub at {address} answered {call} with something malformed: {reason}")]
     Malformed {
         address: String,

@@ -55,10 +55,12 @@ pub struct SubjectReport {
 
 /// Builds the report for `nhs` (digits) from entries already read.
 ///
-/// A custodian's auditor sees a query that reached several custodians
-/// through its `access` entry (naming only its own records); where the
-/// whole `query` entry is visible too, the `access` entries of the same
-/// query are not counted again.
+/// A custodian's auditor sees another authority's query that reached its
+/// records through its `access` entry (naming only its own records); where
+/// the `query` entry is visible too, the `access` entries of the same query
+/// are not counted again, and the records they name that the query entry
+/// leaves out (other custodians' records the querier was not shown) are
+/// added to it.
 pub fn report_from(nhs: &str, tree_size: u64, entries: &[LogEntry]) -> SubjectReport {
     let about: Vec<_> = entries
         .iter()
@@ -72,9 +74,35 @@ pub fn report_from(nhs: &str, tree_size: u64, entries: &[LogEntry]) -> SubjectRe
         .filter(|(_, v)| v.kind == "query")
         .map(|(_, v)| v.query_id.clone())
         .collect();
+    let mut shares: std::collections::HashMap<Option<String>, Vec<RecordView>> =
+        std::collections::HashMap::new();
+    for (_, v) in &about {
+        if v.kind == "access" && whole.contains(&v.query_id) {
+            shares
+                .entry(v.query_id.clone())
+                .or_default()
+                .extend(v.records.iter().cloned());
+        }
+    }
     let accesses = about
         .into_iter()
         .filter(|(_, v)| v.kind == "query" || !whole.contains(&v.query_id))
+        .map(|(index, mut v)| {
+            if v.kind == "query"
+                && let Some(extra) = shares.get(&v.query_id)
+            {
+                for r in extra {
+                    if !v
+                        .records
+                        .iter()
+                        .any(|x| x.custodian == r.custodian && x.record_id == r.record_id)
+                    {
+                        v.records.push(r.clone());
+                    }
+                }
+            }
+            (index, v)
+        })
         .map(|(index, v)| Access {
             index,
             break_glass: v.is_break_glass(),
@@ -261,5 +289,36 @@ mod tests {
             .map(|a| a.query_id.clone().unwrap())
             .collect();
         assert_eq!(ids, ["q1", "q2"]);
+    }
+
+    #[test]
+    fn a_federation_auditor_sees_the_records_a_query_entry_leaves_to_the_shares() {
+        // The query entry names what B was shown; C's hidden record is in
+        // C's share only.
+        let entries = [
+            entry(
+                0,
+                r#"{"kind":"query","at":"t0","authority":"B","subject":"9434765919","outcome":"ok","query_id":"q1",
+                    "records":[{"custodian":"A","record_id":"cpp-1","version":1,"decision":"detail"}]}"#,
+            ),
+            entry(
+                1,
+                r#"{"kind":"access","at":"t0","authority":"B","subject":"9434765919","outcome":"ok","query_id":"q1",
+                    "records":[{"custodian":"A","record_id":"cpp-1","version":1,"decision":"detail"}]}"#,
+            ),
+            entry(
+                2,
+                r#"{"kind":"access","at":"t0","authority":"B","subject":"9434765919","outcome":"ok","query_id":"q1",
+                    "records":[{"custodian":"C","record_id":"mh-1","version":1,"decision":"hidden"}]}"#,
+            ),
+        ];
+        let r = report_from("9434765919", 3, &entries);
+        assert_eq!(r.accesses.len(), 1);
+        let levels: Vec<_> = r.accesses[0]
+            .records
+            .iter()
+            .map(|x| (x.record_id.as_str(), x.decision.as_str()))
+            .collect();
+        assert_eq!(levels, [("cpp-1", "detail"), ("mh-1", "hidden")]);
     }
 }

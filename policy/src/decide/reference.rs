@@ -288,6 +288,21 @@ fn compare(dir: &Path, n: usize, seed: u64, unbatched: &[&str]) -> [usize; 4] {
             role: rng.pick(&roles).into(),
             team: rng.pick(&["t", "suspended"]).into(),
         };
+        // Roles are bound to authority kinds (05-role-kinds.cedar): mostly
+        // ask as a kind that holds the role, so that every level is still
+        // reached, and sometimes as any kind.
+        let mut requester = requester;
+        if !rng.chance() {
+            let fitting: &[&str] = match requester.role.as_str() {
+                "social_worker" | "safeguarding_lead" => &["council", "nhs_trust"],
+                "ed_clinician" | "nurse" | "gp" => &["nhs_trust"],
+                "police_officer" | "public_protection_officer" => &["police"],
+                "paramedic" => &["ambulance"],
+                "firefighter" => &["fire"],
+                _ => &kinds,
+            };
+            requester.authority_kind = rng.pick(fitting).into();
+        }
         let same = rng.chance();
         let record = RecordFacts {
             custodian_code: if same {
