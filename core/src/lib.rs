@@ -24,8 +24,9 @@ pub mod wire;
 
 pub use acting_user::ActingUser;
 pub use codes::{
-    Article6Basis, Article9Condition, DirectiveKind, DirectiveStatus, Purpose, RelationshipType,
-    Residency, Sensitivity, WithdrawReason,
+    Article6Basis, Article9Condition, BreakGlassReason, DirectiveKind, DirectiveStatus,
+    NotificationKind, Purpose, RelationshipType, Residency, ReviewOutcome, Sensitivity,
+    WithdrawReason,
 };
 pub use directive::Directive;
 pub use error::FieldError;

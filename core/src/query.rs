@@ -380,6 +380,34 @@ mod tests {
     }
 
     #[test]
+    fn a_search_without_an_nhs_number_needs_names_and_a_date_of_birth() {
+        // (Moved from the hub's subject.rs with its assertions.)
+        let mut q = by_nhs();
+        q.nhs_number = None;
+        let errors = q.check(today()).unwrap_err();
+        assert_eq!(errors[0].field, "subject");
+
+        let mut q = by_nhs();
+        q.nhs_number = None;
+        q.demographics = Some(Demographics {
+            given_name: String::new(),
+            family_name: "O'Brien".into(),
+            date_of_birth: None,
+            postcode: "not a postcode".into(),
+        });
+        let errors = q.check(today()).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "subject.demographics.given_name",
+                "subject.demographics.date_of_birth",
+                "subject.demographics.postcode"
+            ]
+        );
+    }
+
+    #[test]
     fn a_confirmation_belongs_to_a_demographic_query_and_is_bounded() {
         let mut q = by_nhs();
         q.confirm_candidate = Some("E08000003/cpp-1".into());

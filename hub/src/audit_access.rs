@@ -75,6 +75,13 @@ impl Hub {
         count: u32,
         tree_size: u64,
     ) -> Result<Vec<AuditView>, HubError> {
+        // Who is reading must be a bounded, printable assertion before it
+        // is written into the read's own entry.
+        let mut errors = Vec::new();
+        user.check("acting_user", &mut errors);
+        if !errors.is_empty() {
+            return Err(HubError::InvalidArgument(errors));
+        }
         let access = self
             .policies()
             .audit_scope(&disclosure::requester(caller, user));

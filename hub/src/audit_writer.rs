@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::AuditEntry;
 use crate::error::HubError;
-use crate::notify::{Notification, Notifier};
-use crate::store::Store;
+use crate::notify::Notifier;
+use crate::store::{AuditEffects, Store};
 
 /// Most entries committed together.
 const MAX_GROUP: usize = 1024;
@@ -26,9 +26,9 @@ pub struct AuditWriter {
     queue: mpsc::Sender<Batch>,
 }
 
-/// One caller's entries, and the notifications to store with them (each
+/// One caller's entries, and the effects to store with them (each
 /// `audit_index` a position in the caller's entries).
-type Batch = (Vec<AuditEntry>, Vec<Notification>, Reply);
+type Batch = (Vec<AuditEntry>, AuditEffects, Reply);
 
 impl AuditWriter {
     /// Starts the writer task for `store`; `notifier` wakes the agent
@@ -40,18 +40,14 @@ impl AuditWriter {
             let mut group: Vec<Batch> = Vec::with_capacity(MAX_GROUP);
             while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
                 let mut entries: Vec<AuditEntry> = Vec::new();
-                let mut notifications: Vec<Notification> = Vec::new();
-                for (batch, notices, _) in &group {
-                    let base = entries.len() as u64;
-                    notifications.extend(notices.iter().map(|n| Notification {
-                        audit_index: base + n.audit_index,
-                        ..n.clone()
-                    }));
+                let mut effects = AuditEffects::default();
+                for (batch, own, _) in &group {
+                    effects.extend_from(own, entries.len() as u64);
                     entries.extend(batch.iter().cloned());
                 }
-                match store.append_audit_notifying(&entries, &notifications).await {
+                match store.append_audit_with(&entries, &effects).await {
                     Ok(first) => {
-                        if !notifications.is_empty() {
+                        if !effects.notifications.is_empty() {
                             notifier.wake();
                         }
                         // Each caller's entries are consecutive, in order.
@@ -83,23 +79,23 @@ impl AuditWriter {
     /// Appends `entries` with consecutive indexes, in the same commit, and
     /// returns the first index once they are durable.
     pub async fn append_all(&self, entries: Vec<AuditEntry>) -> Result<u64, HubError> {
-        self.append_notifying(entries, Vec::new()).await
+        self.append_with(entries, AuditEffects::default()).await
     }
 
     /// Appends `entries` as [`AuditWriter::append_all`] does, and stores
-    /// `notifications` in the same commit: each one's `audit_index` is read
-    /// as a position in `entries` and stored as that entry's index. The
-    /// notifications are never stored without their entries, nor the
-    /// entries without them.
-    pub async fn append_notifying(
+    /// `effects` (notifications, break-glass accesses) in the same commit:
+    /// each one's `audit_index` is read as a position in `entries` and
+    /// stored as that entry's index. The effects are never stored without
+    /// their entries, nor the entries without them.
+    pub async fn append_with(
         &self,
         entries: Vec<AuditEntry>,
-        notifications: Vec<Notification>,
+        effects: AuditEffects,
     ) -> Result<u64, HubError> {
         let (reply, answer) = oneshot::channel();
         let closed = || HubError::Unavailable("the audit log writer has stopped".into());
         self.queue
-            .send((entries, notifications, reply))
+            .send((entries, effects, reply))
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?

@@ -13,7 +13,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use kith_core::FieldError;
+use kith_core::acting_user::check_printable;
+use kith_core::{FieldError, ReviewOutcome};
 use kith_policy::AuditScope;
 use serde::{Deserialize, Serialize};
 
@@ -26,71 +27,21 @@ use crate::store::ChangeOutcome;
 /// How long a break-glass access lasts, unless configured otherwise.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 60 * 60);
 
-/// The reason codes a claim may give.
-pub const REASON_CODES: &[&str] = &[
-    "life_threatening",
-    "immediate_safeguarding_risk",
-    "public_safety",
-    "other",
-];
+/// What a case worker claims: a reason code and a justification, checked
+/// by the query contract ([`kith_core::query`]).
+pub use kith_core::query::BreakGlassClaim;
 
-/// Shortest and longest justification, in characters.
-pub const JUSTIFICATION_CHARS: std::ops::RangeInclusive<usize> = 10..=1000;
+/// Longest query id a review may name (the hub's own are 32 hex digits).
+const MAX_QUERY_ID_CHARS: usize = 64;
 
-/// What a case worker claims.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BreakGlassClaim {
-    pub reason_code: String,
-    pub justification: String,
-}
-
-impl BreakGlassClaim {
-    /// Field-level errors, under `break_glass.`. The bounds apply to the
-    /// values as they are kept and audited (the wire layer trims them), so
-    /// padding cannot pass for a justification or smuggle in a long one.
-    pub fn check(&self, errors: &mut Vec<FieldError>) {
-        if !REASON_CODES.contains(&self.reason_code.as_str()) {
-            errors.push(FieldError::new(
-                "break_glass.reason_code",
-                format!(
-                    "{} is not a break-glass reason; expected one of: {}",
-                    kith_core::error::quote(&self.reason_code),
-                    REASON_CODES.join(", ")
-                ),
-            ));
-        }
-        let chars = if self.justification.trim().is_empty() {
-            0
-        } else {
-            self.justification.chars().count()
-        };
-        if !JUSTIFICATION_CHARS.contains(&chars) {
-            errors.push(FieldError::new(
-                "break_glass.justification",
-                format!(
-                    "must say why, in {} to {} characters",
-                    JUSTIFICATION_CHARS.start(),
-                    JUSTIFICATION_CHARS.end()
-                ),
-            ));
-        } else if self
-            .justification
-            .chars()
-            .any(|c| c.is_control() && c != '\n')
-        {
-            errors.push(FieldError::new(
-                "break_glass.justification",
-                "contains control characters",
-            ));
-        }
-    }
-}
+/// Longest review note, in characters (after trimming: the trimmed note is
+/// what is stored and audited).
+pub const MAX_REVIEW_NOTE_CHARS: usize = 1000;
 
 /// The review of one access.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {
-    /// appropriate | inappropriate
-    pub outcome: String,
+    pub outcome: ReviewOutcome,
     pub note: String,
     pub reviewed_by: String,
     /// RFC 3339 UTC.
@@ -116,9 +67,6 @@ pub struct BreakGlassAccess {
     #[serde(default)]
     pub review: Option<Review>,
 }
-
-/// The review outcomes an auditor may record.
-pub const REVIEW_OUTCOMES: &[&str] = &["appropriate", "inappropriate"];
 
 pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -217,6 +165,11 @@ impl Hub {
         user: &ActingUser,
         include_reviewed: bool,
     ) -> Result<Vec<BreakGlassAccess>, HubError> {
+        let mut errors = Vec::new();
+        user.check("acting_user", &mut errors);
+        if !errors.is_empty() {
+            return Err(HubError::InvalidArgument(errors));
+        }
         self.may_review(caller, user, "list break-glass accesses")
             .await?;
         let accesses = self
@@ -246,29 +199,38 @@ impl Hub {
         caller: &Caller,
         user: &ActingUser,
         query_id: &str,
-        outcome: &str,
+        outcome: Option<ReviewOutcome>,
         note: &str,
     ) -> Result<u64, HubError> {
         let mut errors = Vec::new();
-        if query_id.trim().is_empty() {
+        user.check("acting_user", &mut errors);
+        let query_id = query_id.trim();
+        if query_id.is_empty() {
             errors.push(FieldError::new("query_id", "is required"));
+        } else {
+            check_printable("query_id", query_id, MAX_QUERY_ID_CHARS, &mut errors);
         }
-        if !REVIEW_OUTCOMES.contains(&outcome) {
+        if outcome.is_none() {
             errors.push(FieldError::new(
                 "outcome",
-                format!("is required: one of {}", REVIEW_OUTCOMES.join(", ")),
+                format!("is required: one of {}", ReviewOutcome::expected()),
             ));
         }
-        let note_chars = note.trim().chars().count();
-        if note_chars == 0 || note_chars > 1000 {
+        // The bound is on the note as kept: trimmed.
+        let note = note.trim();
+        if note.is_empty() {
+            errors.push(FieldError::new("note", "is required"));
+        } else if note.chars().any(|c| c.is_control() && c != '\n') {
+            errors.push(FieldError::new("note", "contains control characters"));
+        } else if note.chars().count() > MAX_REVIEW_NOTE_CHARS {
             errors.push(FieldError::new(
                 "note",
-                "is required, at most 1,000 characters",
+                format!("is longer than {MAX_REVIEW_NOTE_CHARS} characters"),
             ));
         }
-        if !errors.is_empty() {
+        let (Some(outcome), true) = (outcome, errors.is_empty()) else {
             return Err(HubError::InvalidArgument(errors));
-        }
+        };
         // Separation of duties, by policy: the access's own authority's
         // auditors review it, never the user who broke glass.
         let found = self
@@ -278,7 +240,7 @@ impl Hub {
         self.may_review_access(caller, user, found.as_ref()).await?;
         let at = now();
         let review = Review {
-            outcome: outcome.to_string(),
+            outcome,
             note: note.to_string(),
             reviewed_by: user.user_id.clone(),
             reviewed_at: rfc3339(at),
@@ -312,12 +274,12 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn a_claim_needs_a_known_reason_and_a_real_justification() {
+        // (The check itself is the query contract's, kith_core::query; the
+        // assertions are the ones this module had.)
         let mut errors = Vec::new();
-        BreakGlassClaim {
+        kith_core::query::BreakGlassRequest {
             reason_code: "because".into(),
             justification: "urgent".into(),
         }
@@ -330,7 +292,7 @@ mod tests {
         assert!(errors[0].reason.contains("life_threatening"), "{errors:?}");
 
         let mut errors = Vec::new();
-        BreakGlassClaim {
+        kith_core::query::BreakGlassRequest {
             reason_code: "life_threatening".into(),
             justification: "Unconscious patient in ED, no history available".into(),
         }

@@ -226,8 +226,8 @@ impl Hub {
             }
         };
         let relationship_type = match self.store.record(key).await {
-            Ok(Some(stored)) => stored.record.relationship_type.as_str().to_string(),
-            _ => String::new(),
+            Ok(Some(stored)) => Some(stored.record.relationship_type),
+            _ => None,
         };
         let notices = recipients
             .iter()
@@ -238,7 +238,7 @@ impl Hub {
                     recipient,
                     &key.custodian,
                     &key.record_id,
-                    &relationship_type,
+                    relationship_type,
                     audit_index,
                 );
                 n.reason = why.to_string();

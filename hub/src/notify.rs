@@ -14,6 +14,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use kith_core::{Purpose, RelationshipType};
+use kith_policy::Level;
+
 use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
 use crate::error::HubError;
 use crate::hub::{Hub, now};
@@ -21,27 +24,8 @@ use crate::hub::{Hub, now};
 /// How often an open link looks for notifications it has not had acknowledged.
 pub const RESEND_INTERVAL: Duration = Duration::from_secs(5);
 
-/// What a notification is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationKind {
-    /// A record of a type configured for access notifications was accessed.
-    Access,
-    /// A record was accessed under break glass.
-    BreakGlass,
-    /// A record the recipient's users were shown has been revoked.
-    Revocation,
-}
-
-impl NotificationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationKind::Access => "access",
-            NotificationKind::BreakGlass => "break_glass",
-            NotificationKind::Revocation => "revocation",
-        }
-    }
-}
+/// What a notification is about (one vocabulary for hub and agent).
+pub use kith_core::NotificationKind;
 
 /// One notification to one authority.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +38,9 @@ pub struct Notification {
     pub occurred_at: String,
     pub custodian: String,
     pub record_id: String,
-    pub relationship_type: String,
+    /// `None` only when a revoked record could not be read back.
+    #[serde(default, with = "blank_is_none")]
+    pub relationship_type: Option<RelationshipType>,
     /// Access and break glass: who looked, and why.
     #[serde(default)]
     pub accessor_authority: String,
@@ -68,11 +54,13 @@ pub struct Notification {
     pub accessor_role: String,
     #[serde(default)]
     pub accessor_team: String,
-    #[serde(default)]
-    pub purpose: String,
-    /// detail | summary | withheld
-    #[serde(default)]
-    pub level: String,
+    /// Access and break glass: the purpose asked for (stored as its code,
+    /// empty for a revocation).
+    #[serde(default, with = "blank_is_none")]
+    pub purpose: Option<Purpose>,
+    /// Access and break glass: the level disclosed.
+    #[serde(default, with = "blank_is_none")]
+    pub level: Option<Level>,
     #[serde(default)]
     pub query_id: String,
     /// Break glass: the reason given. Revocation: why the record was revoked.
@@ -90,7 +78,7 @@ impl Notification {
         recipient: &str,
         custodian: &str,
         record_id: &str,
-        relationship_type: &str,
+        relationship_type: Option<RelationshipType>,
         audit_index: u64,
     ) -> Self {
         Self {
@@ -100,19 +88,48 @@ impl Notification {
             occurred_at: now().to_rfc3339_opts(SecondsFormat::Millis, true),
             custodian: custodian.to_string(),
             record_id: record_id.to_string(),
-            relationship_type: relationship_type.to_string(),
+            relationship_type,
             accessor_authority: String::new(),
             accessor_authority_name: String::new(),
             accessor_user_id: String::new(),
             accessor_display_name: String::new(),
             accessor_role: String::new(),
             accessor_team: String::new(),
-            purpose: String::new(),
-            level: String::new(),
+            purpose: None,
+            level: None,
             query_id: String::new(),
             reason: String::new(),
             audit_index,
         }
+    }
+}
+
+/// An optional code stored as its spelling, or as "" when absent (the form
+/// notifications have always been stored in).
+mod blank_is_none {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(serde::de::Error::custom)
     }
 }
 

@@ -14,13 +14,12 @@
 //! entry with its score and rule version.
 
 use chrono::{Datelike, NaiveDate};
+use kith_core::FieldError;
 use kith_core::error::quote;
 use kith_core::matching::{
     FieldOutcome, MatchBand, MatchField, MatchRules, MatchScore, SubjectMatch, SubjectQuery,
     match_subject, normalise_postcode,
 };
-use kith_core::validate::{MAX_CODE_LEN, MAX_ID_LEN, check_identifier};
-use kith_core::{Demographics, FieldError, LocalId, NhsNumber};
 
 use crate::audit::AuditedMatch;
 use crate::error::HubError;
@@ -32,110 +31,30 @@ use crate::store::StoredRecord;
 /// the query.
 pub const MAX_BLOCK: u32 = 500;
 
-/// What a query says about its subject.
-#[derive(Debug, Clone)]
-pub enum SubjectSearch {
-    NhsNumber(NhsNumber),
-    /// No NHS number: demographics, with a local identifier of the caller's
-    /// own if the case worker has one.
-    Demographics {
-        demographics: Demographics,
-        /// The block key: required, so held apart from the optional field
-        /// of [`Demographics`] and never unwrapped.
-        date_of_birth: NaiveDate,
-        local_id: Option<LocalId>,
-    },
+pub use kith_core::query::SubjectSearch;
+
+/// How a query's records were found: what the answer's `matched_by` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatchedBy {
+    /// Nothing linked.
+    #[default]
+    Nothing,
+    /// The NHS number, exactly.
+    NhsNumber,
+    /// Demographics scored certain (or the caller's own local id).
+    Demographics,
+    /// A possible match the case worker confirmed.
+    Confirmed,
 }
 
-impl SubjectSearch {
-    /// From the request's parts; errors name the fields.
-    pub fn check(
-        nhs_number: Option<NhsNumber>,
-        demographics: Option<Demographics>,
-        local_id: Option<LocalId>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Self> {
-        if let Some(n) = nhs_number {
-            return Some(Self::NhsNumber(n));
-        }
-        let Some(d) = demographics else {
-            if errors.iter().any(|e| e.field.starts_with("subject.")) {
-                // The NHS number given was not one; that error says it all.
-                return None;
-            }
-            errors.push(FieldError::new(
-                "subject",
-                "give an NHS number, or demographics (given_name, family_name, date_of_birth; postcode if known)",
-            ));
-            return None;
-        };
-        let before = errors.len();
-        for (field, value) in [
-            ("subject.demographics.given_name", &d.given_name),
-            ("subject.demographics.family_name", &d.family_name),
-        ] {
-            if value.trim().is_empty() {
-                errors.push(FieldError::new(
-                    field,
-                    "is required when there is no NHS number",
-                ));
-            } else if value.chars().count() > 100 || value.chars().any(char::is_control) {
-                errors.push(FieldError::new(
-                    field,
-                    "must be at most 100 printable characters",
-                ));
-            }
-        }
-        if d.date_of_birth.is_none()
-            && !errors
-                .iter()
-                .any(|e| e.field == "subject.demographics.date_of_birth")
-        {
-            errors.push(FieldError::new(
-                "subject.demographics.date_of_birth",
-                "is required when there is no NHS number",
-            ));
-        }
-        if !d.postcode.is_empty() && !kith_core::validate::is_uk_postcode(&d.postcode) {
-            errors.push(FieldError::new(
-                "subject.demographics.postcode",
-                format!("{} is not a UK postcode", quote(&d.postcode)),
-            ));
-        }
-        if let Some(id) = &local_id {
-            check_identifier(
-                "subject.local_ids[0].system",
-                &id.system,
-                MAX_CODE_LEN,
-                errors,
-            );
-            check_identifier("subject.local_ids[0].value", &id.value, MAX_ID_LEN, errors);
-        }
-        if errors.len() != before {
-            return None;
-        }
-        let date_of_birth = d.date_of_birth?;
-        Some(Self::Demographics {
-            demographics: d,
-            date_of_birth,
-            local_id,
-        })
-    }
-
-    /// How the subject is named in the audit log and in break-glass
-    /// windows: the NHS number's digits, or the normalised demographics.
-    pub fn audit_key(&self) -> String {
+impl MatchedBy {
+    /// The wire's spelling (empty when nothing linked).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::NhsNumber(n) => n.as_digits(),
-            Self::Demographics {
-                demographics: d, ..
-            } => format!(
-                "demographics:{}|{}|{}|{}",
-                kith_core::matching::normalise_name(&d.family_name),
-                kith_core::matching::normalise_name(&d.given_name),
-                d.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
-                normalise_postcode(&d.postcode),
-            ),
+            MatchedBy::Nothing => "",
+            MatchedBy::NhsNumber => "nhs_number",
+            MatchedBy::Demographics => "demographics",
+            MatchedBy::Confirmed => "confirmed",
         }
     }
 }
@@ -183,8 +102,7 @@ pub struct Found {
     pub possible: Vec<(StoredRecord, Candidate)>,
     /// Every link made or offered, for the audit entry.
     pub matches: Vec<AuditedMatch>,
-    /// nhs_number | demographics | confirmed
-    pub matched_by: &'static str,
+    pub matched_by: MatchedBy,
     /// The demographic block reached [`MAX_BLOCK`]: some records were not
     /// compared.
     pub block_cut: bool,
@@ -229,19 +147,16 @@ impl Hub {
         caller: &Caller,
         search: &SubjectSearch,
         confirm: Option<&str>,
+        today: NaiveDate,
     ) -> Result<Found, HubError> {
         let rules = self.match_rules();
         let (demographics, dob, local_id) = match search {
+            // (A confirmation with an NHS number is refused by the query
+            // contract, `kith_core::query`.)
             SubjectSearch::NhsNumber(n) => {
-                if confirm.is_some() {
-                    return Err(HubError::InvalidArgument(vec![FieldError::new(
-                        "confirm_candidate",
-                        "confirms a candidate of a demographic query; this query gives an NHS number",
-                    )]));
-                }
                 return Ok(Found {
-                    linked: self.store.records_for_nhs_number(n).await?,
-                    matched_by: "nhs_number",
+                    linked: self.store.records_for_nhs_number(n, today).await?,
+                    matched_by: MatchedBy::NhsNumber,
                     ..Found::default()
                 });
             }
@@ -258,6 +173,7 @@ impl Hub {
                 &block_dates(dob),
                 (!postcode.is_empty()).then_some(postcode.as_str()),
                 MAX_BLOCK,
+                today,
             )
             .await?;
         let block_cut = block.len() >= MAX_BLOCK as usize;
@@ -267,7 +183,7 @@ impl Hub {
             demographics: Some(demographics),
         };
         let mut found = Found {
-            matched_by: "demographics",
+            matched_by: MatchedBy::Demographics,
             block_cut,
             ..Found::default()
         };
@@ -330,11 +246,12 @@ impl Hub {
                 return Err(HubError::InvalidArgument(vec![FieldError::new(
                     "confirm_candidate",
                     format!(
-                        "{id:?} is not a candidate of this query; repeat the query with the same demographics and confirm one of the candidates it returns"
+                        "{} is not a candidate of this query; repeat the query with the same demographics and confirm one of the candidates it returns",
+                        quote(id)
                     ),
                 )]));
             }
-            found.matched_by = "confirmed";
+            found.matched_by = MatchedBy::Confirmed;
         }
         Ok(found)
     }
@@ -355,30 +272,5 @@ mod tests {
         assert_eq!(block_dates(no_swap), [no_swap]);
         let same = NaiveDate::from_ymd_opt(2015, 5, 5).unwrap();
         assert_eq!(block_dates(same), [same]);
-    }
-
-    #[test]
-    fn a_search_without_an_nhs_number_needs_names_and_a_date_of_birth() {
-        let mut errors = Vec::new();
-        assert!(SubjectSearch::check(None, None, None, &mut errors).is_none());
-        assert_eq!(errors[0].field, "subject");
-
-        let mut errors = Vec::new();
-        let d = Demographics {
-            given_name: String::new(),
-            family_name: "O'Brien".into(),
-            date_of_birth: None,
-            postcode: "not a postcode".into(),
-        };
-        assert!(SubjectSearch::check(None, Some(d), None, &mut errors).is_none());
-        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            [
-                "subject.demographics.given_name",
-                "subject.demographics.date_of_birth",
-                "subject.demographics.postcode"
-            ]
-        );
     }
 }

@@ -198,7 +198,7 @@ async fn publish_is_idempotent_per_version_and_refuses_stale_and_conflicting_ver
     assert!(!held.held_at_source);
     assert_eq!(
         store
-            .records_for_nhs_number(&n.parse().unwrap())
+            .records_for_nhs_number(&n.parse().unwrap(), chrono::Utc::now().date_naive())
             .await
             .unwrap()
             .len(),
@@ -245,7 +245,7 @@ async fn ending_and_withdrawing_change_the_record_and_are_audited() {
         RecordStatus::Withdrawn(WithdrawReason::EnteredInError)
     );
     let active = store
-        .records_for_nhs_number(&n.parse().unwrap())
+        .records_for_nhs_number(&n.parse().unwrap(), chrono::Utc::now().date_naive())
         .await
         .unwrap();
     assert_eq!(active.len(), 1);

@@ -294,7 +294,7 @@ async fn the_custodian_can_end_and_withdraw_its_record() {
     let active = hub
         .hub()
         .store()
-        .records_for_nhs_number(&nhs.parse().unwrap())
+        .records_for_nhs_number(&nhs.parse().unwrap(), chrono::Utc::now().date_naive())
         .await
         .unwrap();
     assert!(active.is_empty(), "a withdrawn record is gone from results");

@@ -7,8 +7,10 @@ use pb::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
 use super::{caller, to_status};
-use crate::break_glass::{BreakGlassAccess, Review};
-use crate::disclosure::ActingUser;
+use kith_core::ReviewOutcome;
+use kith_core::wire::{acting_user_from_wire, acting_user_to_wire};
+
+use crate::break_glass::BreakGlassAccess;
 use crate::hub::Hub;
 use crate::transparency::TransparencyLog;
 
@@ -23,48 +25,24 @@ impl AuditServiceImpl {
     }
 }
 
-fn acting_user(user: Option<pb::ActingUser>) -> ActingUser {
-    let user = user.unwrap_or_default();
-    ActingUser {
-        user_id: user.user_id,
-        display_name: user.display_name,
-        role: user.role,
-        team: user.team,
-    }
-}
-
 fn access_to_wire(a: BreakGlassAccess) -> pb::BreakGlassAccess {
-    let review = a.review.unwrap_or_else(|| Review {
-        outcome: String::new(),
-        note: String::new(),
-        reviewed_by: String::new(),
-        reviewed_at: String::new(),
-        audit_index: 0,
-    });
-    let outcome = match review.outcome.as_str() {
-        "appropriate" => pb::BreakGlassReviewOutcome::Appropriate,
-        "inappropriate" => pb::BreakGlassReviewOutcome::Inappropriate,
-        _ => pb::BreakGlassReviewOutcome::Unspecified,
-    };
+    let review = a.review.as_ref();
     pb::BreakGlassAccess {
         query_id: a.query_id,
         audit_index: a.audit_index,
-        user: Some(pb::ActingUser {
-            user_id: a.user.user_id,
-            display_name: a.user.display_name,
-            role: a.user.role,
-            team: a.user.team,
-        }),
+        user: Some(acting_user_to_wire(&a.user)),
         subject: a.subject,
-        reason_code: a.claim.reason_code,
+        reason_code: a.claim.reason.as_str().to_string(),
         justification: a.claim.justification,
         occurred_at: a.occurred_at,
         expires_at: a.expires_at,
-        reviewed: !review.reviewed_at.is_empty(),
-        reviewed_by: review.reviewed_by,
-        review_outcome: outcome as i32,
-        review_note: review.note,
-        reviewed_at: review.reviewed_at,
+        reviewed: review.is_some(),
+        reviewed_by: review.map(|r| r.reviewed_by.clone()).unwrap_or_default(),
+        review_outcome: review.map_or(pb::BreakGlassReviewOutcome::Unspecified, |r| {
+            r.outcome.to_wire()
+        }) as i32,
+        review_note: review.map(|r| r.note.clone()).unwrap_or_default(),
+        reviewed_at: review.map(|r| r.reviewed_at.clone()).unwrap_or_default(),
     }
 }
 
@@ -103,7 +81,7 @@ impl AuditService for AuditServiceImpl {
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
         let caller = caller(&self.hub, &request).await?;
         let req = request.into_inner();
-        let user = acting_user(req.acting_user);
+        let user = acting_user_from_wire(req.acting_user);
         let tree_size = self.signed_size().await?;
         let views = self
             .hub
@@ -170,7 +148,7 @@ impl AuditService for AuditServiceImpl {
     ) -> Result<Response<pb::ListBreakGlassResponse>, Status> {
         let caller = caller(&self.hub, &request).await?;
         let req = request.into_inner();
-        let user = acting_user(req.acting_user);
+        let user = acting_user_from_wire(req.acting_user);
         let accesses = self
             .hub
             .list_break_glass(&caller, &user, req.include_reviewed)
@@ -187,12 +165,8 @@ impl AuditService for AuditServiceImpl {
     ) -> Result<Response<pb::ReviewBreakGlassResponse>, Status> {
         let caller = caller(&self.hub, &request).await?;
         let req = request.into_inner();
-        let user = acting_user(req.acting_user);
-        let outcome = match pb::BreakGlassReviewOutcome::try_from(req.outcome) {
-            Ok(pb::BreakGlassReviewOutcome::Appropriate) => "appropriate",
-            Ok(pb::BreakGlassReviewOutcome::Inappropriate) => "inappropriate",
-            _ => "",
-        };
+        let user = acting_user_from_wire(req.acting_user);
+        let outcome = ReviewOutcome::from_wire(req.outcome);
         let audit_index = self
             .hub
             .review_break_glass(&caller, &user, &req.query_id, outcome, &req.note)

@@ -27,7 +27,9 @@ use tonic::{Request, Response, Status, Streaming};
 use super::caller;
 use crate::detail::{DetailError, DetailRequest, DetailSource};
 use crate::hub::Hub;
-use crate::notify::{Notification, NotificationKind, RESEND_INTERVAL};
+use kith_policy::Level;
+
+use crate::notify::{Notification, RESEND_INTERVAL};
 
 type Outbound = mpsc::Sender<Result<pb::HubMessage, Status>>;
 
@@ -441,16 +443,12 @@ async fn deliver_notifications(
 }
 
 fn notification_to_wire(n: Notification) -> pb::Notification {
-    let kind = match n.kind {
-        NotificationKind::Access => pb::NotificationKind::Access,
-        NotificationKind::BreakGlass => pb::NotificationKind::BreakGlass,
-        NotificationKind::Revocation => pb::NotificationKind::Revocation,
-    };
-    let level = match n.level.as_str() {
-        "detail" => pb::DisclosureLevel::Detail,
-        "summary" => pb::DisclosureLevel::Summary,
-        "withheld" => pb::DisclosureLevel::Withheld,
-        _ => pb::DisclosureLevel::Unspecified,
+    let kind = n.kind.to_wire();
+    let level = match n.level {
+        Some(Level::Detail) => pb::DisclosureLevel::Detail,
+        Some(Level::Summary) => pb::DisclosureLevel::Summary,
+        Some(Level::Withheld) => pb::DisclosureLevel::Withheld,
+        Some(Level::Hidden) | None => pb::DisclosureLevel::Unspecified,
     };
     let accessor = (!n.accessor_user_id.is_empty()).then_some(pb::ActingUser {
         user_id: n.accessor_user_id,
@@ -466,17 +464,11 @@ fn notification_to_wire(n: Notification) -> pb::Notification {
             custodian: n.custodian,
             record_id: n.record_id,
         }),
-        relationship_type: n
-            .relationship_type
-            .parse::<kith_core::RelationshipType>()
-            .map_or(0, |t| t.to_wire() as i32),
+        relationship_type: n.relationship_type.map_or(0, |t| t.to_wire() as i32),
         accessor_authority_name: n.accessor_authority_name,
         accessor_authority: n.accessor_authority,
         accessor,
-        purpose: n
-            .purpose
-            .parse::<kith_core::Purpose>()
-            .map_or(0, |p| p.to_wire() as i32),
+        purpose: n.purpose.map_or(0, |p| p.to_wire() as i32),
         level: level as i32,
         query_id: n.query_id,
         reason: n.reason,

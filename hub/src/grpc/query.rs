@@ -2,18 +2,17 @@
 
 use std::sync::Arc;
 
-use kith_core::wire::{acting_user_from_wire, nhs_number_from_wire, parse_date, record_to_wire};
-use kith_core::{FieldError, Purpose};
+use kith_core::wire::{query_from_wire, record_to_wire};
+
 use kith_policy::Level;
 use kith_proto::v1 as pb;
 use pb::query_service_server::QueryService;
 use tonic::{Request, Response, Status};
 
 use super::{caller, to_status};
-use crate::break_glass::BreakGlassClaim;
 use crate::disclosure::View;
 use crate::hub::Hub;
-use crate::query::{AuthorityState, Disclosed, QueryRequest};
+use crate::query::{AuthorityState, Disclosed};
 
 pub struct QueryServiceImpl {
     pub hub: Arc<Hub>,
@@ -68,63 +67,7 @@ impl QueryService for QueryServiceImpl {
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
         let caller = caller(&self.hub, &request).await?;
-        let req = request.into_inner();
-        let mut errors = Vec::new();
-        let purpose = match req.purpose {
-            0 => None,
-            n => {
-                let p = Purpose::from_wire(n);
-                if p.is_none() {
-                    errors.push(FieldError::new(
-                        "purpose",
-                        format!("{n} is not a known purpose"),
-                    ));
-                }
-                p
-            }
-        };
-        let subject = req.subject.unwrap_or_default();
-        let nhs_number =
-            nhs_number_from_wire("subject.nhs_number", &subject.nhs_number, &mut errors);
-        let demographics = subject.demographics.map(|d| kith_core::Demographics {
-            given_name: d.given_name,
-            family_name: d.family_name,
-            date_of_birth: parse_date(
-                "subject.demographics.date_of_birth",
-                &d.date_of_birth,
-                &mut errors,
-            ),
-            postcode: d.postcode,
-        });
-        if subject.local_ids.len() > 1 {
-            errors.push(FieldError::new(
-                "subject.local_ids",
-                "give at most one of your own local identifiers",
-            ));
-        }
-        let local_id = subject
-            .local_ids
-            .into_iter()
-            .next()
-            .map(|l| kith_core::LocalId {
-                system: l.system,
-                value: l.value,
-            });
-        let request = QueryRequest {
-            // Trimmed here; checked with the rest of the request.
-            user: acting_user_from_wire(req.acting_user),
-            purpose,
-            nhs_number,
-            demographics,
-            local_id,
-            confirm_candidate: (!req.confirm_candidate.is_empty()).then_some(req.confirm_candidate),
-            malformed: errors,
-            // Trimmed: the bounds apply to what is kept and audited.
-            break_glass: req.break_glass.map(|b| BreakGlassClaim {
-                reason_code: b.reason_code.trim().to_string(),
-                justification: b.justification.trim().to_string(),
-            }),
-        };
+        let request = query_from_wire(request.into_inner());
         let answer = self.hub.query(&caller, request).await.map_err(to_status)?;
         Ok(Response::new(pb::QueryResponse {
             query_id: answer.query_id,
@@ -132,7 +75,7 @@ impl QueryService for QueryServiceImpl {
             audit_index: answer.audit_index,
             notice: answer.notice.unwrap_or_default(),
             break_glass_until: answer.break_glass_until.unwrap_or_default(),
-            matched_by: answer.matched_by.into(),
+            matched_by: answer.matched_by.as_str().into(),
             candidates: answer
                 .candidates
                 .into_iter()

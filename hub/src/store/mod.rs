@@ -243,9 +243,6 @@ pub trait Store: Send + Sync + 'static {
         at: &str,
     ) -> Result<Option<Notification>, StoreError>;
 
-    /// Records a break-glass access.
-    async fn record_break_glass(&self, access: &BreakGlassAccess) -> Result<(), StoreError>;
-
     /// The latest access of this user at `authority` to `subject` that is
     /// still open at `now` (RFC 3339).
     async fn open_break_glass(
@@ -280,20 +277,26 @@ pub trait Store: Send + Sync + 'static {
         audit: ChangeAudit<'_>,
     ) -> Result<(ChangeOutcome, u64), StoreError>;
 
-    /// Every active record about the person with this NHS number.
+    /// Every active record about the person with this NHS number that is
+    /// still within its retention on `today` (a record past its
+    /// `retain_until` is gone at once, before the purge removes it).
     async fn records_for_nhs_number(
         &self,
         nhs_number: &NhsNumber,
+        today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError>;
 
-    /// Active records whose subject was born on one of `dates_of_birth`
-    /// or lives at `postcode_key` (normalised): the block a demographic
-    /// query is scored against. At most `limit`, with their directives.
+    /// Active records within their retention on `today` whose subject was
+    /// born on one of `dates_of_birth` or lives at `postcode_key`
+    /// (normalised): the block a demographic query is scored against. At
+    /// most `limit`, with their directives; expired records are left out
+    /// before the limit is applied, so they never crowd out current ones.
     async fn records_for_demographics(
         &self,
         dates_of_birth: &[NaiveDate],
         postcode_key: Option<&str>,
         limit: u32,
+        today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError>;
 
     /// The record with this key, whatever its status.
@@ -304,16 +307,18 @@ pub trait Store: Send + Sync + 'static {
     /// consecutive indexes in order. A query entry's disclosures (summary or
     /// more) are noted for [`Store::recipients_of`] in the same transaction.
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<u64, StoreError> {
-        self.append_audit_notifying(entries, &[]).await
+        self.append_audit_with(entries, &AuditEffects::default())
+            .await
     }
 
-    /// [`Store::append_audit`], storing `notifications` in the same
-    /// transaction. Each notification's `audit_index` is read as a position
-    /// in `entries` and stored as that entry's index.
-    async fn append_audit_notifying(
+    /// [`Store::append_audit`], storing `effects` in the same transaction:
+    /// never the entries without their effects, nor the effects without
+    /// their entries. Each effect's `audit_index` is read as a position in
+    /// `entries` and stored as that entry's index.
+    async fn append_audit_with(
         &self,
         entries: &[AuditEntry],
-        notifications: &[Notification],
+        effects: &AuditEffects,
     ) -> Result<u64, StoreError>;
 
     /// Up to `limit` audit entries from index `from`, as stored.
@@ -353,6 +358,47 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the lease up (at shutdown), so another replica takes over at
     /// once rather than when the connection is found dead.
     async fn release_sequencer_lease(&self) {}
+}
+
+/// What a query's audit entry commits with (see [`Store::append_audit_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct AuditEffects {
+    /// Notices to store for delivery over the recipients' links.
+    pub notifications: Vec<Notification>,
+    /// Break-glass accesses claimed by the entries, opened for review.
+    pub break_glass: Vec<BreakGlassAccess>,
+}
+
+impl AuditEffects {
+    /// These effects placed at `first`: every `audit_index` turned from a
+    /// position in the entries into an index in the log.
+    pub fn placed_at(&self, first: u64) -> AuditEffects {
+        AuditEffects {
+            notifications: self
+                .notifications
+                .iter()
+                .map(|n| Notification {
+                    audit_index: first + n.audit_index,
+                    ..n.clone()
+                })
+                .collect(),
+            break_glass: self
+                .break_glass
+                .iter()
+                .map(|b| BreakGlassAccess {
+                    audit_index: first + b.audit_index,
+                    ..b.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// Appends `other`, whose positions count from `base` in a larger group.
+    pub fn extend_from(&mut self, other: &AuditEffects, base: u64) {
+        let placed = other.placed_at(base);
+        self.notifications.extend(placed.notifications);
+        self.break_glass.extend(placed.break_glass);
+    }
 }
 
 /// An audit entry as stored: its index, its exact bytes, and the leaf hash

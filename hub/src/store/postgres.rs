@@ -25,9 +25,9 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 use super::codec::{self, body_of, hash32};
 use super::migrations::{self, POSTGRES};
 use super::{
-    ChangeAudit, ChangeOutcome, DirectiveAudit, DirectiveOutcome, PublishAudit, Publishable,
-    PurgeAudit, RecordKey, Store, StoreError, StoreOutcome, StoredAuditEntry, StoredCheckpoint,
-    StoredRecord,
+    AuditEffects, ChangeAudit, ChangeOutcome, DirectiveAudit, DirectiveOutcome, PublishAudit,
+    Publishable, PurgeAudit, RecordKey, Store, StoreError, StoreOutcome, StoredAuditEntry,
+    StoredCheckpoint, StoredRecord,
 };
 use crate::audit::AuditEntry;
 use crate::break_glass::{BreakGlassAccess, Review};
@@ -383,6 +383,7 @@ impl Store for PostgresStore {
     async fn records_for_nhs_number(
         &self,
         nhs_number: &NhsNumber,
+        today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError> {
         // One statement: each record with its directives (one row per
         // directive, or one row with none), in key order.
@@ -390,9 +391,11 @@ impl Store for PostgresStore {
             "SELECT r.custodian, r.record_id, r.body, r.held_at_source, r.status, \
              r.withdraw_reason, r.ended_on, d.body AS directive FROM records r \
              LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
-             WHERE r.nhs_number = $1 AND r.status = 'active' ORDER BY r.custodian, r.record_id",
+             WHERE r.nhs_number = $1 AND r.status = 'active' \
+             AND (r.retain_until IS NULL OR r.retain_until >= $2) ORDER BY r.custodian, r.record_id",
         )
         .bind(nhs_number.as_digits())
+        .bind(today.to_string())
         .fetch_all(&self.pool)
         .await?;
         records_with_directives(&rows)
@@ -410,21 +413,29 @@ impl Store for PostgresStore {
         row.as_ref().map(row_to_stored).transpose()
     }
 
-    async fn append_audit_notifying(
+    async fn append_audit_with(
         &self,
         entries: &[AuditEntry],
-        notifications: &[Notification],
+        effects: &AuditEffects,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let first = append_in(&mut tx, entries).await?;
-        let placed: Vec<Notification> = notifications
-            .iter()
-            .map(|n| Notification {
-                audit_index: first + n.audit_index,
-                ..n.clone()
-            })
-            .collect();
-        insert_notifications_in(&mut tx, &placed).await?;
+        let placed = effects.placed_at(first);
+        insert_notifications_in(&mut tx, &placed.notifications).await?;
+        for access in &placed.break_glass {
+            sqlx::query(
+                "INSERT INTO break_glass (query_id, authority, user_id, subject, expires_at, reviewed, body) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6)",
+            )
+            .bind(&access.query_id)
+            .bind(&access.authority)
+            .bind(&access.user.user_id)
+            .bind(&access.subject)
+            .bind(&access.expires_at)
+            .bind(codec::json_of(access))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(first)
     }
@@ -515,6 +526,7 @@ impl Store for PostgresStore {
         dates_of_birth: &[NaiveDate],
         postcode_key: Option<&str>,
         limit: u32,
+        today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError> {
         // The block (at most `limit` records), each with its directives,
         // in one statement.
@@ -524,6 +536,7 @@ impl Store for PostgresStore {
              r.withdraw_reason, r.ended_on, d.body AS directive FROM \
              (SELECT * FROM records WHERE status = 'active' \
               AND (date_of_birth = ANY($1::text[]) OR postcode_key = $2) \
+              AND (retain_until IS NULL OR retain_until >= $4) \
               ORDER BY custodian, record_id LIMIT $3) r \
              LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
              ORDER BY r.custodian, r.record_id",
@@ -531,6 +544,7 @@ impl Store for PostgresStore {
         .bind(&dates)
         .bind(postcode_key.unwrap_or_default())
         .bind(i64::from(limit))
+        .bind(today.to_string())
         .fetch_all(&self.pool)
         .await?;
         records_with_directives(&rows)
@@ -680,24 +694,6 @@ impl Store for PostgresStore {
         tx.commit().await?;
         body.map(|b| codec::from_json(&b, "notification body"))
             .transpose()
-    }
-
-    async fn record_break_glass(&self, access: &BreakGlassAccess) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO break_glass (query_id, authority, user_id, subject, expires_at, reviewed, body) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6)",
-        )
-        .bind(&access.query_id)
-        .bind(&access.authority)
-        .bind(&access.user.user_id)
-        .bind(&access.subject)
-        .bind(&access.expires_at)
-        .bind(codec::json_of(access))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn open_break_glass(

@@ -22,9 +22,9 @@ use super::migrations::{self, SQLITE};
 use super::sqlite_audit::AuditAppender;
 use super::sqlite_reads::Readers;
 use super::{
-    ChangeAudit, ChangeOutcome, DirectiveAudit, DirectiveOutcome, PublishAudit, Publishable,
-    PurgeAudit, RecordKey, Store, StoreError, StoreOutcome, StoredAuditEntry, StoredCheckpoint,
-    StoredRecord,
+    AuditEffects, ChangeAudit, ChangeOutcome, DirectiveAudit, DirectiveOutcome, PublishAudit,
+    Publishable, PurgeAudit, RecordKey, Store, StoreError, StoreOutcome, StoredAuditEntry,
+    StoredCheckpoint, StoredRecord,
 };
 use crate::audit::AuditEntry;
 use crate::break_glass::{BreakGlassAccess, Review};
@@ -350,8 +350,10 @@ impl Store for SqliteStore {
     async fn records_for_nhs_number(
         &self,
         nhs_number: &NhsNumber,
+        today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        self.reads.records_for_nhs_number(&nhs_number.as_digits())
+        self.reads
+            .records_for_nhs_number(&nhs_number.as_digits(), today)
     }
 
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError> {
@@ -365,10 +367,10 @@ impl Store for SqliteStore {
         row.as_ref().map(row_to_stored).transpose()
     }
 
-    async fn append_audit_notifying(
+    async fn append_audit_with(
         &self,
         entries: &[AuditEntry],
-        notifications: &[Notification],
+        effects: &AuditEffects,
     ) -> Result<u64, StoreError> {
         // Everything but the transaction is prepared here, before taking
         // the writer lock.
@@ -379,7 +381,7 @@ impl Store for SqliteStore {
             .collect();
         let _writer = self.writer.lock().await;
         self.audit
-            .append(rows, disclosed, notifications.to_vec(), now_text())
+            .append(rows, disclosed, effects.clone(), now_text())
             .await
     }
 
@@ -472,9 +474,10 @@ impl Store for SqliteStore {
         dates_of_birth: &[NaiveDate],
         postcode_key: Option<&str>,
         limit: u32,
+        today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError> {
         self.reads
-            .records_for_demographics(dates_of_birth, postcode_key, limit)
+            .records_for_demographics(dates_of_birth, postcode_key, limit, today)
     }
 
     async fn publish_directives(
@@ -622,24 +625,6 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn record_break_glass(&self, access: &BreakGlassAccess) -> Result<(), StoreError> {
-        let (_writer, mut tx) = self.write().await?;
-        sqlx::query(
-            "INSERT INTO break_glass (query_id, authority, user_id, subject, expires_at, reviewed, body) \
-             VALUES (?, ?, ?, ?, ?, 0, ?)",
-        )
-        .bind(&access.query_id)
-        .bind(&access.authority)
-        .bind(&access.user.user_id)
-        .bind(&access.subject)
-        .bind(&access.expires_at)
-        .bind(codec::json_of(access))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn open_break_glass(
         &self,
         authority: &str,
@@ -741,13 +726,92 @@ mod tests {
         }
     }
 
+    fn today() -> chrono::NaiveDate {
+        Utc::now().date_naive()
+    }
+
+    /// A valid record about `nhs`, sealed, kept until `retain_until`.
+    fn record_about(nhs: &kith_core::NhsNumber, id: &str, retain_until: &str) -> kith_core::Record {
+        let mut record: kith_core::Record = serde_json::from_value(serde_json::json!({
+            "record_id": id, "version": 1, "custodian": "E08000006",
+            "subject": {"nhs_number": nhs.as_digits(),
+                "demographics": {"given_name": "Amara", "family_name": "Davies",
+                    "date_of_birth": "2016-05-14", "postcode": "M16 6TR"}},
+            "relationship_type": "child_in_need", "sensitivity": "normal",
+            "period": {"start": "2020-01-01"},
+            "key_worker": {"name": "J. Smith", "phone": "0161 496 0000"},
+            "lawful_basis": {"article6": "public_task"},
+            "permitted_purposes": ["safeguarding"], "residency": "england",
+            "retain_until": retain_until
+        }))
+        .unwrap();
+        record.seal();
+        record
+    }
+
+    #[tokio::test]
+    async fn records_past_retention_are_left_out_by_the_read_before_the_block_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let nhs = kith_core::NhsNumber::in_test_range(2);
+        let yesterday = (today() - chrono::Days::new(1)).to_string();
+        let publishable = [
+            // First in key order: with a block of one, it would take the slot.
+            Publishable {
+                record: record_about(&nhs, "case-0", &yesterday),
+                held_at_source: false,
+            },
+            Publishable {
+                record: record_about(&nhs, "case-1", &today().to_string()),
+                held_at_source: false,
+            },
+        ];
+        let audit = |_: &[StoreOutcome]| {
+            AuditEntry::new(crate::audit::AuditKind::Publish, "E08000006", Utc::now())
+        };
+        store.publish(&publishable, &audit).await.unwrap();
+        let ids = |found: Vec<StoredRecord>| -> Vec<String> {
+            found.into_iter().map(|s| s.record.record_id).collect()
+        };
+        assert_eq!(
+            ids(store.records_for_nhs_number(&nhs, today()).await.unwrap()),
+            ["case-1"],
+            "kept until today is still current; until yesterday is gone"
+        );
+        let born = chrono::NaiveDate::from_ymd_opt(2016, 5, 14).unwrap();
+        assert_eq!(
+            ids(store
+                .records_for_demographics(&[born], None, 1, today())
+                .await
+                .unwrap()),
+            ["case-1"],
+            "the expired record does not count against the block's limit"
+        );
+        // The day before its expiry, it is still there.
+        assert_eq!(
+            store
+                .records_for_nhs_number(&nhs, today() - chrono::Days::new(1))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
     #[tokio::test]
     async fn a_query_path_read_sees_what_the_writer_just_committed() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("hub.db").display());
         let store = SqliteStore::open(&url).await.unwrap();
         let nhs = kith_core::NhsNumber::in_test_range(1);
-        assert!(store.records_for_nhs_number(&nhs).await.unwrap().is_empty());
+        assert!(
+            store
+                .records_for_nhs_number(&nhs, today())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let mut record: kith_core::Record = serde_json::from_value(serde_json::json!({
             "record_id": "case-1", "version": 1, "custodian": "E08000006",
             "subject": {"nhs_number": nhs.as_digits()},
@@ -767,7 +831,7 @@ mod tests {
             AuditEntry::new(crate::audit::AuditKind::Publish, "E08000006", Utc::now())
         };
         store.publish(&publishable, &audit).await.unwrap();
-        let found = store.records_for_nhs_number(&nhs).await.unwrap();
+        let found = store.records_for_nhs_number(&nhs, today()).await.unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].record, publishable[0].record);
     }

@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
-use super::StoreError;
 use super::codec::{self, AuditRow};
-use crate::notify::Notification;
+use super::{AuditEffects, StoreError};
 
 /// A read-write connection to one SQLite file, for audit appends.
 pub(super) struct AuditAppender {
@@ -45,14 +44,15 @@ impl AuditAppender {
     }
 
     /// Appends `rows` with consecutive indexes, notes the records they
-    /// disclosed, and stores `notifications` (each `audit_index` a position
-    /// in `rows`, stored as that row's index), in one durable transaction.
+    /// disclosed, and stores `effects` (notifications and break-glass
+    /// accesses, each `audit_index` a position in `rows`, stored as that
+    /// row's index), in one durable transaction.
     /// Returns the first index. The caller holds the store's writer lock.
     pub(super) async fn append(
         &self,
         rows: Vec<AuditRow>,
         disclosed: Vec<(String, String, String)>,
-        notifications: Vec<Notification>,
+        effects: AuditEffects,
         at: String,
     ) -> Result<u64, StoreError> {
         let conn = Arc::clone(&self.conn);
@@ -89,16 +89,27 @@ impl AuditAppender {
                     "INSERT INTO notifications (notification_id, authority, body, created_at) \
                      VALUES (?1, ?2, ?3, ?4)",
                 )?;
-                for n in notifications {
-                    let n = Notification {
-                        audit_index: first as u64 + n.audit_index,
-                        ..n
-                    };
+                let placed = effects.placed_at(first as u64);
+                for n in &placed.notifications {
                     insert.execute(params![
                         n.notification_id,
                         n.recipient,
                         codec::json_of(&n),
                         n.occurred_at
+                    ])?;
+                }
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO break_glass (query_id, authority, user_id, subject, expires_at, reviewed, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+                )?;
+                for access in &placed.break_glass {
+                    insert.execute(params![
+                        access.query_id,
+                        access.authority,
+                        access.user.user_id,
+                        access.subject,
+                        access.expires_at,
+                        codec::json_of(access)
                     ])?;
                 }
             }

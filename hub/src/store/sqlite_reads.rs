@@ -91,43 +91,53 @@ impl Readers {
         result
     }
 
-    /// Active records about `nhs_digits`, each with its directives.
+    /// Active records about `nhs_digits` within their retention on
+    /// `today`, each with its directives.
     pub(super) fn records_for_nhs_number(
         &self,
         nhs_digits: &str,
+        today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError> {
+        let today = today.to_string();
         self.with(|conn| {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM records r \
                  LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
-                 WHERE r.nhs_number = ?1 AND r.status = 'active' ORDER BY r.custodian, r.record_id"
+                 WHERE r.nhs_number = ?1 AND r.status = 'active' \
+                 AND (r.retain_until IS NULL OR r.retain_until >= ?2) \
+                 ORDER BY r.custodian, r.record_id"
             ))?;
-            let rows = statement.query([nhs_digits])?;
+            let rows = statement.query([nhs_digits, today.as_str()])?;
             stored_records(rows)
         })
     }
 
-    /// The demographic block: active records born on one of
-    /// `dates_of_birth` or at `postcode_key`, at most `limit`, each with its
-    /// directives.
+    /// The demographic block: active records within their retention on
+    /// `today`, born on one of `dates_of_birth` or at `postcode_key`, at
+    /// most `limit`, each with its directives.
     pub(super) fn records_for_demographics(
         &self,
         dates_of_birth: &[NaiveDate],
         postcode_key: Option<&str>,
         limit: u32,
+        today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError> {
         let dates: Vec<String> = dates_of_birth.iter().map(|d| d.to_string()).collect();
         let placeholders = vec!["?"; dates.len()].join(", ");
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM \
              (SELECT * FROM records WHERE status = 'active' AND (date_of_birth IN ({placeholders}) \
-             OR postcode_key = ?) ORDER BY custodian, record_id LIMIT ?) r \
+             OR postcode_key = ?) AND (retain_until IS NULL OR retain_until >= ?) \
+             ORDER BY custodian, record_id LIMIT ?) r \
              LEFT JOIN directives d ON d.custodian = r.custodian AND d.record_id = r.record_id \
              ORDER BY r.custodian, r.record_id"
         );
         let values: Vec<rusqlite::types::Value> = dates
             .into_iter()
-            .chain([postcode_key.unwrap_or_default().to_string()])
+            .chain([
+                postcode_key.unwrap_or_default().to_string(),
+                today.to_string(),
+            ])
             .map(rusqlite::types::Value::Text)
             .chain([rusqlite::types::Value::Integer(i64::from(limit))])
             .collect();
