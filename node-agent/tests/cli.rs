@@ -326,7 +326,10 @@ fn notifications_print_escape_sequences_visibly_instead_of_obeying_them() {
     assert!(stdout.contains("\\u{1b}[2Jcleared"), "{stdout}");
     // The record id's line break cannot forge a line of its own.
     assert!(stdout.contains("mh-1\\u{d}\\u{a}FAKE LINE"), "{stdout}");
-    assert!(!stdout.lines().any(|l| l.starts_with("FAKE LINE")), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("FAKE LINE")),
+        "{stdout}"
+    );
 
     let out = kith_agent(&config, &["notifications", "--json"])
         .output()
@@ -352,10 +355,7 @@ fn an_error_quoting_hostile_text_is_printed_escaped() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
     let bad = dir.path().join("evil\x1b[31m.jsonl");
-    let out = kith_agent(&config, &["ingest"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = kith_agent(&config, &["ingest"]).arg(&bad).output().unwrap();
     assert!(!out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8(out.stderr.clone()).unwrap();
     assert!(stderr.contains("evil\\u{1b}[31m.jsonl"), "{stderr}");
