@@ -874,6 +874,49 @@ mod tests {
     }
 
     #[test]
+    fn hostile_text_from_the_hub_or_a_custodian_is_shown_escaped() {
+        let wire = pb::QueryResponse {
+            query_id: "q-3".into(),
+            notice: "\x1b[2Jnote".into(),
+            records: vec![pb::DisclosedRecord {
+                level: pb::DisclosureLevel::Detail as i32,
+                record: Some(pb::RelationshipRecord {
+                    custodian: "R0A".into(),
+                    service: "Ward\u{202e}7".into(),
+                    key_worker: Some(pb::Contact {
+                        name: "\x1b[31mJo\nFAKE".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            authority_statuses: vec![pb::AuthorityStatus {
+                authority: "E08000006".into(),
+                state: pb::AuthorityState::Unreachable as i32,
+                detail: "timed out\r\x07".into(),
+            }],
+            ..Default::default()
+        };
+        let table = QueryResponse::from_wire("https://hub:1", wire).render_table();
+        assert!(
+            !table
+                .chars()
+                .any(|c| crate::terminal::is_dangerous(c) && c != '\n'),
+            "{table:?}"
+        );
+        for shown in [
+            "note: \\u{1b}[2Jnote",
+            "Ward\\u{202e}7",
+            "\\u{1b}[31mJo\\u{a}FAKE",
+            "(timed out\\u{d}\\u{7})",
+        ] {
+            assert!(table.contains(shown), "{shown} missing from {table}");
+        }
+        assert!(!table.lines().any(|l| l.starts_with("FAKE")), "{table}");
+    }
+
+    #[test]
     fn a_bad_nhs_number_is_refused_before_any_call() {
         let mut a = args();
         a.nhs_number = Some("9434765918".into());

@@ -298,6 +298,26 @@ impl fmt::Display for Status {
 mod tests {
     use super::*;
 
+    #[test]
+    fn errors_quoting_the_hub_are_printed_escaped() {
+        let mut s = healthy();
+        s.hub_address = None;
+        s.hub_error = Some("refused: \x1b]0;owned\x07\nFAKE".into());
+        s.outbox.last_error = Some("\u{202e}rorre".into());
+        let text = s.to_string();
+        assert!(
+            !text
+                .chars()
+                .any(|c| crate::terminal::is_dangerous(c) && c != '\n'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("UNREACHABLE: refused: \\u{1b}]0;owned\\u{7}\\u{a}FAKE"),
+            "{text}"
+        );
+        assert!(text.contains("last error     \\u{202e}rorre"), "{text}");
+    }
+
     fn healthy() -> Status {
         Status {
             authority: "E08000003".into(),
