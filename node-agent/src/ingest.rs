@@ -24,13 +24,25 @@
 //! * As a second guard, a file is taken only once its size and modification
 //!   time have stayed the same for one poll interval.
 //! * Once taken, the file moves to `done/` inside the drop folder (with a
-//!   timestamp added if a file of that name is already there), and its report
-//!   is written beside it as `done/<file>.report.json`. Files refused whole
-//!   (not UTF-8, empty, unknown CSV column) go the same way, so a bad file is
-//!   never retried in a loop.
-//! * If the agent stops between enqueueing and moving the file, the file is
-//!   taken again at the next start; enqueueing is idempotent on record id and
-//!   version, so nothing is doubled.
+//!   timestamp added if a file or report of that name is already there), and
+//!   its report is beside it as `done/<file>.report.json`. Files refused
+//!   whole (not UTF-8, empty, unknown CSV column) go the same way, so a bad
+//!   file is never retried in a loop.
+//! * The steps are ordered so that a crash at any point is recovered at the
+//!   next start, and a file never sits in `done/` without its report:
+//!   1. the valid lines are enqueued (one transaction);
+//!   2. the report, with the SHA-256 of the file's bytes
+//!      (`content_sha256`), is written to a hidden temporary file in `done/`,
+//!      flushed to disk, and renamed to `done/<file>.report.json`;
+//!   3. the file is renamed into `done/`.
+//!
+//!   A crash before step 2 completes leaves the file in the drop folder: it
+//!   is taken again, and since enqueueing is idempotent on id and version
+//!   nothing is doubled (the new report counts those lines as already
+//!   queued). A crash between steps 2 and 3 leaves a report in `done/` whose
+//!   file is missing there: at its next start the watcher finds it, and the
+//!   file of that name in the drop folder, if its bytes still have the
+//!   reported hash, is moved beside its report without being read again.
 //! * A line whose record id and version are already queued with different
 //!   content is refused (field `version`): a correction needs a new version,
 //!   as it would at the hub. The same holds for a directive's id and version.
@@ -44,11 +56,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use kith_core::error::FieldError;
 use kith_core::identity::AuthorityCode;
 use kith_core::{Directive, Record};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::csv_format::CsvHeader;
 use crate::outbox::{Outbox, OutboxError, Queued};
+use crate::terminal::escape;
 
 /// The folder, inside the drop folder, that taken files move to.
 pub const DONE_DIR: &str = "done";
@@ -57,7 +70,7 @@ pub const DONE_DIR: &str = "done";
 pub const DIRECTIVES_SUFFIX: &str = ".directives.jsonl";
 
 /// The source formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceFormat {
     /// Records, one JSON object per line (`*.jsonl`).
@@ -84,7 +97,7 @@ impl SourceFormat {
 }
 
 /// One line (or CSV row) that could not be taken.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineError {
     /// 1-based line number in the file.
     pub line: usize,
@@ -98,7 +111,7 @@ pub struct LineError {
 }
 
 /// What happened to one file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestReport {
     pub file: PathBuf,
     pub format: Option<SourceFormat>,
@@ -118,6 +131,10 @@ pub struct IngestReport {
     pub moved_to: Option<PathBuf>,
     /// Where this report was written, when it was.
     pub report_path: Option<PathBuf>,
+    /// SHA-256 (hex) of the file's bytes, in a report written to `done/`:
+    /// how an interrupted take is recognised at the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
     pub finished_at: DateTime<Utc>,
 }
 
@@ -134,6 +151,7 @@ impl IngestReport {
             file_error: None,
             moved_to: None,
             report_path: None,
+            content_sha256: None,
             finished_at: Utc::now(),
         }
     }
@@ -144,10 +162,12 @@ impl IngestReport {
     }
 
     /// A human-readable account: a summary line, then one line per refusal.
+    /// Every field is escaped ([`crate::terminal::escape`]): a line's error
+    /// can quote the line, and the line came from a source system.
     pub fn render(&self) -> String {
-        let mut out = format!("{}: ", self.file.display());
+        let mut out = format!("{}: ", escape(&self.file.display().to_string()));
         if let Some(e) = &self.file_error {
-            out.push_str(&format!("refused whole: {e}\n"));
+            out.push_str(&format!("refused whole: {}\n", escape(e)));
         } else {
             out.push_str(&format!(
                 "{} read, {} accepted ({} new, {} already queued), {} rejected\n",
@@ -159,23 +179,26 @@ impl IngestReport {
             ));
         }
         for line in &self.rejected {
-            let id = line.record_id.as_deref().unwrap_or("?");
+            let id = escape(line.record_id.as_deref().unwrap_or("?"));
             let what = match (&line.directive_id, self.format) {
-                (Some(d), _) => format!("directive {d}, record {id}"),
+                (Some(d), _) => format!("directive {}, record {id}", escape(d)),
                 (None, Some(SourceFormat::DirectiveLines)) => format!("directive ?, record {id}"),
                 (None, _) => format!("record {id}"),
             };
             out.push_str(&format!(
                 "  line {} ({what}): {}\n",
                 line.line,
-                kith_core::error::join(&line.errors)
+                escape(&kith_core::error::join(&line.errors))
             ));
         }
         if let Some(p) = &self.moved_to {
-            out.push_str(&format!("  moved to {}\n", p.display()));
+            out.push_str(&format!(
+                "  moved to {}\n",
+                escape(&p.display().to_string())
+            ));
         }
         if let Some(p) = &self.report_path {
-            out.push_str(&format!("  report {}\n", p.display()));
+            out.push_str(&format!("  report {}\n", escape(&p.display().to_string())));
         }
         out
     }
@@ -243,17 +266,33 @@ pub async fn ingest_file_as_of(
 ) -> Result<IngestReport, IngestError> {
     let format =
         SourceFormat::of(path).ok_or_else(|| IngestError::UnknownFormat(path.to_path_buf()))?;
-    let bytes = tokio::fs::read(path)
+    let bytes = read(path).await?;
+    ingest_bytes(path, format, &bytes, authority, outbox, today).await
+}
+
+async fn read(path: &Path) -> Result<Vec<u8>, IngestError> {
+    tokio::fs::read(path)
         .await
         .map_err(|source| IngestError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        })
+}
+
+/// [`ingest_file_as_of`] on bytes already read from `path`.
+async fn ingest_bytes(
+    path: &Path,
+    format: SourceFormat,
+    bytes: &[u8],
+    authority: &AuthorityCode,
+    outbox: &Outbox,
+    today: NaiveDate,
+) -> Result<IngestReport, IngestError> {
     if format == SourceFormat::DirectiveLines {
-        let (lines, report) = parse_directive_lines(path, &bytes, authority);
+        let (lines, report) = parse_directive_lines(path, bytes, authority);
         return enqueue_lines(outbox, lines, report).await;
     }
-    let (lines, report) = parse_source_lines(path, format, &bytes, authority, today);
+    let (lines, report) = parse_source_lines(path, format, bytes, authority, today);
     enqueue_lines(outbox, lines, report).await
 }
 
@@ -618,16 +657,146 @@ fn own_custodian(
     }
 }
 
-/// Ingests a file from the drop folder, moves it to `done/` and writes its
-/// report there. A file refused whole is moved and reported the same way.
+/// The name ending of a report in `done/`.
+pub const REPORT_SUFFIX: &str = ".report.json";
+
+/// Where [`take_dropped_file_until`] stops, to stand for a crash at that
+/// point in tests. Not for use outside tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAfter {
+    /// After the lines are enqueued, before the report is written.
+    Enqueue,
+    /// After the report is in `done/`, before the file is moved there.
+    Report,
+}
+
+/// A report in `done/` whose file never arrived there: a take interrupted
+/// between writing the report and moving the file.
+#[derive(Debug, Clone)]
+pub struct PendingTake {
+    /// Where the file goes: `done/<name>`, beside the report.
+    pub target: PathBuf,
+    pub report_path: PathBuf,
+    pub report: IngestReport,
+}
+
+/// The interrupted takes in `done_dir`, by the name of the file in the drop
+/// folder they were for. Removes temporary reports left by a crash while
+/// one was being written (the file they were for is still in the drop
+/// folder and is taken again).
+pub async fn pending_takes(
+    done_dir: &Path,
+) -> Result<HashMap<std::ffi::OsString, PendingTake>, IngestError> {
+    let mut pending = HashMap::new();
+    let mut entries = match tokio::fs::read_dir(done_dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(pending),
+        Err(source) => {
+            return Err(IngestError::Read {
+                path: done_dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let read_err = |source| IngestError::Read {
+        path: done_dir.to_path_buf(),
+        source,
+    };
+    while let Some(entry) = entries.next_entry().await.map_err(read_err)? {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') && name.ends_with(TEMP_REPORT_SUFFIX) {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+            continue;
+        }
+        let Some(file_name) = name.strip_suffix(REPORT_SUFFIX) else {
+            continue;
+        };
+        if file_name.is_empty() || file_name.starts_with('.') {
+            continue;
+        }
+        let target = done_dir.join(file_name);
+        if tokio::fs::try_exists(&target).await.unwrap_or(true) {
+            continue; // a completed take
+        }
+        let report_path = entry.path();
+        let report = match tokio::fs::read(&report_path)
+            .await
+            .map(|bytes| serde_json::from_slice::<IngestReport>(&bytes))
+        {
+            Ok(Ok(report)) if report.content_sha256.is_some() => report,
+            _ => {
+                tracing::warn!(report = %report_path.display(),
+                    "a report in done/ has no file beside it and cannot be read; leaving it");
+                continue;
+            }
+        };
+        let Some(source_name) = report.file.file_name().map(ToOwned::to_owned) else {
+            continue;
+        };
+        pending.insert(
+            source_name,
+            PendingTake {
+                target,
+                report_path,
+                report,
+            },
+        );
+    }
+    Ok(pending)
+}
+
+/// The name ending of a report being written (after a leading `.`).
+const TEMP_REPORT_SUFFIX: &str = ".report.json.tmp";
+
+/// Ingests a file from the drop folder, writes its report to `done/` and
+/// moves it there. A file refused whole is reported and moved the same way.
+/// See the module documentation for the order of the steps.
 pub async fn take_dropped_file(
     path: &Path,
     authority: &AuthorityCode,
     outbox: &Outbox,
 ) -> Result<IngestReport, IngestError> {
-    let mut report = ingest_file(path, authority, outbox).await?;
+    let done = path.parent().unwrap_or(Path::new(".")).join(DONE_DIR);
+    let pending = pending_takes(&done).await?;
+    let pending = path.file_name().and_then(|n| pending.get(n));
+    take_dropped_file_until(path, authority, outbox, pending, None).await
+}
+
+/// [`take_dropped_file`], completing the interrupted take `pending` of this
+/// file if its bytes are the ones reported, and stopping early at `stop`
+/// (tests only).
+#[doc(hidden)]
+pub async fn take_dropped_file_until(
+    path: &Path,
+    authority: &AuthorityCode,
+    outbox: &Outbox,
+    pending: Option<&PendingTake>,
+    stop: Option<StopAfter>,
+) -> Result<IngestReport, IngestError> {
+    let format =
+        SourceFormat::of(path).ok_or_else(|| IngestError::UnknownFormat(path.to_path_buf()))?;
+    let bytes = read(path).await?;
+    let hash = hex::encode(kith_tlog::hash::sha256(&bytes));
     let drop_dir = path.parent().unwrap_or(Path::new("."));
     let done = drop_dir.join(DONE_DIR);
+
+    if let Some(p) = pending.filter(|p| p.report.content_sha256.as_deref() == Some(&hash)) {
+        // Enqueued and reported before the crash: only the move is left.
+        move_file(path, &p.target, drop_dir, &done).await?;
+        tracing::info!(file = %path.display(), moved_to = %p.target.display(),
+            "completed a take interrupted before the file was moved; not read again");
+        let mut report = p.report.clone();
+        report.moved_to = Some(p.target.clone());
+        report.report_path = Some(p.report_path.clone());
+        return Ok(report);
+    }
+
+    let mut report = ingest_bytes(path, format, &bytes, authority, outbox, today()).await?;
+    if stop == Some(StopAfter::Enqueue) {
+        return Ok(report);
+    }
     tokio::fs::create_dir_all(&done)
         .await
         .map_err(|source| IngestError::Move {
@@ -636,37 +805,93 @@ pub async fn take_dropped_file(
             source,
         })?;
     let target = free_name(&done, path);
-    tokio::fs::rename(path, &target)
-        .await
-        .map_err(|source| IngestError::Move {
-            from: path.to_path_buf(),
-            to: target.clone(),
-            source,
-        })?;
-    let mut report_path = target.clone().into_os_string();
-    report_path.push(".report.json");
-    let report_path = PathBuf::from(report_path);
-    report.moved_to = Some(target);
+    let report_path = report_path_of(&target);
+    report.moved_to = Some(target.clone());
     report.report_path = Some(report_path.clone());
-    let json = serde_json::to_vec_pretty(&report).expect("reports always serialise");
-    tokio::fs::write(&report_path, json)
-        .await
-        .map_err(|source| IngestError::WriteReport {
-            path: report_path.clone(),
-            source,
-        })?;
+    report.content_sha256 = Some(hash);
+    write_report(&report, &report_path, &done).await?;
+    if stop == Some(StopAfter::Report) {
+        return Ok(report);
+    }
+    move_file(path, &target, drop_dir, &done).await?;
     report.log();
     Ok(report)
 }
 
-/// `done/<name>`, or `done/<stem>.<timestamp>.<ext>` when that is taken.
+/// `done/<name>.report.json` for `done/<name>`.
+fn report_path_of(target: &Path) -> PathBuf {
+    let mut path = target.as_os_str().to_os_string();
+    path.push(REPORT_SUFFIX);
+    PathBuf::from(path)
+}
+
+/// Writes `report` to `path` atomically and durably: to a hidden temporary
+/// file in `done`, flushed, then renamed, and the folder flushed.
+async fn write_report(report: &IngestReport, path: &Path, done: &Path) -> Result<(), IngestError> {
+    let json = serde_json::to_vec_pretty(report).expect("reports always serialise");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = done.join(format!(
+        ".{}{}",
+        name.strip_suffix(REPORT_SUFFIX).unwrap_or(&name),
+        TEMP_REPORT_SUFFIX
+    ));
+    let err = |source| IngestError::WriteReport {
+        path: path.to_path_buf(),
+        source,
+    };
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut file = tokio::fs::File::create(&temp).await.map_err(err)?;
+        file.write_all(&json).await.map_err(err)?;
+        file.sync_all().await.map_err(err)?;
+    }
+    tokio::fs::rename(&temp, path).await.map_err(err)?;
+    sync_dir(done).await.map_err(err)
+}
+
+/// Renames the taken file into `done/` and flushes both folders.
+async fn move_file(
+    from: &Path,
+    to: &Path,
+    drop_dir: &Path,
+    done: &Path,
+) -> Result<(), IngestError> {
+    let err = |source| IngestError::Move {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        source,
+    };
+    tokio::fs::rename(from, to).await.map_err(err)?;
+    sync_dir(done).await.map_err(err)?;
+    sync_dir(drop_dir).await.map_err(err)
+}
+
+/// Flushes a folder's entries (a rename into or out of it) to disk.
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        tokio::fs::File::open(dir).await?.sync_all().await
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// `done/<name>`, or `done/<stem>.<timestamp>.<ext>` when that is taken. A
+/// name is taken when the file or its report is there.
 fn free_name(done: &Path, file: &Path) -> PathBuf {
+    let taken = |p: &Path| p.exists() || report_path_of(p).exists();
     let name = file
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
     let plain = done.join(&name);
-    if !plain.exists() {
+    if !taken(&plain) {
         return plain;
     }
     let stem = file
@@ -685,7 +910,7 @@ fn free_name(done: &Path, file: &Path) -> PathBuf {
         } else {
             done.join(format!("{stem}.{stamp}-{n}.{ext}"))
         };
-        if !candidate.exists() {
+        if !taken(&candidate) {
             return candidate;
         }
         n += 1;
@@ -699,6 +924,9 @@ pub struct DropWatcher {
     outbox: Outbox,
     /// Size and modification time of each candidate at the last poll.
     seen: HashMap<PathBuf, (u64, Option<SystemTime>)>,
+    /// Interrupted takes found in `done/`, by file name; `None` until the
+    /// folder is scanned (at the first poll, and again after a failed take).
+    pending: Option<HashMap<std::ffi::OsString, PendingTake>>,
 }
 
 impl DropWatcher {
@@ -708,6 +936,7 @@ impl DropWatcher {
             authority,
             outbox,
             seen: HashMap::new(),
+            pending: None,
         }
     }
 
@@ -761,13 +990,32 @@ impl DropWatcher {
                 p.clone(),
             )
         });
+        if self.pending.is_none() && !ready.is_empty() {
+            self.pending = Some(pending_takes(&self.drop_dir.join(DONE_DIR)).await?);
+        }
         let mut reports = Vec::new();
         for path in ready {
             now_seen.remove(&path);
-            match take_dropped_file(&path, &self.authority, &self.outbox).await {
+            let pending = path
+                .file_name()
+                .and_then(|n| self.pending.as_mut()?.remove(n));
+            match take_dropped_file_until(
+                &path,
+                &self.authority,
+                &self.outbox,
+                pending.as_ref(),
+                None,
+            )
+            .await
+            {
                 Ok(report) => reports.push(report),
-                Err(IngestError::Outbox(e)) => return Err(IngestError::Outbox(e)),
                 Err(e) => {
+                    // Scan done/ again before the next try: this take may
+                    // have got as far as its report.
+                    self.pending = None;
+                    if let IngestError::Outbox(e) = e {
+                        return Err(IngestError::Outbox(e));
+                    }
                     tracing::error!(file = %path.display(), error = %e, "cannot take source file; will try again")
                 }
             }

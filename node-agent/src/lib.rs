@@ -46,6 +46,7 @@ pub mod publisher;
 pub mod query;
 pub mod status;
 pub mod table;
+pub mod terminal;
 pub mod webhook;
 
 pub use agent::{Agent, AgentError, RunningAgent};

@@ -11,6 +11,7 @@ use kith_agent::logging::{self, LogFormat};
 use kith_agent::notifications::{self, NotificationKind, NotificationStore};
 use kith_agent::outbox::Outbox;
 use kith_agent::query::{BreakGlassArgs, DemographicArgs};
+use kith_agent::terminal::{self, escape, escape_lines};
 use kith_agent::{Agent, AgentConfig, QueryArgs, audit, ingest};
 use kith_core::{Purpose, WithdrawReason};
 
@@ -400,7 +401,7 @@ fn progress(what: &'static str) -> impl FnMut(u64, u64) {
 
 fn warn_key(key: &audit::KeySource) {
     if let Some(w) = key.warning() {
-        eprintln!("{w}");
+        eprintln!("{}", escape_lines(&w.to_string()));
     }
 }
 
@@ -411,7 +412,8 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
             warn_key(&cp.key);
             if let Some(hub_key) = &cp.hub_vkey_differs {
                 eprintln!(
-                    "note: the hub sent another key ({hub_key}); the note verified with yours"
+                    "note: the hub sent another key ({}); the note verified with yours",
+                    escape(hub_key)
                 );
             }
             if json {
@@ -422,9 +424,9 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
                     "vkey": cp.vkey,
                     "note": cp.note,
                 });
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                println!("{}", terminal::json_pretty(&value)?);
             } else {
-                print!("{}", cp.note);
+                print!("{}", escape_lines(&cp.note));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -448,11 +450,11 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
             let report =
                 audit::verify(config, who.auditor(), &options, &mut progress("read")).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+                println!("{}", terminal::json_pretty(&report.to_json())?);
             } else if report.ok() {
-                print!("{}", report.render());
+                print!("{}", escape_lines(&report.render()));
             } else {
-                eprint!("{}", report.render());
+                eprint!("{}", escape_lines(&report.render()));
             }
             if json {
                 warn_key(&report.checkpoint.key);
@@ -549,9 +551,9 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
             .await?;
             warn_key(&cp.key);
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                println!("{}", terminal::json_pretty(&result)?);
             } else {
-                print!("{}", result.render_table());
+                print!("{}", escape_lines(&result.render_table()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -567,7 +569,10 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
         } => {
             let index =
                 break_glass::review(config, who.auditor(), &query_id, outcome, &note).await?;
-            println!("break-glass access {query_id} reviewed; audit entry {index}");
+            println!(
+                "break-glass access {} reviewed; audit entry {index}",
+                escape(&query_id)
+            );
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::BreakGlass {
@@ -579,9 +584,12 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
             let who = who.context("--as USER and --role auditor are required")?;
             let accesses = break_glass::list(config, who.auditor(), all).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&accesses)?);
+                println!("{}", terminal::json_pretty(&accesses)?);
             } else {
-                print!("{}", break_glass::render_table(&accesses, all));
+                print!(
+                    "{}",
+                    escape_lines(&break_glass::render_table(&accesses, all))
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -600,9 +608,9 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
             .await?;
             warn_key(&cp.key);
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{}", terminal::json_pretty(&report)?);
             } else {
-                print!("{}", report.render_table());
+                print!("{}", escape_lines(&report.render_table()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -700,12 +708,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     .with_context(|| format!("cannot ingest {}", file.display()))?;
                 clean &= report.is_clean();
                 if !json {
-                    print!("{}", report.render());
+                    print!("{}", escape_lines(&report.render()));
                 }
                 reports.push(report);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
+                println!("{}", terminal::json_pretty(&reports)?);
             }
             outbox.close().await;
             Ok(if clean {
@@ -718,9 +726,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let config = load(&cli.config)?;
             let status = kith_agent::status(&config).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                println!("{}", terminal::json_pretty(&status)?);
             } else {
-                print!("{status}");
+                print!("{}", escape_lines(&status.to_string()));
             }
             Ok(if status.is_healthy() {
                 ExitCode::SUCCESS
@@ -766,9 +774,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let response = kith_agent::query(&config, args).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&response)?);
+                println!("{}", terminal::json_pretty(&response)?);
             } else {
-                print!("{}", response.render_table());
+                print!("{}", escape_lines(&response.render_table()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -786,8 +794,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let index = lifecycle::change_record(&config, &record_id, change).await?;
             println!(
-                "record {record_id} of {} {done}; audit entry {index}",
-                config.authority
+                "record {} of {} {done}; audit entry {index}",
+                escape(&record_id),
+                escape(&config.authority)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -797,9 +806,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let list = NotificationStore::new(&outbox).list(kind, limit).await?;
             outbox.close().await;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                println!("{}", terminal::json_pretty(&list)?);
             } else {
-                print!("{}", notifications::render_table(&list));
+                print!("{}", escape_lines(&notifications::render_table(&list)));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -824,7 +833,8 @@ async fn main() -> ExitCode {
                     message.push_str(&text);
                 }
             }
-            eprintln!("error: {message}");
+            // Errors can quote the hub, a file or the command line.
+            eprintln!("error: {}", escape(&message));
             ExitCode::FAILURE
         }
     }

@@ -20,6 +20,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::outbox::{Outbox, OutboxError};
 use crate::table::{or_dash, table};
+use crate::terminal::escape;
 
 /// What a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -416,7 +417,7 @@ pub fn render_table(notifications: &[Notification]) -> String {
         .iter()
         .filter(|n| n.kind == NotificationKind::Revocation)
     {
-        let _ = writeln!(out, "{}", n.message);
+        let _ = writeln!(out, "{}", escape(&n.message));
     }
     out
 }

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::config::{AgentConfig, ConfigError};
 use crate::hub_client::{CallError, HubError, call_with_failover};
 use crate::table::table;
+use crate::terminal::escape;
 
 /// The break-glass reason codes the hub takes.
 pub const BREAK_GLASS_REASONS: &[&str] = &[
@@ -357,7 +358,8 @@ impl QueryResponse {
         if let Some(until) = &self.break_glass_until {
             let _ = writeln!(
                 out,
-                "BREAK GLASS: emergency access is open for you and this person until {until}; it is audited and will be reviewed\n"
+                "BREAK GLASS: emergency access is open for you and this person until {}; it is audited and will be reviewed\n",
+                escape(until)
             );
         }
         out.push_str(&table(&headers, &rows));
@@ -368,7 +370,7 @@ impl QueryResponse {
         }
         // How the records shown were matched (not the candidates).
         if let Some(matched_by) = self.matched_by.as_ref().filter(|_| !rows.is_empty()) {
-            let _ = writeln!(out, "matched by: {}", matched_by.replace('_', " "));
+            let _ = writeln!(out, "matched by: {}", escape(&matched_by.replace('_', " ")));
         }
         if !self.candidates.is_empty() {
             let _ = writeln!(
@@ -378,19 +380,23 @@ impl QueryResponse {
             out.push_str(&self.render_candidates());
         }
         if let Some(notice) = &self.notice {
-            let _ = writeln!(out, "note: {notice}");
+            let _ = writeln!(out, "note: {}", escape(notice));
         }
         for s in self.authority_statuses.iter().filter(|s| s.state != "ok") {
             let _ = writeln!(
                 out,
                 "partial answer: {} was asked for detail it holds and is {} ({}); its summary is shown",
-                s.authority, s.state, s.detail
+                escape(&s.authority),
+                escape(&s.state),
+                escape(&s.detail)
             );
         }
         let _ = writeln!(
             out,
             "\nquery {} via {}; audit entry {}",
-            self.query_id, self.hub_address, self.audit_index
+            escape(&self.query_id),
+            escape(&self.hub_address),
+            self.audit_index
         );
         out
     }
@@ -913,6 +919,49 @@ mod tests {
             serde_json::to_value(&matched).unwrap()["matched_by"],
             "nhs_number"
         );
+    }
+
+    #[test]
+    fn hostile_text_from_the_hub_or_a_custodian_is_shown_escaped() {
+        let wire = pb::QueryResponse {
+            query_id: "q-3".into(),
+            notice: "\x1b[2Jnote".into(),
+            records: vec![pb::DisclosedRecord {
+                level: pb::DisclosureLevel::Detail as i32,
+                record: Some(pb::RelationshipRecord {
+                    custodian: "R0A".into(),
+                    service: "Ward\u{202e}7".into(),
+                    key_worker: Some(pb::Contact {
+                        name: "\x1b[31mJo\nFAKE".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            authority_statuses: vec![pb::AuthorityStatus {
+                authority: "E08000006".into(),
+                state: pb::AuthorityState::Unreachable as i32,
+                detail: "timed out\r\x07".into(),
+            }],
+            ..Default::default()
+        };
+        let table = QueryResponse::from_wire("https://hub:1", wire).render_table();
+        assert!(
+            !table
+                .chars()
+                .any(|c| crate::terminal::is_dangerous(c) && c != '\n'),
+            "{table:?}"
+        );
+        for shown in [
+            "note: \\u{1b}[2Jnote",
+            "Ward\\u{202e}7",
+            "\\u{1b}[31mJo\\u{a}FAKE",
+            "(timed out\\u{d}\\u{7})",
+        ] {
+            assert!(table.contains(shown), "{shown} missing from {table}");
+        }
+        assert!(!table.lines().any(|l| l.starts_with("FAKE")), "{table}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::config::AgentConfig;
 use crate::hub_client::{HubConnector, HubError, describe, is_refusal};
 use crate::outbox::{Outbox, OutboxError, OutboxStats, RejectedDirective};
+use crate::terminal::escape;
 
 /// How many refused directives `status` lists.
 pub const REJECTED_DIRECTIVES_SHOWN: usize = 10;
@@ -224,23 +225,28 @@ fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "authority      {}", self.authority)?;
+        // Errors quote the hub and the operating system: escaped, like
+        // every other field printed for people.
+        writeln!(f, "authority      {}", escape(&self.authority))?;
         match (&self.certificate_error, self.certificate_expires) {
-            (Some(e), _) => writeln!(f, "certificate    UNUSABLE: {e}")?,
+            (Some(e), _) => writeln!(f, "certificate    UNUSABLE: {}", escape(e))?,
             (None, Some(t)) => writeln!(f, "certificate    valid until {}", when(Some(t)))?,
             (None, None) => writeln!(f, "certificate    ok")?,
         }
         match (&self.hub_address, &self.hub_error) {
-            (Some(a), _) if self.authorised => writeln!(f, "hub            reachable at {a}")?,
+            (Some(a), _) if self.authorised => {
+                writeln!(f, "hub            reachable at {}", escape(a))?
+            }
             (Some(a), _) => writeln!(
                 f,
-                "hub            reachable at {a} but NOT AUTHORISED: {}",
-                self.authorisation_error.as_deref().unwrap_or("refused")
+                "hub            reachable at {} but NOT AUTHORISED: {}",
+                escape(a),
+                escape(self.authorisation_error.as_deref().unwrap_or("refused"))
             )?,
             (None, Some(e)) if self.certificate_error.is_some() => {
-                writeln!(f, "hub            {e}")?
+                writeln!(f, "hub            {}", escape(e))?
             }
-            (None, Some(e)) => writeln!(f, "hub            UNREACHABLE: {e}")?,
+            (None, Some(e)) => writeln!(f, "hub            UNREACHABLE: {}", escape(e))?,
             (None, None) => writeln!(f, "hub            UNREACHABLE")?,
         }
         let o = &self.outbox;
@@ -259,23 +265,28 @@ impl fmt::Display for Status {
             writeln!(
                 f,
                 "  rejected     directive {} version {} (record {}) at {}: {}",
-                r.directive_id,
+                escape(&r.directive_id),
                 r.version,
-                r.record_id,
+                escape(&r.record_id),
                 when(r.rejected_at),
-                r.reason
+                escape(&r.reason)
             )?;
         }
         writeln!(f, "last delivery  {}", when(o.last_delivery_at))?;
         match &o.last_error {
-            Some(e) => writeln!(f, "last error     {} ({})", e, when(o.last_error_at))?,
+            Some(e) => writeln!(
+                f,
+                "last error     {} ({})",
+                escape(e),
+                when(o.last_error_at)
+            )?,
             None => writeln!(f, "last error     none")?,
         }
         if let Some(e) = &o.previous_error {
             writeln!(
                 f,
                 "previous error {} ({}), cleared by a later delivery",
-                e,
+                escape(e),
                 when(o.previous_error_at)
             )?;
         }
@@ -286,6 +297,26 @@ impl fmt::Display for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_quoting_the_hub_are_printed_escaped() {
+        let mut s = healthy();
+        s.hub_address = None;
+        s.hub_error = Some("refused: \x1b]0;owned\x07\nFAKE".into());
+        s.outbox.last_error = Some("\u{202e}rorre".into());
+        let text = s.to_string();
+        assert!(
+            !text
+                .chars()
+                .any(|c| crate::terminal::is_dangerous(c) && c != '\n'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("UNREACHABLE: refused: \\u{1b}]0;owned\\u{7}\\u{a}FAKE"),
+            "{text}"
+        );
+        assert!(text.contains("last error     \\u{202e}rorre"), "{text}");
+    }
 
     fn healthy() -> Status {
         Status {

@@ -240,3 +240,124 @@ fn a_webhook_off_this_machine_stops_the_config_loading() {
         "{stderr}"
     );
 }
+
+/// Stores one access and one revocation notification whose fields carry
+/// terminal escape sequences, a bidi override and line breaks, as a hostile
+/// or careless authority could send them.
+fn store_hostile_notifications(config: &Path) {
+    use kith_agent::notifications::{Notification, NotificationStore, Pending};
+    use kith_proto::v1 as pb;
+    let config = kith_agent::AgentConfig::load(config).unwrap();
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let outbox = kith_agent::outbox::Outbox::open(&config.outbox_path())
+            .await
+            .unwrap();
+        let store = NotificationStore::new(&outbox);
+        let access = pb::Notification {
+            notification_id: "n-1".into(),
+            kind: pb::NotificationKind::Access as i32,
+            occurred_at: "2026-03-01T10:00:00Z".into(),
+            record: Some(pb::RecordRef {
+                custodian: AUTHORITY.into(),
+                record_id: "cpp-1".into(),
+            }),
+            accessor_authority: "R0A".into(),
+            accessor_authority_name: "Trust\x1b]0;owned\x07".into(),
+            accessor: Some(pb::ActingUser {
+                user_id: "u-1".into(),
+                display_name: "\x1b[31mEvil\x1b[0m".into(),
+                role: "ed_clinician".into(),
+                team: "A&E\u{202e}txet desrever".into(),
+            }),
+            purpose: pb::Purpose::Emergency as i32,
+            level: pb::DisclosureLevel::Summary as i32,
+            query_id: "q-1".into(),
+            ..Default::default()
+        };
+        let revocation = pb::Notification {
+            notification_id: "n-2".into(),
+            kind: pb::NotificationKind::Revocation as i32,
+            record: Some(pb::RecordRef {
+                custodian: "R0A".into(),
+                record_id: "mh-1\r\nFAKE LINE".into(),
+            }),
+            reason: "\x1b[2Jcleared".into(),
+            ..Default::default()
+        };
+        for n in [access, revocation] {
+            let n = Notification::from_wire(n).unwrap();
+            store
+                .insert(
+                    &n,
+                    Pending {
+                        file: false,
+                        webhook: false,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        outbox.close().await;
+    });
+}
+
+/// True for what must never reach a terminal raw.
+fn dangerous(c: char) -> bool {
+    (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c)
+}
+
+#[test]
+fn notifications_print_escape_sequences_visibly_instead_of_obeying_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    store_hostile_notifications(&config);
+
+    let out = kith_agent(&config, &["notifications"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!stdout.chars().any(dangerous), "{stdout:?}");
+    assert!(stdout.contains("\\u{1b}[31mEvil\\u{1b}[0m"), "{stdout}");
+    assert!(stdout.contains("Trust\\u{1b}]0;owned\\u{7}"), "{stdout}");
+    assert!(stdout.contains("\\u{1b}[2Jcleared"), "{stdout}");
+    // The record id's line break cannot forge a line of its own.
+    assert!(stdout.contains("mh-1\\u{d}\\u{a}FAKE LINE"), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("FAKE LINE")),
+        "{stdout}"
+    );
+
+    let out = kith_agent(&config, &["notifications", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(!stdout.chars().any(dangerous), "{stdout:?}");
+    assert!(stdout.contains("A&E\\u202etxet"), "{stdout}");
+    // Still the same data to a JSON reader.
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let access = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["notification_id"] == "n-1")
+        .unwrap();
+    assert_eq!(access["accessor"]["display_name"], "\x1b[31mEvil\x1b[0m");
+    assert_eq!(access["accessor"]["team"], "A&E\u{202e}txet desrever");
+}
+
+#[test]
+fn an_error_quoting_hostile_text_is_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let bad = dir.path().join("evil\x1b[31m.jsonl");
+    let out = kith_agent(&config, &["ingest"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert!(stderr.contains("evil\\u{1b}[31m.jsonl"), "{stderr}");
+    assert!(!stderr.chars().any(dangerous), "{stderr:?}");
+}

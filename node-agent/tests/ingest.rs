@@ -442,3 +442,133 @@ async fn json_errors_name_the_field_not_serdes_line_one() {
         "{trailing}"
     );
 }
+
+/// The files in `dir`, sorted by name.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Polls until the watcher has taken something (a file is taken once it
+/// has stayed the same for one poll), at most a few polls.
+async fn take_next(watcher: &mut DropWatcher) -> Vec<IngestReport> {
+    for _ in 0..3 {
+        let reports = watcher.poll_once().await.unwrap();
+        if !reports.is_empty() {
+            return reports;
+        }
+    }
+    panic!("nothing was taken");
+}
+
+#[tokio::test]
+async fn a_crash_at_each_step_of_a_take_is_recovered_at_the_next_start() {
+    use kith_agent::ingest::{StopAfter, take_dropped_file_until};
+    for stop in [StopAfter::Enqueue, StopAfter::Report] {
+        let dir = tempfile::tempdir().unwrap();
+        let drop_dir = dir.path().join("drop");
+        std::fs::create_dir_all(&drop_dir).unwrap();
+        let file = drop_dir.join("batch.jsonl");
+        std::fs::write(&file, jsonl_with_good_and_bad_lines()).unwrap();
+
+        // The agent is killed at `stop`.
+        let first = outbox(dir.path()).await;
+        let cut = take_dropped_file_until(&file, &authority(), &first, None, Some(stop))
+            .await
+            .unwrap();
+        assert_eq!(cut.enqueued, 2, "{stop:?}");
+        first.close().await;
+        assert!(
+            file.exists(),
+            "{stop:?}: the file is still in the drop folder"
+        );
+        let done = drop_dir.join("done");
+        match stop {
+            StopAfter::Enqueue => assert!(!done.exists() || names_in(&done).is_empty()),
+            StopAfter::Report => {
+                assert_eq!(names_in(&done), ["batch.jsonl.report.json"]);
+            }
+        }
+
+        // The next start: a new outbox handle and a new watcher.
+        let outbox = outbox(dir.path()).await;
+        let mut watcher = DropWatcher::new(&drop_dir, authority(), outbox.clone());
+        let reports = take_next(&mut watcher).await;
+        assert_eq!(reports.len(), 1);
+        let report = &reports[0];
+        assert!(!file.exists(), "{stop:?}");
+        assert_eq!(
+            names_in(&done),
+            ["batch.jsonl", "batch.jsonl.report.json"],
+            "{stop:?}: the file beside its report, no temporary file left"
+        );
+        let written: IngestReport =
+            serde_json::from_slice(&std::fs::read(done.join("batch.jsonl.report.json")).unwrap())
+                .unwrap();
+        assert_eq!(written.rejected.len(), 5, "{stop:?}");
+        assert_eq!(written.accepted, 2);
+        match stop {
+            // Taken again from the start: the lines were already queued.
+            StopAfter::Enqueue => assert_eq!((written.enqueued, written.duplicates), (0, 2)),
+            // Not read again: the report is the first take's.
+            StopAfter::Report => {
+                assert_eq!((written.enqueued, written.duplicates), (2, 0));
+                assert_eq!(report.enqueued, 2);
+            }
+        }
+        assert_eq!(
+            written.content_sha256.as_deref().map(str::len),
+            Some(64),
+            "{stop:?}"
+        );
+        // Every valid line queued exactly once.
+        let stats = outbox.stats().await.unwrap();
+        assert_eq!(stats.pending, 2, "{stop:?}");
+        for id in ["good-1", "good-2"] {
+            assert_eq!(outbox.entries_for(id).await.unwrap().len(), 1, "{id}");
+        }
+        // A later poll takes nothing more.
+        assert!(watcher.poll_once().await.unwrap().is_empty());
+        assert!(watcher.poll_once().await.unwrap().is_empty());
+        outbox.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_take_whose_file_changed_is_read_again_under_a_new_name() {
+    use kith_agent::ingest::{StopAfter, take_dropped_file_until};
+    let dir = tempfile::tempdir().unwrap();
+    let drop_dir = dir.path().join("drop");
+    std::fs::create_dir_all(&drop_dir).unwrap();
+    let file = drop_dir.join("batch.jsonl");
+    std::fs::write(&file, line("first", same) + "\n").unwrap();
+    let outbox = outbox(dir.path()).await;
+    take_dropped_file_until(&file, &authority(), &outbox, None, Some(StopAfter::Report))
+        .await
+        .unwrap();
+    // The source system replaces the file before the agent comes back, and
+    // a crash left a half-written temporary report.
+    std::fs::write(&file, line("second", same) + "\n").unwrap();
+    let done = drop_dir.join("done");
+    std::fs::write(done.join(".other.jsonl.report.json.tmp"), "{\"fi").unwrap();
+
+    let mut watcher = DropWatcher::new(&drop_dir, authority(), outbox.clone());
+    let reports = take_next(&mut watcher).await;
+    assert_eq!(reports[0].enqueued, 1, "the new content is read");
+    let moved = reports[0].moved_to.clone().unwrap();
+    assert_ne!(
+        moved,
+        done.join("batch.jsonl"),
+        "the first take's name stays its"
+    );
+    assert!(moved.exists());
+    assert!(!done.join(".other.jsonl.report.json.tmp").exists());
+    assert!(done.join("batch.jsonl.report.json").exists());
+    assert_eq!(outbox.entries_for("first").await.unwrap().len(), 1);
+    assert_eq!(outbox.entries_for("second").await.unwrap().len(), 1);
+    assert_eq!(outbox.stats().await.unwrap().pending, 2);
+}

@@ -22,6 +22,10 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use kith_proto::v1;
 
+pub mod fault_proxy;
+pub mod process;
+pub mod tally;
+
 /// Manchester City Council.
 pub const COUNCIL_A: &str = "E08000003";
 /// Salford City Council.

@@ -55,6 +55,26 @@ fn record_key(r: Option<pb::RecordRef>) -> Result<RecordKey, Status> {
     })
 }
 
+/// Runs a write to its end on a task of its own, even if the caller hangs
+/// up meanwhile. tonic drops a handler's future when its client resets the
+/// stream; a store write dropped half-way (between sqlx's `BEGIN` and the
+/// transaction guard it returns) leaves a pooled SQLite connection counted
+/// as inside a transaction, and every later write on that connection then
+/// fails ("begin_with at non-zero transaction depth") until the hub
+/// restarts. Found by killing agents mid-publish
+/// (node-agent/tests/kill_during_ingest.rs, tests/tests/faults.rs).
+async fn to_completion<T: Send + 'static>(
+    write: impl std::future::Future<Output = Result<T, HubError>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(write)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a write task failed");
+            Status::internal("internal error")
+        })?
+        .map_err(to_status)
+}
+
 #[tonic::async_trait]
 impl RecordService for RecordServiceImpl {
     async fn publish_records(
@@ -74,11 +94,8 @@ impl RecordService for RecordServiceImpl {
                 parsed: record_from_wire(r, today),
             })
             .collect();
-        let results = self
-            .hub
-            .publish(&caller, candidates)
-            .await
-            .map_err(to_status)?;
+        let hub = self.hub.clone();
+        let results = to_completion(async move { hub.publish(&caller, candidates).await }).await?;
         Ok(Response::new(pb::PublishRecordsResponse {
             results: results
                 .into_iter()
@@ -108,11 +125,9 @@ impl RecordService for RecordServiceImpl {
             }
             return Err(to_status(HubError::InvalidArgument(errors)));
         };
-        let audit_index = self
-            .hub
-            .end_record(&caller, key, end)
-            .await
-            .map_err(to_status)?;
+        let hub = self.hub.clone();
+        let audit_index =
+            to_completion(async move { hub.end_record(&caller, key, end).await }).await?;
         Ok(Response::new(pb::EndRecordResponse { audit_index }))
     }
 
@@ -129,11 +144,9 @@ impl RecordService for RecordServiceImpl {
                 "is required",
             )]))
         })?;
-        let audit_index = self
-            .hub
-            .withdraw_record(&caller, key, reason)
-            .await
-            .map_err(to_status)?;
+        let hub = self.hub.clone();
+        let audit_index =
+            to_completion(async move { hub.withdraw_record(&caller, key, reason).await }).await?;
         Ok(Response::new(pb::WithdrawRecordResponse { audit_index }))
     }
 
@@ -153,11 +166,9 @@ impl RecordService for RecordServiceImpl {
                 parsed: kith_core::wire::directive_from_wire(d),
             })
             .collect();
-        let results = self
-            .hub
-            .publish_directives(&caller, candidates)
-            .await
-            .map_err(to_status)?;
+        let hub = self.hub.clone();
+        let results =
+            to_completion(async move { hub.publish_directives(&caller, candidates).await }).await?;
         Ok(Response::new(pb::PublishDirectivesResponse {
             results: results
                 .into_iter()

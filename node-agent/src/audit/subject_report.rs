@@ -21,6 +21,7 @@ use super::trust::VerifiedCheckpoint;
 use super::{AuditError, Auditor};
 use crate::config::AgentConfig;
 use crate::table::table;
+use crate::terminal::escape;
 
 /// One access to the person's records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -146,7 +147,7 @@ impl SubjectReport {
     pub fn render_table(&self) -> String {
         let mut out = format!(
             "Accesses to the records of NHS number {} (audit log up to entry {})\n\n",
-            self.nhs_number,
+            escape(&self.nhs_number),
             self.tree_size.saturating_sub(1)
         );
         let rows: Vec<Vec<String>> = self
