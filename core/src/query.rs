@@ -217,7 +217,7 @@ impl BreakGlassRequest {
                 errors.push(FieldError::new(
                     "break_glass.reason_code",
                     format!(
-                        "{} is not a break-glass reason; expected one of: {}",
+                        "unknown reason code {}; expected one of: {}",
                         quote(&self.reason_code),
                         BreakGlassReason::expected()
                     ),

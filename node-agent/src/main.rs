@@ -631,10 +631,12 @@ fn parse_withdraw_reason(s: &str) -> Result<WithdrawReason, String> {
 
 fn parse_notification_kind(s: &str) -> Result<NotificationKind, String> {
     s.parse()
+        .map_err(|e: kith_core::codes::UnknownCode| e.to_string())
 }
 
 fn parse_review_outcome(s: &str) -> Result<ReviewOutcome, String> {
     s.parse()
+        .map_err(|e: kith_core::codes::UnknownCode| e.to_string())
 }
 
 fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {

@@ -10,7 +10,6 @@
 //! them from here.
 
 use std::fmt::Write as _;
-use std::str::FromStr;
 
 use chrono::Utc;
 use kith_core::{Purpose, RelationshipType};
@@ -22,50 +21,8 @@ use crate::outbox::{Outbox, OutboxError};
 use crate::table::{or_dash, table};
 use crate::terminal::escape;
 
-/// What a notification is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationKind {
-    /// One of this authority's records was accessed.
-    Access,
-    /// One of this authority's records was accessed under break glass.
-    BreakGlass,
-    /// A record this authority's users received was revoked: stop relying on it.
-    Revocation,
-}
-
-impl NotificationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Access => "access",
-            Self::BreakGlass => "break_glass",
-            Self::Revocation => "revocation",
-        }
-    }
-
-    fn from_wire(value: i32) -> Option<Self> {
-        match pb::NotificationKind::try_from(value).ok()? {
-            pb::NotificationKind::Access => Some(Self::Access),
-            pb::NotificationKind::BreakGlass => Some(Self::BreakGlass),
-            pb::NotificationKind::Revocation => Some(Self::Revocation),
-            pb::NotificationKind::Unspecified => None,
-        }
-    }
-}
-
-impl FromStr for NotificationKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "access" => Ok(Self::Access),
-            "break_glass" => Ok(Self::BreakGlass),
-            "revocation" => Ok(Self::Revocation),
-            other => Err(format!(
-                "unknown notification kind {other:?}; expected one of: access, break_glass, revocation"
-            )),
-        }
-    }
-}
+/// What a notification is about: one vocabulary with the hub's.
+pub use kith_core::NotificationKind;
 
 /// The member of staff who looked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

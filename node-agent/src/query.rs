@@ -16,7 +16,6 @@ use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 use kith_core::nhs_number::NhsNumberError;
-use kith_core::validate::is_uk_postcode;
 use kith_core::{NhsNumber, Purpose, RelationshipType};
 use kith_proto::v1 as pb;
 use pb::query_service_client::QueryServiceClient;
@@ -26,17 +25,6 @@ use crate::config::{AgentConfig, ConfigError};
 use crate::hub_client::{CallError, HubError, call_with_failover};
 use crate::table::table;
 use crate::terminal::escape;
-
-/// The break-glass reason codes the hub takes.
-pub const BREAK_GLASS_REASONS: &[&str] = &[
-    "life_threatening",
-    "immediate_safeguarding_risk",
-    "public_safety",
-    "other",
-];
-
-/// Shortest and longest break-glass justification, in characters.
-pub const JUSTIFICATION_LEN: std::ops::RangeInclusive<usize> = 10..=1000;
 
 /// What the case worker asks, and who they are.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -471,8 +459,12 @@ fn given(value: &Option<String>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The person asked about, from an NHS number or demographics.
-fn subject(args: &QueryArgs, today: NaiveDate) -> Result<pb::Subject, QueryError> {
+/// The person asked about, from an NHS number or demographics: which
+/// flags were given. Their values are checked by the query contract.
+fn subject(
+    args: &QueryArgs,
+    request: &mut kith_core::query::QueryRequest,
+) -> Result<(), QueryError> {
     let d = &args.demographics;
     let nhs = given(&args.nhs_number);
     if nhs.is_some() && !d.is_empty() {
@@ -486,10 +478,8 @@ fn subject(args: &QueryArgs, today: NaiveDate) -> Result<pb::Subject, QueryError
             given: given_nhs.clone(),
             source,
         })?;
-        return Ok(pb::Subject {
-            nhs_number: nhs.as_digits(),
-            ..Default::default()
-        });
+        request.nhs_number = Some(nhs);
+        return Ok(());
     }
     if d.is_empty() && args.confirm.is_some() {
         return Err(invalid(
@@ -502,75 +492,46 @@ fn subject(args: &QueryArgs, today: NaiveDate) -> Result<pb::Subject, QueryError
             "the person: --nhs-number, or --given-name, --family-name and --date-of-birth (and --postcode if known)",
         ));
     }
-    let (given_name, family_name) = (given(&d.given_name), given(&d.family_name));
-    if given_name.is_none() {
-        return Err(QueryError::Missing(
-            "--given-name (for a search without an NHS number)",
-        ));
-    }
-    if family_name.is_none() {
-        return Err(QueryError::Missing(
-            "--family-name (for a search without an NHS number)",
-        ));
-    }
-    let Some(born) = d.date_of_birth else {
+    let (Some(given_name), Some(family_name)) = (given(&d.given_name), given(&d.family_name))
+    else {
+        return Err(QueryError::Missing(if given(&d.given_name).is_none() {
+            "--given-name (for a search without an NHS number)"
+        } else {
+            "--family-name (for a search without an NHS number)"
+        }));
+    };
+    if d.date_of_birth.is_none() {
         return Err(QueryError::Missing(
             "--date-of-birth (for a search without an NHS number)",
         ));
-    };
-    if born > today {
-        return Err(invalid(
-            "--date-of-birth",
-            format!("{born} is in the future"),
-        ));
     }
-    let postcode = given(&d.postcode);
-    if let Some(p) = &postcode
-        && !is_uk_postcode(p)
-    {
-        return Err(invalid("--postcode", format!("{p:?} is not a UK postcode")));
-    }
-    Ok(pb::Subject {
-        demographics: Some(pb::Demographics {
-            given_name: given_name.unwrap_or_default(),
-            family_name: family_name.unwrap_or_default(),
-            date_of_birth: born.to_string(),
-            postcode: postcode.unwrap_or_default(),
-        }),
-        ..Default::default()
-    })
+    request.demographics = Some(kith_core::Demographics {
+        given_name,
+        family_name,
+        date_of_birth: d.date_of_birth,
+        postcode: given(&d.postcode).unwrap_or_default(),
+    });
+    Ok(())
 }
 
-fn break_glass(args: &Option<BreakGlassArgs>) -> Result<Option<pb::BreakGlass>, QueryError> {
-    let Some(b) = args else {
-        return Ok(None);
-    };
-    let reason = b.reason_code.trim();
-    if !BREAK_GLASS_REASONS.contains(&reason) {
-        return Err(invalid(
-            "--break-glass",
-            format!(
-                "unknown reason code {reason:?}; expected one of: {}",
-                BREAK_GLASS_REASONS.join(", ")
-            ),
-        ));
+/// The flag a field of the query contract came from.
+fn flag_for(field: &str) -> &'static str {
+    match field {
+        "acting_user.user_id" => "--as",
+        "acting_user.role" => "--role",
+        "acting_user.display_name" => "--name",
+        "acting_user.team" => "--team",
+        "purpose" => "--purpose",
+        "subject" | "subject.nhs_number" => "--nhs-number",
+        "subject.demographics.given_name" => "--given-name",
+        "subject.demographics.family_name" => "--family-name",
+        "subject.demographics.date_of_birth" => "--date-of-birth",
+        "subject.demographics.postcode" => "--postcode",
+        "break_glass.reason_code" => "--break-glass",
+        "break_glass.justification" => "--justification",
+        "confirm_candidate" => "--confirm",
+        _ => "the query",
     }
-    let justification = b.justification.trim();
-    let len = justification.chars().count();
-    if !JUSTIFICATION_LEN.contains(&len) {
-        return Err(invalid(
-            "--justification",
-            format!(
-                "is {len} characters; say why this access is needed now in {} to {} characters",
-                JUSTIFICATION_LEN.start(),
-                JUSTIFICATION_LEN.end()
-            ),
-        ));
-    }
-    Ok(Some(pb::BreakGlass {
-        reason_code: reason.to_string(),
-        justification: justification.to_string(),
-    }))
 }
 
 /// Checks the arguments and builds the wire request.
@@ -578,57 +539,57 @@ pub fn build_request(args: &QueryArgs) -> Result<pb::QueryRequest, QueryError> {
     build_request_as_of(args, chrono::Utc::now().date_naive())
 }
 
-/// [`build_request`], checking dates against `today`.
+/// [`build_request`], checking dates against `today`: the flags given,
+/// then the same query contract the hub applies
+/// ([`kith_core::query::QueryRequest::check`]), each failing field named
+/// by its flag.
 pub fn build_request_as_of(
     args: &QueryArgs,
     today: NaiveDate,
 ) -> Result<pb::QueryRequest, QueryError> {
-    let subject = subject(args, today)?;
+    let mut request = kith_core::query::QueryRequest::default();
+    subject(args, &mut request)?;
     let Some(purpose) = args.purpose else {
         return Err(QueryError::Missing("the purpose (--purpose)"));
     };
+    request.purpose = Some(purpose);
     if args.user_id.trim().is_empty() {
         return Err(QueryError::Missing("the acting user (--as)"));
     }
     if args.role.trim().is_empty() {
         return Err(QueryError::Missing("the acting user's role (--role)"));
     }
-    let confirm = match &args.confirm {
-        Some(c) if c.trim().is_empty() => {
-            return Err(invalid(
-                "--confirm",
-                "needs the CANDIDATE_ID a previous search showed",
-            ));
-        }
-        Some(c) => c.trim().to_string(),
-        None => String::new(),
-    };
-    // The same check the hub makes, so a bad name is refused here by flag.
-    let user = kith_core::ActingUser {
+    request.user = kith_core::ActingUser {
         user_id: args.user_id.clone(),
         display_name: args.display_name.clone(),
         role: args.role.clone(),
         team: args.team.clone(),
     }
     .trimmed();
-    let mut errors = Vec::new();
-    user.check("acting_user", &mut errors);
-    if let Some(e) = errors.first() {
-        let flag = match e.field.as_str() {
-            "acting_user.user_id" => "--as",
-            "acting_user.role" => "--role",
-            "acting_user.display_name" => "--name",
-            _ => "--team",
-        };
-        return Err(invalid(flag, e.reason.clone()));
-    }
-    Ok(pb::QueryRequest {
-        acting_user: Some(kith_core::wire::acting_user_to_wire(&user)),
-        purpose: purpose.to_wire() as i32,
-        subject: Some(subject),
-        break_glass: break_glass(&args.break_glass)?,
-        confirm_candidate: confirm,
-    })
+    request.confirm_candidate = match &args.confirm {
+        Some(c) if c.trim().is_empty() => {
+            return Err(invalid(
+                "--confirm",
+                "needs the CANDIDATE_ID a previous search showed",
+            ));
+        }
+        Some(c) => Some(c.trim().to_string()),
+        None => None,
+    };
+    request.break_glass = args
+        .break_glass
+        .as_ref()
+        .map(|b| kith_core::query::BreakGlassRequest {
+            reason_code: b.reason_code.trim().to_string(),
+            justification: b.justification.trim().to_string(),
+        });
+    let checked = request
+        .check(today)
+        .map_err(|errors| match errors.first() {
+            Some(first) => invalid(flag_for(&first.field), first.reason.clone()),
+            None => invalid("the query", "is not valid"),
+        })?;
+    Ok(kith_core::wire::query_to_wire(&checked))
 }
 
 /// Asks the hub, failing over between addresses on transient errors. The

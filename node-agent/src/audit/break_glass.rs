@@ -9,8 +9,6 @@
 //! the review is itself an audit entry. The note is checked here first
 //! (required, at most 1,000 characters), as the hub will.
 
-use std::str::FromStr;
-
 use kith_proto::v1 as pb;
 use serde::Serialize;
 
@@ -22,45 +20,8 @@ use crate::table::{or_dash, table};
 /// Longest review note the hub takes.
 pub const MAX_NOTE_LEN: usize = 1000;
 
-/// What the reviewer concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewOutcome {
-    /// The access was justified.
-    Appropriate,
-    /// It was not: follow up under the authority's own procedures.
-    Inappropriate,
-}
-
-impl ReviewOutcome {
-    fn to_wire(self) -> pb::BreakGlassReviewOutcome {
-        match self {
-            Self::Appropriate => pb::BreakGlassReviewOutcome::Appropriate,
-            Self::Inappropriate => pb::BreakGlassReviewOutcome::Inappropriate,
-        }
-    }
-
-    fn from_wire(value: i32) -> Option<Self> {
-        match pb::BreakGlassReviewOutcome::try_from(value).ok()? {
-            pb::BreakGlassReviewOutcome::Appropriate => Some(Self::Appropriate),
-            pb::BreakGlassReviewOutcome::Inappropriate => Some(Self::Inappropriate),
-            pb::BreakGlassReviewOutcome::Unspecified => None,
-        }
-    }
-}
-
-impl FromStr for ReviewOutcome {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "appropriate" => Ok(Self::Appropriate),
-            "inappropriate" => Ok(Self::Inappropriate),
-            other => Err(format!(
-                "unknown review outcome {other:?}; expected appropriate or inappropriate"
-            )),
-        }
-    }
-}
+/// What the reviewer concluded: one vocabulary with the hub's.
+pub use kith_core::ReviewOutcome;
 
 /// One break-glass access, as the auditor sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
