@@ -18,6 +18,10 @@ use crate::record::{Contact, Record};
 pub const MAX_ID_LEN: usize = 128;
 pub const MAX_CODE_LEN: usize = 64;
 pub const MAX_TEXT_LEN: usize = 200;
+/// Most records (or directives) one publish call may carry: the wire
+/// contract's limit, shared by the hub that enforces it and the agent that
+/// batches for it.
+pub const MAX_BATCH: usize = 1000;
 /// Most security labels on one record.
 pub const MAX_LABELS: usize = 16;
 /// Most local identifiers on one record's subject.

@@ -179,7 +179,7 @@ impl AuditEntry {
             access.kind = AuditKind::Access;
             access.records.retain(|r| r.custodian == c);
             access.matches.retain(|m| m.custodian == c);
-            let whole_in_query = crate::audit_access::concerns(&query_bytes, c)
+            let whole_in_query = concerns(&query_bytes, c)
                 && access.records == query.records
                 && access.matches == query.matches;
             if whole_in_query {
@@ -218,6 +218,28 @@ impl AuditEntry {
     pub fn to_bytes(&self) -> Vec<u8> {
         kith_core::content_hash::canonical_json(self)
     }
+}
+
+/// Whether `authority`'s own auditor may read an entry: made by it, or
+/// naming its records and no other custodian's (in `records` and
+/// `matches`). An `access` entry (one custodian's share of another
+/// authority's query) is its custodian's alone, not the querier's: it may
+/// name records the querier was never shown.
+pub fn concerns(entry: &[u8], authority: &str) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(entry) else {
+        return false;
+    };
+    let listed = |field: &str| value[field].as_array().map_or(&[][..], Vec::as_slice);
+    let mut named = listed("records").iter().chain(listed("matches"));
+    let mut any = false;
+    let only_theirs = named.all(|r| {
+        any = true;
+        r["custodian"] == authority
+    }) && any;
+    if value["kind"] == "access" {
+        return only_theirs;
+    }
+    value["authority"] == authority || only_theirs
 }
 
 #[cfg(test)]

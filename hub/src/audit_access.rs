@@ -19,7 +19,7 @@
 use kith_core::FieldError;
 use kith_policy::AuditScope;
 
-use crate::audit::{AuditEntry, AuditKind};
+use crate::audit::{AuditEntry, AuditKind, concerns};
 use crate::disclosure::{self, ActingUser};
 use crate::error::HubError;
 use crate::hub::{Caller, Hub, now};
@@ -40,28 +40,6 @@ pub struct AuditView {
     pub leaf_hash: [u8; 32],
     /// `None` when withheld from this auditor.
     pub entry: Option<Vec<u8>>,
-}
-
-/// Whether `authority`'s own auditor may read an entry: made by it, or
-/// naming its records and no other custodian's (in `records` and
-/// `matches`). An `access` entry (one custodian's share of another
-/// authority's query) is its custodian's alone, not the querier's: it may
-/// name records the querier was never shown.
-pub fn concerns(entry: &[u8], authority: &str) -> bool {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(entry) else {
-        return false;
-    };
-    let listed = |field: &str| value[field].as_array().map_or(&[][..], Vec::as_slice);
-    let mut named = listed("records").iter().chain(listed("matches"));
-    let mut any = false;
-    let only_theirs = named.all(|r| {
-        any = true;
-        r["custodian"] == authority
-    }) && any;
-    if value["kind"] == "access" {
-        return only_theirs;
-    }
-    value["authority"] == authority || only_theirs
 }
 
 impl Hub {

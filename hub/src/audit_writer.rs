@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::AuditEntry;
 use crate::error::HubError;
-use crate::notify::Notifier;
+use crate::notifier::Notifier;
 use crate::store::{AuditEffects, Store};
 
 /// Most entries committed together.

@@ -16,7 +16,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use kith_core::acting_user::check_printable;
 use kith_core::{FieldError, ReviewOutcome};
 use kith_policy::AuditScope;
-use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEntry, AuditKind};
 use crate::disclosure::{self, ActingUser};
@@ -25,11 +24,12 @@ use crate::hub::{Caller, Hub, now};
 use crate::store::ChangeOutcome;
 
 /// How long a break-glass access lasts, unless configured otherwise.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(4 * 60 * 60);
+pub const DEFAULT_WINDOW: Duration = crate::config::DEFAULT_BREAK_GLASS_WINDOW;
 
-/// What a case worker claims: a reason code and a justification, checked
-/// by the query contract ([`kith_core::query`]).
-pub use kith_core::query::BreakGlassClaim;
+/// What a case worker claims (checked by the query contract,
+/// [`kith_core::query`]), a break-glass access and its review: plain
+/// records, kept in [`crate::model`].
+pub use crate::model::{BreakGlassAccess, BreakGlassClaim, Review};
 
 /// Longest query id a review may name (the hub's own are 32 hex digits).
 const MAX_QUERY_ID_CHARS: usize = 64;
@@ -37,36 +37,6 @@ const MAX_QUERY_ID_CHARS: usize = 64;
 /// Longest review note, in characters (after trimming: the trimmed note is
 /// what is stored and audited).
 pub const MAX_REVIEW_NOTE_CHARS: usize = 1000;
-
-/// The review of one access.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Review {
-    pub outcome: ReviewOutcome,
-    pub note: String,
-    pub reviewed_by: String,
-    /// RFC 3339 UTC.
-    pub reviewed_at: String,
-    pub audit_index: u64,
-}
-
-/// One break-glass access, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BreakGlassAccess {
-    /// The query that claimed it.
-    pub query_id: String,
-    /// Its audit entry.
-    pub audit_index: u64,
-    pub authority: String,
-    pub user: ActingUser,
-    /// NHS number digits.
-    pub subject: String,
-    pub claim: BreakGlassClaim,
-    /// RFC 3339 UTC.
-    pub occurred_at: String,
-    pub expires_at: String,
-    #[serde(default)]
-    pub review: Option<Review>,
-}
 
 pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -214,7 +214,7 @@ impl LimitsConfig {
             (
                 "max_repeated_elements",
                 self.max_repeated_elements as u64,
-                crate::publish::MAX_BATCH as u64,
+                kith_core::validate::MAX_BATCH as u64,
                 1_000_000,
             ),
             (
@@ -241,8 +241,8 @@ impl LimitsConfig {
     }
 
     /// The wire limits of a service whose messages are at most `max_bytes`.
-    pub fn wire(&self, max_bytes: usize) -> crate::grpc::guard::WireLimits {
-        crate::grpc::guard::WireLimits {
+    pub fn wire(&self, max_bytes: usize) -> WireLimits {
+        WireLimits {
             max_message_bytes: max_bytes,
             max_repeated: self.max_repeated_elements,
             max_elements: self.max_message_elements,
@@ -395,7 +395,7 @@ impl HubConfig {
     }
 
     /// The hub's behaviour settings, checked.
-    pub fn settings(&self) -> Result<crate::hub::Settings, String> {
+    pub fn settings(&self) -> Result<Settings, String> {
         self.sharing.settings()
     }
 
@@ -407,7 +407,7 @@ impl HubConfig {
 
 impl SharingConfig {
     /// The hub's behaviour settings, checked; errors name the key.
-    pub fn settings(&self) -> Result<crate::hub::Settings, String> {
+    pub fn settings(&self) -> Result<Settings, String> {
         if self.break_glass_window_minutes == 0 || self.break_glass_window_minutes > 7 * 24 * 60 {
             return Err(format!(
                 "sharing.break_glass_window_minutes: {} is outside 1 to 10080 (a week)",
@@ -431,12 +431,56 @@ impl SharingConfig {
                     .map_err(|e| format!("sharing.match_rules: {}: {e}", path.display()))?
             }
         };
-        Ok(crate::hub::Settings {
+        Ok(Settings {
             break_glass_window: chrono::Duration::minutes(self.break_glass_window_minutes as i64),
             access_notification_types: types,
             match_rules,
-            ..crate::hub::Settings::default()
+            ..Settings::default()
         })
+    }
+}
+
+/// How long a break-glass access lasts, unless configured otherwise.
+pub const DEFAULT_BREAK_GLASS_WINDOW: std::time::Duration =
+    std::time::Duration::from_secs(4 * 60 * 60);
+
+/// The wire limits of one service, as `[limits]` sets them; enforced by
+/// `grpc::guard` before a message is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireLimits {
+    /// The largest encoded message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// The most elements any one repeated field may hold in one message.
+    pub max_repeated: usize,
+    /// The most submessages and repeated elements one message may hold in all.
+    pub max_elements: usize,
+}
+
+/// How the hub behaves where the configuration may choose.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a break-glass access lasts for its user and subject.
+    pub break_glass_window: chrono::Duration,
+    /// Relationship types whose custodian is told of every access.
+    pub access_notification_types: std::collections::HashSet<kith_core::RelationshipType>,
+    /// Demographic matching rules (versioned).
+    pub match_rules: kith_core::matching::MatchRules,
+    /// How long a non-member's refusals are coalesced into one entry.
+    pub refusal_window: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            break_glass_window: chrono::Duration::from_std(DEFAULT_BREAK_GLASS_WINDOW)
+                .expect("four hours fits"),
+            access_notification_types: DEFAULT_ACCESS_NOTIFICATION_TYPES
+                .iter()
+                .map(|t| t.parse().expect("default types are codes"))
+                .collect(),
+            match_rules: kith_core::matching::MatchRules::default(),
+            refusal_window: crate::refusals::DEFAULT_WINDOW,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use kith_core::{Purpose, Record};
 
 use crate::directory::Member;
-use crate::disclosure::ActingUser;
+use kith_core::ActingUser;
 
 /// One record's detail, wanted for a permitted query.
 #[derive(Debug, Clone)]

@@ -4,18 +4,18 @@
 //! (in [`crate::publish`] and [`crate::query`]), taking an authenticated
 //! [`Caller`]. No method takes a tonic type.
 
-use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use kith_core::{AuthorityCode, RelationshipType};
+use kith_core::AuthorityCode;
 use kith_policy::PolicySet;
 
 use crate::audit_writer::AuditWriter;
+pub use crate::config::Settings;
 use crate::detail::DetailSource;
 use crate::directory::{Directory, Member};
 use crate::error::HubError;
-use crate::notify::Notifier;
+use crate::notifier::Notifier;
 use crate::refusals::RefusalLog;
 use crate::store::Store;
 
@@ -24,34 +24,6 @@ use crate::store::Store;
 pub struct Caller {
     pub authority: AuthorityCode,
     pub member: Member,
-}
-
-/// How the hub behaves where the configuration may choose.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// How long a break-glass access lasts for its user and subject.
-    pub break_glass_window: chrono::Duration,
-    /// Relationship types whose custodian is told of every access.
-    pub access_notification_types: HashSet<RelationshipType>,
-    /// Demographic matching rules (versioned).
-    pub match_rules: kith_core::matching::MatchRules,
-    /// How long a non-member's refusals are coalesced into one entry.
-    pub refusal_window: std::time::Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            break_glass_window: chrono::Duration::from_std(crate::break_glass::DEFAULT_WINDOW)
-                .expect("four hours fits"),
-            access_notification_types: crate::config::DEFAULT_ACCESS_NOTIFICATION_TYPES
-                .iter()
-                .map(|t| t.parse().expect("default types are codes"))
-                .collect(),
-            match_rules: kith_core::matching::MatchRules::default(),
-            refusal_window: crate::refusals::DEFAULT_WINDOW,
-        }
-    }
 }
 
 pub struct Hub {

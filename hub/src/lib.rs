@@ -22,6 +22,8 @@ pub mod disclosure;
 pub mod error;
 pub mod grpc;
 pub mod hub;
+pub mod model;
+pub mod notifier;
 pub mod notify;
 pub mod policy_reload;
 pub mod publish;

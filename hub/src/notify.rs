@@ -11,11 +11,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
-
-use kith_core::{Purpose, RelationshipType};
-use kith_policy::Level;
 
 use crate::audit::{AuditEntry, AuditKind, AuditedRecord};
 use crate::error::HubError;
@@ -24,139 +19,12 @@ use crate::hub::{Hub, now};
 /// How often an open link looks for notifications it has not had acknowledged.
 pub const RESEND_INTERVAL: Duration = Duration::from_secs(5);
 
-/// What a notification is about (one vocabulary for hub and agent).
-pub use kith_core::NotificationKind;
-
-/// One notification to one authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notification {
-    pub notification_id: String,
-    /// Who is told.
-    pub recipient: String,
-    pub kind: NotificationKind,
-    /// RFC 3339 UTC.
-    pub occurred_at: String,
-    pub custodian: String,
-    pub record_id: String,
-    /// `None` only when a revoked record could not be read back.
-    #[serde(default, with = "blank_is_none")]
-    pub relationship_type: Option<RelationshipType>,
-    /// Access and break glass: who looked, and why.
-    #[serde(default)]
-    pub accessor_authority: String,
-    #[serde(default)]
-    pub accessor_authority_name: String,
-    #[serde(default)]
-    pub accessor_user_id: String,
-    #[serde(default)]
-    pub accessor_display_name: String,
-    #[serde(default)]
-    pub accessor_role: String,
-    #[serde(default)]
-    pub accessor_team: String,
-    /// Access and break glass: the purpose asked for (stored as its code,
-    /// empty for a revocation).
-    #[serde(default, with = "blank_is_none")]
-    pub purpose: Option<Purpose>,
-    /// Access and break glass: the level disclosed.
-    #[serde(default, with = "blank_is_none")]
-    pub level: Option<Level>,
-    #[serde(default)]
-    pub query_id: String,
-    /// Break glass: the reason given. Revocation: why the record was revoked.
-    #[serde(default)]
-    pub reason: String,
-    /// The audit entry recording what this is about.
-    pub audit_index: u64,
-}
-
-impl Notification {
-    /// A new notification of `kind` to `recipient` about one record, with a
-    /// fresh id, stamped now.
-    pub fn new(
-        kind: NotificationKind,
-        recipient: &str,
-        custodian: &str,
-        record_id: &str,
-        relationship_type: Option<RelationshipType>,
-        audit_index: u64,
-    ) -> Self {
-        Self {
-            notification_id: format!("{:032x}", rand::random::<u128>()),
-            recipient: recipient.to_string(),
-            kind,
-            occurred_at: now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            custodian: custodian.to_string(),
-            record_id: record_id.to_string(),
-            relationship_type,
-            accessor_authority: String::new(),
-            accessor_authority_name: String::new(),
-            accessor_user_id: String::new(),
-            accessor_display_name: String::new(),
-            accessor_role: String::new(),
-            accessor_team: String::new(),
-            purpose: None,
-            level: None,
-            query_id: String::new(),
-            reason: String::new(),
-            audit_index,
-        }
-    }
-}
-
-/// An optional code stored as its spelling, or as "" when absent (the form
-/// notifications have always been stored in).
-mod blank_is_none {
-    use std::fmt::Display;
-    use std::str::FromStr;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.collect_str(v),
-            None => s.serialize_str(""),
-        }
-    }
-
-    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
-    where
-        T: FromStr,
-        T::Err: Display,
-        D: Deserializer<'de>,
-    {
-        let text = String::deserialize(d)?;
-        if text.is_empty() {
-            return Ok(None);
-        }
-        text.parse().map(Some).map_err(serde::de::Error::custom)
-    }
-}
+/// A notification and what it is about: plain records, kept in
+/// [`crate::model`].
+pub use crate::model::{Notification, NotificationKind};
 
 /// Wakes the links when notifications are stored.
-#[derive(Debug)]
-pub struct Notifier {
-    stored: watch::Sender<u64>,
-}
-
-impl Default for Notifier {
-    fn default() -> Self {
-        Self {
-            stored: watch::channel(0).0,
-        }
-    }
-}
-
-impl Notifier {
-    /// A receiver that changes each time notifications are stored here.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.stored.subscribe()
-    }
-
-    pub(crate) fn wake(&self) {
-        self.stored.send_modify(|n| *n = n.wrapping_add(1));
-    }
-}
+pub use crate::notifier::Notifier;
 
 impl Hub {
     /// Stores notifications for delivery and wakes the links. A failure is

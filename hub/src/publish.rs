@@ -16,7 +16,7 @@ use crate::{data_location, disclosure};
 use kith_policy::HoldDecision;
 
 /// Most records one publish call may carry.
-pub const MAX_BATCH: usize = 1000;
+pub use kith_core::validate::MAX_BATCH;
 
 /// One record of a publish call, as it came off the wire: its claimed key,
 /// and either the parsed record or why it did not parse.

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use crate::audit::{AuditEntry, AuditKind};
 use crate::audit_writer::AuditWriter;
-use crate::hub::now;
 
 /// How long one peer's refusals are coalesced, unless configured otherwise.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -54,7 +53,7 @@ pub struct RefusalLog {
 }
 
 fn entry(peer: &str, count: u64, overflow: bool) -> AuditEntry {
-    let mut e = AuditEntry::new(AuditKind::Refusal, peer, now());
+    let mut e = AuditEntry::new(AuditKind::Refusal, peer, chrono::Utc::now());
     e.outcome = "refused".into();
     e.reason = if overflow {
         format!("{REASON} (callers beyond the {MAX_PEERS} refused peers tracked one by one)")

@@ -18,7 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 
 /// The most records one `PublishRecords` call may carry (see the proto).
-pub const MAX_BATCH_SIZE: usize = 1000;
+pub const MAX_BATCH_SIZE: usize = kith_core::validate::MAX_BATCH;
 
 /// Everything the agent needs to run. Field names are the TOML keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,16 +35,8 @@ use tonic::server::NamedService;
 /// Messages nested deeper than this are refused (prost's own limit is 100).
 pub const MAX_DEPTH: usize = 32;
 
-/// The wire limits of one service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WireLimits {
-    /// The largest encoded message accepted, in bytes.
-    pub max_message_bytes: usize,
-    /// The most elements any one repeated field may hold in one message.
-    pub max_repeated: usize,
-    /// The most submessages and repeated elements one message may hold in all.
-    pub max_elements: usize,
-}
+/// The wire limits of one service (plain data, from the config).
+pub use crate::config::WireLimits;
 
 #[derive(Debug)]
 struct FieldShape {

@@ -21,8 +21,7 @@ use chrono::NaiveDate;
 use kith_core::{Directive, NhsNumber, Record, WithdrawReason};
 
 use crate::audit::AuditEntry;
-use crate::break_glass::{BreakGlassAccess, Review};
-use crate::notify::Notification;
+use crate::model::{BreakGlassAccess, Notification, Review};
 
 /// SHA-256 leaf hash of an entry's bytes (RFC 9162 section 2.1.1).
 pub fn leaf_hash_of(entry: &[u8]) -> [u8; 32] {

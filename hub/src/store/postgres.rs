@@ -30,8 +30,7 @@ use super::{
     StoredCheckpoint, StoredRecord,
 };
 use crate::audit::AuditEntry;
-use crate::break_glass::{BreakGlassAccess, Review};
-use crate::notify::Notification;
+use crate::model::{BreakGlassAccess, Notification, Review};
 use kith_core::Directive;
 
 /// The advisory lock key that sequences audit appends (and so every write)

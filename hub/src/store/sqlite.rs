@@ -27,8 +27,7 @@ use super::{
     StoredCheckpoint, StoredRecord,
 };
 use crate::audit::AuditEntry;
-use crate::break_glass::{BreakGlassAccess, Review};
-use crate::notify::Notification;
+use crate::model::{BreakGlassAccess, Notification, Review};
 use kith_core::Directive;
 
 /// Record keys per SELECT: 2 parameters each, under SQLite's 32,766.

@@ -29,7 +29,7 @@ use rusqlite::{Connection, OpenFlags, Row, params_from_iter};
 
 use super::codec;
 use super::{StoreError, StoredRecord};
-use crate::break_glass::BreakGlassAccess;
+use crate::model::BreakGlassAccess;
 
 /// Idle connections kept for reuse.
 const KEEP_IDLE: usize = 8;
