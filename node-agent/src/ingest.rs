@@ -257,6 +257,31 @@ pub async fn ingest_file(
     ingest_file_as_of(path, authority, outbox, today()).await
 }
 
+/// Ingests `files` (what `kith-agent ingest FILE…` is given) in the order
+/// that keeps directives behind their records: every record file first,
+/// then the directive files, so a directive for a record in the same call
+/// never reaches the hub before it. `on_report` sees each file's report as
+/// it is done, so a long batch shows progress. A file that cannot be
+/// ingested at all stops the batch and is named in the error.
+pub async fn ingest_files(
+    files: &[std::path::PathBuf],
+    authority: &AuthorityCode,
+    outbox: &Outbox,
+    mut on_report: impl FnMut(&IngestReport),
+) -> Result<Vec<IngestReport>, (std::path::PathBuf, IngestError)> {
+    let mut files = files.to_vec();
+    files.sort_by_key(|f| SourceFormat::of(f) == Some(SourceFormat::DirectiveLines));
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        let report = ingest_file(&file, authority, outbox)
+            .await
+            .map_err(|e| (file.clone(), e))?;
+        on_report(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
 /// [`ingest_file`], validating as of `today`.
 pub async fn ingest_file_as_of(
     path: &Path,
