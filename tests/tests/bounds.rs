@@ -89,6 +89,10 @@ async fn a_huge_bad_value_is_quoted_short_in_the_answer_and_the_audit_entry() {
         "the publish entry holds no copy of the bad values: {} bytes for a {request_bytes}-byte request",
         entry.len()
     );
+    eprintln!(
+        "bounds: a {request_bytes}-byte publish with three 300,000-character values: audit entry {} bytes",
+        entry.len()
+    );
     let text = String::from_utf8(entry).unwrap();
     assert!(text.contains("(300000 characters)"), "{text}");
 }
@@ -135,6 +139,11 @@ async fn no_audit_entry_grows_past_a_small_multiple_of_its_request() {
             results[0].errors.len()
         );
         let entry = last_entry_bytes(&hub).await;
+        eprintln!(
+            "bounds: a {request_bytes}-byte rejected publish: {} field errors, audit entry {} bytes",
+            results[0].errors.len(),
+            entry.len()
+        );
         assert!(
             entry.len() <= ENTRY_MULTIPLE * request_bytes + ENTRY_ENVELOPE,
             "a {request_bytes}-byte request made a {}-byte audit entry",
@@ -186,6 +195,11 @@ async fn a_bad_query_field_of_any_size_is_a_readable_invalid_argument() {
         "not RESOURCE_EXHAUSTED: {status:?}"
     );
     let message = status.message();
+    eprintln!(
+        "bounds: a query with six 30,000-character fields: {:?}, message {} bytes",
+        status.code(),
+        message.len()
+    );
     assert!(message.len() <= 2048, "{} bytes", message.len());
     for field in [
         "subject.demographics.date_of_birth",
