@@ -281,6 +281,31 @@ mod tests {
         }
     }
 
+    /// Found by the `wire_directive` fuzz target: the wire form cut
+    /// `recorded_at` to whole seconds, so the hub held another time than the
+    /// agent's file said, and two directives recorded within one second
+    /// could swap order.
+    #[test]
+    fn recorded_at_keeps_its_fraction_across_the_wire() {
+        for (at, on_the_wire) in [
+            ("2026-01-01T09:30:00.5Z", "2026-01-01T09:30:00.500Z"),
+            (
+                "2026-01-01T09:30:00.123456789Z",
+                "2026-01-01T09:30:00.123456789Z",
+            ),
+            ("2026-01-01T09:30:00Z", "2026-01-01T09:30:00Z"),
+        ] {
+            let d = directive("d1", DirectiveKind::Consent, at);
+            let wire = directive_to_wire(&d);
+            assert_eq!(wire.recorded_at, on_the_wire);
+            assert_eq!(directive_from_wire(wire).unwrap(), d);
+        }
+        let earlier = directive("d1", DirectiveKind::Consent, "2026-01-01T09:30:00.2Z");
+        let later = directive("d2", DirectiveKind::Consent, "2026-01-01T09:30:00.7Z");
+        let back = |d: &Directive| directive_from_wire(directive_to_wire(d)).unwrap();
+        assert!(back(&earlier).recorded_at < back(&later).recorded_at);
+    }
+
     fn refused_fields(d: &Directive) -> Vec<String> {
         d.validate()
             .err()

@@ -506,9 +506,11 @@ pub fn directive_to_wire(d: &Directive) -> pb::SharingDirective {
         purposes: d.purposes.iter().map(|p| p.to_wire() as i32).collect(),
         recipient_kinds: d.recipient_kinds.clone(),
         recipient_authorities: d.recipient_authorities.clone(),
+        // Every digit the time has: truncating to seconds would reorder
+        // directives recorded within one second (the most recent wins).
         recorded_at: d
             .recorded_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         note: d.note.clone(),
     }
 }

@@ -362,6 +362,18 @@ pub fn parse_source(
     (lines.into_iter().map(|(_, r)| r).collect(), report)
 }
 
+/// Parses a directives file's bytes (`*.directives.jsonl`) into valid
+/// directives (custodian filled in) and a report of the rest. Pure, like
+/// [`parse_source`]; `ingest_file` does this for a directives file.
+pub fn parse_directive_source(
+    path: &Path,
+    bytes: &[u8],
+    authority: &AuthorityCode,
+) -> (Vec<Directive>, IngestReport) {
+    let (lines, report) = parse_directive_lines(path, bytes, authority);
+    (lines.into_iter().map(|(_, d)| d).collect(), report)
+}
+
 /// [`parse_source`], each record with its 1-based line number.
 fn parse_source_lines(
     path: &Path,
@@ -508,7 +520,9 @@ fn parse_json_lines<T: SourceItem>(text: &str) -> Vec<ParsedLine<T>> {
                             inner.column()
                         ),
                     )
-                } else if path == "." {
+                } else if path == "." || path.is_empty() {
+                    // serde's path is empty for an unknown key `""` at the
+                    // top: the line is at fault, not a field with no name.
                     FieldError::new("(line)", serde_message(&inner))
                 } else {
                     FieldError::new(path, serde_message(&inner))

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use kith_agent::ingest::{DropWatcher, IngestReport, SourceFormat, ingest_file};
+use kith_agent::ingest::{
+    DropWatcher, IngestReport, SourceFormat, ingest_file, parse_directive_source, parse_source,
+};
 use kith_agent::outbox::Outbox;
 use kith_core::identity::AuthorityCode;
 
@@ -571,4 +573,35 @@ async fn an_interrupted_take_whose_file_changed_is_read_again_under_a_new_name()
     assert_eq!(outbox.entries_for("first").await.unwrap().len(), 1);
     assert_eq!(outbox.entries_for("second").await.unwrap().len(), 1);
     assert_eq!(outbox.stats().await.unwrap().pending, 2);
+}
+
+/// Found by the `drop_file` fuzz target: an empty key (`"": 1`) made an
+/// error whose field was the empty string, so the report said `line 1: :
+/// unknown field` with no field to look at. It is the line's fault.
+#[test]
+fn an_empty_key_is_refused_as_the_lines_fault_not_a_nameless_field() {
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let record = line("e-1", |s| s.replacen('{', r#"{"":1,"#, 1));
+    let (records, report) = parse_source(
+        Path::new("x.jsonl"),
+        SourceFormat::JsonLines,
+        record.as_bytes(),
+        &authority(),
+        today,
+    );
+    assert!(records.is_empty());
+    let directive = r#"{"directive_id":"d-1","version":1,"record_id":"j-1","kind":"objection","period":{"start":"2025-01-01"},"grantor":"the person","recorded_at":"2025-06-01T09:00:00Z","":1}"#;
+    let (directives, directive_report) = parse_directive_source(
+        Path::new("x.directives.jsonl"),
+        directive.as_bytes(),
+        &authority(),
+    );
+    assert!(directives.is_empty());
+    for report in [report, directive_report] {
+        assert_eq!(report.rejected.len(), 1);
+        let errors = &report.rejected[0].errors;
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "(line)", "{errors:?}");
+        assert!(errors[0].reason.contains("unknown field"), "{errors:?}");
+    }
 }
