@@ -47,32 +47,47 @@ pub struct LinkProbe {
     inbound: tonic::Streaming<pb::HubMessage>,
 }
 
+/// Opens an agent link as the authority `tls` names, says hello as
+/// `agent_version`, and waits for the welcome: the sender for what the
+/// agent says and the stream of what the hub says.
+pub async fn open_agent_link(
+    addr: SocketAddr,
+    tls: &TlsFiles,
+    agent_version: &str,
+) -> (
+    tokio::sync::mpsc::Sender<pb::AgentMessage>,
+    tonic::Streaming<pb::HubMessage>,
+) {
+    let mut client = pb::agent_link_service_client::AgentLinkServiceClient::new(
+        channel(addr, tls).await.expect("channel"),
+    );
+    let (outbound, rx) = tokio::sync::mpsc::channel(16);
+    outbound
+        .send(pb::AgentMessage {
+            message: Some(pb::agent_message::Message::Hello(pb::AgentHello {
+                agent_version: agent_version.into(),
+            })),
+        })
+        .await
+        .unwrap();
+    let mut inbound = client
+        .open_link(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("open link")
+        .into_inner();
+    match inbound.message().await.expect("welcome") {
+        Some(pb::HubMessage {
+            message: Some(pb::hub_message::Message::Welcome(_)),
+        }) => {}
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+    (outbound, inbound)
+}
+
 impl LinkProbe {
     /// Opens the link as the authority `tls` names and waits for the welcome.
     pub async fn open(addr: SocketAddr, tls: &TlsFiles) -> Self {
-        let mut client = pb::agent_link_service_client::AgentLinkServiceClient::new(
-            channel(addr, tls).await.expect("channel"),
-        );
-        let (outbound, rx) = tokio::sync::mpsc::channel(16);
-        outbound
-            .send(pb::AgentMessage {
-                message: Some(pb::agent_message::Message::Hello(pb::AgentHello {
-                    agent_version: "probe".into(),
-                })),
-            })
-            .await
-            .unwrap();
-        let mut inbound = client
-            .open_link(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .expect("open link")
-            .into_inner();
-        match inbound.message().await.expect("welcome") {
-            Some(pb::HubMessage {
-                message: Some(pb::hub_message::Message::Welcome(_)),
-            }) => {}
-            other => panic!("expected a welcome, got {other:?}"),
-        }
+        let (outbound, inbound) = open_agent_link(addr, tls, "probe").await;
         Self { outbound, inbound }
     }
 

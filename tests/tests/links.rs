@@ -24,29 +24,7 @@ struct AnsweringLink {
 
 impl AnsweringLink {
     async fn open(addr: SocketAddr, tls: &TlsFiles, custodian: &'static str) -> Self {
-        let mut client = pb::agent_link_service_client::AgentLinkServiceClient::new(
-            channel(addr, tls).await.expect("channel"),
-        );
-        let (outbound, rx) = mpsc::channel(16);
-        outbound
-            .send(pb::AgentMessage {
-                message: Some(pb::agent_message::Message::Hello(pb::AgentHello {
-                    agent_version: "answering-probe".into(),
-                })),
-            })
-            .await
-            .unwrap();
-        let mut inbound = client
-            .open_link(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .expect("open link")
-            .into_inner();
-        match inbound.message().await.expect("welcome") {
-            Some(pb::HubMessage {
-                message: Some(pb::hub_message::Message::Welcome(_)),
-            }) => {}
-            other => panic!("expected a welcome, got {other:?}"),
-        }
+        let (outbound, mut inbound) = open_agent_link(addr, tls, "answering-probe").await;
         let (notify, notifications) = mpsc::channel(64);
         let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (count, reply) = (answered.clone(), outbound.clone());

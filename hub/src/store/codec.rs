@@ -108,6 +108,31 @@ pub(crate) fn audit_entry(
     })
 }
 
+/// Audit entries read from `rows` (`(idx, entry, leaf_hash)`, in index
+/// order) until `max_bytes` of entry bytes are taken: always at least one
+/// entry if there is one, and never more rows read than that needs. Both
+/// stores page `GetEntries` through this.
+pub(crate) async fn audit_entries_within<S, E>(
+    mut rows: S,
+    max_bytes: usize,
+) -> Result<Vec<super::StoredAuditEntry>, StoreError>
+where
+    S: futures::Stream<Item = Result<(i64, Vec<u8>, Vec<u8>), E>> + Unpin,
+    StoreError: From<E>,
+{
+    use futures::TryStreamExt;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    while bytes < max_bytes {
+        let Some(row) = rows.try_next().await? else {
+            break;
+        };
+        bytes = bytes.saturating_add(row.1.len());
+        out.push(audit_entry(row)?);
+    }
+    Ok(out)
+}
+
 /// A checkpoint from its `(tree_size, root_hash, signed_note)` columns.
 pub(crate) fn checkpoint(
     (size, root, note): (i64, Vec<u8>, String),

@@ -460,23 +460,13 @@ impl Store for PostgresStore {
         limit: u32,
         max_bytes: usize,
     ) -> Result<Vec<StoredAuditEntry>, StoreError> {
-        use futures::TryStreamExt;
-        let mut rows = sqlx::query_as::<_, (i64, Vec<u8>, Vec<u8>)>(
+        let rows = sqlx::query_as::<_, (i64, Vec<u8>, Vec<u8>)>(
             "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= $1 ORDER BY idx LIMIT $2",
         )
         .bind(from as i64)
         .bind(i64::from(limit))
         .fetch(&self.pool);
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        while bytes < max_bytes {
-            let Some(row) = rows.try_next().await? else {
-                break;
-            };
-            bytes = bytes.saturating_add(row.1.len());
-            out.push(codec::audit_entry(row)?);
-        }
-        Ok(out)
+        codec::audit_entries_within(rows, max_bytes).await
     }
 
     async fn audit_leaf_hashes(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>, StoreError> {
