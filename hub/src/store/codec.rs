@@ -64,21 +64,25 @@ pub(crate) fn body_of(record: &Record) -> String {
     serde_json::to_string(record).expect("a record always serialises")
 }
 
-/// A stored record from its columns: `body`, `held_at_source`, `status`,
+/// A record's columns as read: `body`, `held_at_source`, `status`,
 /// `withdraw_reason`, `ended_on`.
+pub(crate) type RecordColumns = (String, i64, String, Option<String>, Option<String>);
+
+/// A row of a `records r LEFT JOIN directives d` select: the record's key
+/// (custodian, record id), its columns, and one directive's body or none.
+pub(crate) type RecordRow = ((String, String), RecordColumns, Option<String>);
+
+/// A stored record from its columns (without its directives).
 pub(crate) fn stored_record(
-    body: &str,
-    held_at_source: bool,
-    status: &str,
-    withdraw_reason: Option<&str>,
-    ended_on: Option<&str>,
+    (body, held_at_source, status, withdraw_reason, ended_on): RecordColumns,
 ) -> Result<StoredRecord, StoreError> {
-    let record: Record =
-        serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("record body: {e}")))?;
-    let status = match status {
+    let record: Record = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("record body: {e}")))?;
+    let status = match status.as_str() {
         "active" => RecordStatus::Active,
         "withdrawn" => RecordStatus::Withdrawn(
             withdraw_reason
+                .as_deref()
                 .unwrap_or("no_longer_shared")
                 .parse()
                 .map_err(|e| StoreError::Corrupt(format!("withdraw reason: {e}")))?,
@@ -86,15 +90,36 @@ pub(crate) fn stored_record(
         other => return Err(StoreError::Corrupt(format!("record status {other:?}"))),
     };
     let ended_on = ended_on
-        .map(|d| NaiveDate::from_str(d).map_err(|e| StoreError::Corrupt(format!("ended_on: {e}"))))
+        .map(|d| NaiveDate::from_str(&d).map_err(|e| StoreError::Corrupt(format!("ended_on: {e}"))))
         .transpose()?;
     Ok(StoredRecord {
         record,
-        held_at_source,
+        held_at_source: held_at_source != 0,
         status,
         ended_on,
         directives: Vec::new(),
     })
+}
+
+/// Records from the rows of a `records r LEFT JOIN directives d` select in
+/// key order (one row per directive, or one row with none): one record per
+/// key, with its directives. Both stores' query-path reads end here.
+pub(crate) fn records_with_directives(
+    rows: impl IntoIterator<Item = Result<RecordRow, StoreError>>,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut records: Vec<StoredRecord> = Vec::new();
+    let mut last: Option<(String, String)> = None;
+    for row in rows {
+        let (key, columns, directive) = row?;
+        if last.as_ref() != Some(&key) {
+            records.push(stored_record(columns)?);
+            last = Some(key);
+        }
+        if let (Some(body), Some(stored)) = (directive, records.last_mut()) {
+            stored.directives.push(from_json(&body, "directive body")?);
+        }
+    }
+    Ok(records)
 }
 
 /// An audit entry from its `(idx, entry, leaf_hash)` columns.

@@ -12,6 +12,7 @@
 mod codec;
 pub mod migrations;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 mod sqlite_audit;
 mod sqlite_reads;
@@ -29,6 +30,7 @@ pub fn leaf_hash_of(entry: &[u8]) -> [u8; 32] {
 }
 
 pub use postgres::PostgresStore;
+pub use sql::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 
 /// Which store a `database_url` names, by its scheme.

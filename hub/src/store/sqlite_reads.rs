@@ -176,36 +176,19 @@ impl Readers {
 /// Records from rows of a `records r LEFT JOIN directives d` select in key
 /// order (the columns of [`RECORD_COLUMNS`]): one record per key, with its
 /// directives.
-fn stored_records(mut rows: rusqlite::Rows<'_>) -> Result<Vec<StoredRecord>, StoreError> {
-    let mut records: Vec<StoredRecord> = Vec::new();
-    let mut last: Option<(String, String)> = None;
-    while let Some(row) = rows.next()? {
-        let key: (String, String) = (row.get(0)?, row.get(1)?);
-        if last.as_ref() != Some(&key) {
-            records.push(stored_record(row)?);
-            last = Some(key);
-        }
-        let directive: Option<String> = row.get(7)?;
-        if let (Some(body), Some(stored)) = (directive, records.last_mut()) {
-            stored
-                .directives
-                .push(codec::from_json(&body, "directive body")?);
-        }
-    }
-    Ok(records)
-}
-
-fn stored_record(row: &Row<'_>) -> Result<StoredRecord, StoreError> {
-    let body: String = row.get(2)?;
-    let held_at_source: i64 = row.get(3)?;
-    let status: String = row.get(4)?;
-    let withdraw_reason: Option<String> = row.get(5)?;
-    let ended_on: Option<String> = row.get(6)?;
-    codec::stored_record(
-        &body,
-        held_at_source != 0,
-        &status,
-        withdraw_reason.as_deref(),
-        ended_on.as_deref(),
-    )
+fn stored_records(rows: rusqlite::Rows<'_>) -> Result<Vec<StoredRecord>, StoreError> {
+    let rows = rows.mapped(|row: &Row<'_>| {
+        Ok((
+            (row.get(0)?, row.get(1)?),
+            (
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            ),
+            row.get(7)?,
+        ))
+    });
+    codec::records_with_directives(rows.map(|row| row.map_err(StoreError::from)))
 }
