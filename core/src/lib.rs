@@ -8,11 +8,13 @@
 //! validation: a [`Record`] that exists is a valid one.
 
 pub mod acting_user;
+pub mod audit;
 pub mod codes;
 pub mod content_hash;
 pub mod directive;
 pub mod error;
 pub mod identity;
+pub mod level;
 pub mod matching;
 pub mod nhs_number;
 pub mod pki;

@@ -358,10 +358,10 @@ async fn a_council_auditor_reads_its_own_entries_and_a_social_worker_is_refused(
                 // council A what the trust holds: the whole entry is
                 // withheld, and A sees its own share as an `access` entry.
                 if v.authority == COUNCIL_B && v.subject.as_deref() == Some(w.nhs.as_str()) {
-                    assert_eq!(v.kind, "access", "entry {}: {v:?}", e.index);
+                    assert_eq!(v.kind.as_str(), "access", "entry {}: {v:?}", e.index);
                     saw_share_of_mixed_query = true;
                 }
-                saw_other_query |= v.kind == "query" && v.authority == COUNCIL_B;
+                saw_other_query |= v.kind.as_str() == "query" && v.authority == COUNCIL_B;
             }
             None => assert!(e.entry.is_none(), "withheld entries carry no bytes"),
         }

@@ -212,10 +212,7 @@ pub(crate) fn disclosures_in(entries: &[crate::audit::AuditEntry]) -> Vec<(&str,
         .flat_map(|e| {
             e.records
                 .iter()
-                .filter(|r| {
-                    (r.decision == "detail" || r.decision == "summary")
-                        && r.custodian != e.authority
-                })
+                .filter(|r| r.disclosed() && r.custodian != e.authority)
                 .map(|r| {
                     (
                         r.custodian.as_str(),

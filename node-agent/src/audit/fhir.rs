@@ -19,31 +19,30 @@
 
 use serde_json::{Value, json};
 
-use super::entry::EntryView;
+use super::entry::{AuditEntry, AuditKind};
 
 const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
 const ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-entity-type";
 const OBJECT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/object-role";
 
 /// The DICOM event type code and display for an entry kind.
-pub fn event_type(kind: &str) -> (&'static str, &'static str) {
+pub fn event_type(kind: AuditKind) -> (&'static str, &'static str) {
     match kind {
-        "query" => ("110112", "Query"),
-        "publish" | "end" | "withdraw" => ("110110", "Patient Record"),
-        "audit_read" => ("110101", "Audit Log Used"),
-        "refusal" | "policy_load" => ("110113", "Security Alert"),
+        AuditKind::Query => ("110112", "Query"),
+        AuditKind::Publish | AuditKind::End | AuditKind::Withdraw => ("110110", "Patient Record"),
+        AuditKind::AuditRead => ("110101", "Audit Log Used"),
+        AuditKind::Refusal | AuditKind::PolicyLoad => ("110113", "Security Alert"),
         _ => ("110100", "Application Activity"),
     }
 }
 
 /// The FHIR action code for an entry kind.
-pub fn action(kind: &str) -> &'static str {
+pub fn action(kind: AuditKind) -> &'static str {
     match kind {
-        "publish" => "C",
-        "end" => "U",
-        "withdraw" => "D",
-        "policy_load" => "U",
-        "audit_read" => "R",
+        AuditKind::Publish => "C",
+        AuditKind::End | AuditKind::PolicyLoad => "U",
+        AuditKind::Withdraw => "D",
+        AuditKind::AuditRead => "R",
         _ => "E",
     }
 }
@@ -57,8 +56,8 @@ pub fn outcome(outcome: &str) -> &'static str {
 }
 
 /// The `AuditEvent` for entry `index`.
-pub fn audit_event(index: u64, e: &EntryView) -> Value {
-    let (code, display) = event_type(&e.kind);
+pub fn audit_event(index: u64, e: &AuditEntry) -> Value {
+    let (code, display) = event_type(e.kind);
     let mut agent = json!({
         "type": {"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
@@ -109,7 +108,7 @@ pub fn audit_event(index: u64, e: &EntryView) -> Value {
         "resourceType": "AuditEvent",
         "id": format!("kith-audit-{index}"),
         "type": {"system": DCM, "code": code, "display": display},
-        "action": action(&e.kind),
+        "action": action(e.kind),
         "recorded": e.at,
         "outcome": outcome(&e.outcome),
         "agent": [agent],
@@ -120,7 +119,7 @@ pub fn audit_event(index: u64, e: &EntryView) -> Value {
                       "code": "4", "display": "Application Server"}],
         },
     });
-    if e.kind == "policy_load" {
+    if e.kind == AuditKind::PolicyLoad {
         event["subtype"] =
             json!([{"system": DCM, "code": "110129", "display": "Security Configuration"}]);
     }
@@ -143,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_query_maps_to_an_audit_event() {
-        let e: EntryView = serde_json::from_str(
+        let e: AuditEntry = serde_json::from_str(
             r#"{"kind":"query","at":"2026-01-02T03:04:05.000Z","authority":"E08000006",
                 "user":"u-1","role":"social_worker","purpose":"safeguarding",
                 "subject":"9990000018","outcome":"ok",
@@ -170,7 +169,7 @@ mod tests {
         assert_eq!(ev["purposeOfEvent"][0]["coding"][0]["code"], "safeguarding");
         assert_eq!(outcome("refused"), "4");
         assert_eq!(
-            (action("publish"), event_type("publish").0),
+            (action(AuditKind::Publish), event_type(AuditKind::Publish).0),
             ("C", "110110")
         );
     }

@@ -41,7 +41,7 @@ use std::path::PathBuf;
 use kith_proto::v1 as pb;
 
 pub use client::AuditClient;
-pub use entry::{EntryView, LogEntry};
+pub use entry::{AuditEntry, AuditKind, LogEntry};
 pub use export::{ExportFormat, ExportOptions, ExportSummary, export};
 pub use search::{SearchFilter, search};
 pub use state::SavedCheckpoint;

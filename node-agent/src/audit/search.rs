@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::client::read_log;
-use super::entry::{EntryView, LogEntry};
+use super::entry::{AuditEntry, LogEntry};
 use super::trust::VerifiedCheckpoint;
 use super::{AuditError, Auditor};
 use crate::config::AgentConfig;
@@ -45,7 +45,7 @@ pub struct SearchFilter {
 
 impl SearchFilter {
     /// Whether `e` passes every filter given.
-    pub fn matches(&self, e: &EntryView) -> bool {
+    pub fn matches(&self, e: &AuditEntry) -> bool {
         let eq = |want: &Option<String>, have: Option<&str>| {
             want.as_deref().is_none_or(|w| have == Some(w))
         };
@@ -57,7 +57,7 @@ impl SearchFilter {
             && eq(&self.user, e.user.as_deref())
             && eq(&self.authority, Some(&e.authority))
             && eq(&self.purpose, e.purpose.as_deref())
-            && eq(&self.kind, Some(&e.kind)))
+            && eq(&self.kind, Some(e.kind.as_str())))
         {
             return false;
         }
@@ -92,7 +92,7 @@ impl SearchFilter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hit {
     pub index: u64,
-    pub entry: EntryView,
+    pub entry: AuditEntry,
 }
 
 /// What a search found.
@@ -157,7 +157,7 @@ impl SearchResult {
                 vec![
                     h.index.to_string(),
                     e.at.clone(),
-                    e.kind.clone(),
+                    e.kind.to_string(),
                     e.authority.clone(),
                     or_dash(e.user.as_deref()),
                     or_dash(e.role.as_deref()),
@@ -209,7 +209,7 @@ impl SearchResult {
 mod tests {
     use super::*;
 
-    fn view(json: &str) -> EntryView {
+    fn view(json: &str) -> AuditEntry {
         serde_json::from_str(json).unwrap()
     }
 

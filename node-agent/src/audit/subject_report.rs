@@ -16,7 +16,7 @@ use kith_core::NhsNumber;
 use serde::Serialize;
 
 use super::client::read_log;
-use super::entry::{LogEntry, RecordView};
+use super::entry::{AuditKind, AuditedRecord, LogEntry};
 use super::trust::VerifiedCheckpoint;
 use super::{AuditError, Auditor};
 use crate::config::AgentConfig;
@@ -38,7 +38,7 @@ pub struct Access {
     pub query_id: Option<String>,
     pub break_glass: bool,
     /// Each record and the level decided for it.
-    pub records: Vec<RecordView>,
+    pub records: Vec<AuditedRecord>,
     /// The agreements whose policies decided any record.
     pub agreements: Vec<String>,
 }
@@ -67,18 +67,19 @@ pub fn report_from(nhs: &str, tree_size: u64, entries: &[LogEntry]) -> SubjectRe
         .iter()
         .filter_map(|e| Some((e.index, e.view()?)))
         .filter(|(_, v)| {
-            (v.kind == "query" || v.kind == "access") && v.subject.as_deref() == Some(nhs)
+            (v.kind == AuditKind::Query || v.kind == AuditKind::Access)
+                && v.subject.as_deref() == Some(nhs)
         })
         .collect();
     let whole: std::collections::HashSet<Option<String>> = about
         .iter()
-        .filter(|(_, v)| v.kind == "query")
+        .filter(|(_, v)| v.kind == AuditKind::Query)
         .map(|(_, v)| v.query_id.clone())
         .collect();
-    let mut shares: std::collections::HashMap<Option<String>, Vec<RecordView>> =
+    let mut shares: std::collections::HashMap<Option<String>, Vec<AuditedRecord>> =
         std::collections::HashMap::new();
     for (_, v) in &about {
-        if v.kind == "access" && whole.contains(&v.query_id) {
+        if v.kind == AuditKind::Access && whole.contains(&v.query_id) {
             shares
                 .entry(v.query_id.clone())
                 .or_default()
@@ -87,9 +88,9 @@ pub fn report_from(nhs: &str, tree_size: u64, entries: &[LogEntry]) -> SubjectRe
     }
     let accesses = about
         .into_iter()
-        .filter(|(_, v)| v.kind == "query" || !whole.contains(&v.query_id))
+        .filter(|(_, v)| v.kind == AuditKind::Query || !whole.contains(&v.query_id))
         .map(|(index, mut v)| {
-            if v.kind == "query"
+            if v.kind == AuditKind::Query
                 && let Some(extra) = shares.get(&v.query_id)
             {
                 for r in extra {
