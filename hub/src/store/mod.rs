@@ -125,25 +125,40 @@ pub enum ChangeOutcome {
     NotFound,
 }
 
+/// A database driver's error, kept whole as the cause (for logs and
+/// `source()`), without naming the driver's type in [`StoreError`].
+pub type DriverError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database refused or failed a statement, a transaction or a
+    /// connection (through sqlx, or the SQLite store's own rusqlite
+    /// connections on the query path and the audit group commit).
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(DriverError),
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// An operation on the SQLite store's own rusqlite connections (the
-    /// query path's reads, the audit group commit) failed.
-    #[error("database error: {0}")]
-    Sqlite(String),
+    Migrate(DriverError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0}")]
     Config(String),
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(Box::new(e))
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
+        StoreError::Database(Box::new(e))
     }
 }
 

@@ -117,6 +117,6 @@ impl AuditAppender {
             Ok(first as u64)
         })
         .await
-        .map_err(|e| StoreError::Sqlite(format!("the audit append task failed: {e}")))?
+        .map_err(|e| StoreError::Database(format!("the audit append task failed: {e}").into()))?
     }
 }
