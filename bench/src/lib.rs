@@ -11,11 +11,13 @@
 //! | [`ingest`] | concurrent batched publishing |
 //! | [`load`] | the closed-loop driver and latency histograms |
 //! | [`rss`] | the hub's peak resident memory |
+//! | [`cpu`] | a process's CPU time, for CPU per call |
 //! | [`report`] | the table, the targets and the JSON line |
 //! | [`process`] | child processes and ports |
 //! | [`args`] | counts and durations on the command line |
 
 pub mod args;
+pub mod cpu;
 pub mod echo;
 pub mod federation;
 pub mod generator;

@@ -42,6 +42,9 @@ pub struct LoadResult {
     pub first_error: Option<String>,
     /// Latency of counted calls, µs.
     pub latency: Histogram<u64>,
+    /// CPU time the server process used over the measured window, when
+    /// [`drive`] was given its pid and could read it.
+    pub server_cpu: Option<Duration>,
 }
 
 /// Throughput and latency percentiles, as reported.
@@ -55,6 +58,9 @@ pub struct Summary {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The server's CPU time per counted call over the window, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_per_call_us: Option<f64>,
 }
 
 /// A histogram of microseconds from 1 µs to 1 minute.
@@ -72,6 +78,7 @@ impl LoadResult {
             failed: 0,
             first_error: None,
             latency: histogram(),
+            server_cpu: None,
         }
     }
 
@@ -86,13 +93,19 @@ impl LoadResult {
             p95_ms: ms(0.95),
             p99_ms: ms(0.99),
             max_ms: self.latency.max() as f64 / 1_000.0,
+            server_cpu_per_call_us: self
+                .server_cpu
+                .filter(|_| self.counted > 0)
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / self.counted as f64),
         }
     }
 }
 
 /// Runs one task per element of `clients`, each calling its closure in a
-/// loop for the whole `window`.
-pub async fn drive<C, Fut>(clients: Vec<C>, window: Window) -> LoadResult
+/// loop for the whole `window`. With `server`, the pid of the process the
+/// clients call, its CPU time is read as the measured window opens and
+/// closes.
+pub async fn drive<C, Fut>(clients: Vec<C>, window: Window, server: Option<u32>) -> LoadResult
 where
     C: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = Outcome> + Send,
@@ -131,7 +144,18 @@ where
             })
         })
         .collect();
+    let server_cpu = match server {
+        Some(pid) => {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let opened = crate::cpu::of_process(pid).ok();
+            tokio::time::sleep_until(end.into()).await;
+            let closed = crate::cpu::of_process(pid).ok();
+            opened.zip(closed).map(|(a, b)| b.saturating_sub(a))
+        }
+        None => None,
+    };
     let mut total = LoadResult::empty(window.measure);
+    total.server_cpu = server_cpu;
     for task in tasks {
         let own = task.await.expect("a load task panicked");
         total.counted += own.counted;
@@ -177,6 +201,7 @@ mod tests {
                 warmup: Duration::from_millis(20),
                 measure: Duration::from_millis(100),
             },
+            Some(std::process::id()),
         )
         .await;
         assert!(result.counted > 0 && result.uncounted > 0 && result.failed > 0);
@@ -184,5 +209,9 @@ mod tests {
         assert!(result.first_error.as_deref().unwrap().starts_with("client"));
         let s = result.summary();
         assert!(s.p50_ms >= 2.0 && s.p99_ms >= s.p50_ms, "{s:?}");
+        assert!(
+            result.server_cpu.is_some() && s.server_cpu_per_call_us.is_some(),
+            "this process's CPU over the window was read: {s:?}"
+        );
     }
 }

@@ -123,7 +123,7 @@ pub async fn run(o: &Options) -> Result<Report> {
             }
         })
         .collect();
-    let echo_result = load::drive(clients, window).await;
+    let echo_result = load::drive(clients, window, Some(echo_server.pid())).await;
     drop(channels);
     echo_server.terminate(Duration::from_secs(5))?;
 
@@ -197,7 +197,7 @@ pub async fn run(o: &Options) -> Result<Report> {
             }
         })
         .collect();
-    let query_result = load::drive(clients, window).await;
+    let query_result = load::drive(clients, window, Some(hub_pid)).await;
     drop(channels);
     federation.check_hub()?;
     let hub_memory = rss::of_process(hub_pid)?;
@@ -242,6 +242,11 @@ pub async fn run(o: &Options) -> Result<Report> {
             load_after: load_average(),
         },
         query_to_echo: query.per_s / echo.per_s,
+        cpu_to_echo: query
+            .server_cpu_per_call_us
+            .zip(echo.server_cpu_per_call_us)
+            .filter(|(_, e)| *e > 0.0)
+            .map(|(q, e)| q / e),
         echo,
         ingest: ingest_summary,
         query,
