@@ -45,7 +45,10 @@ impl AuditWriter {
                     effects.extend_from(own, entries.len() as u64);
                     entries.extend(batch.iter().cloned());
                 }
-                match store.append_audit_with(&entries, &effects).await {
+                let started = std::time::Instant::now();
+                let appended = store.append_audit_with(&entries, &effects).await;
+                crate::metrics::audit_append(started.elapsed(), entries.len());
+                match appended {
                     Ok(first) => {
                         if !effects.notifications.is_empty() {
                             notifier.wake();
@@ -58,6 +61,7 @@ impl AuditWriter {
                         }
                     }
                     Err(e) => {
+                        crate::metrics::store_error();
                         tracing::error!(error = %e, entries = group.len(), "audit append failed");
                         for (_, _, reply) in group.drain(..) {
                             let _ = reply.send(Err(HubError::Unavailable(

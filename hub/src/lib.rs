@@ -22,6 +22,7 @@ pub mod disclosure;
 pub mod error;
 pub mod grpc;
 pub mod hub;
+pub mod metrics;
 pub mod model;
 pub mod notifier;
 pub mod notify;

@@ -41,22 +41,26 @@ impl Hub {
         let mut entry = AuditEntry::new(AuditKind::PolicyLoad, HUB_ACTOR, now());
         match PolicySet::load(dir) {
             Ok(set) if set.fingerprint() == self.policies().fingerprint() => {
+                crate::metrics::policy_reload("unchanged");
                 ReloadOutcome::Unchanged
             }
             Ok(set) => {
                 let fingerprint = set.fingerprint().to_string();
                 entry.reason = format!("policy set {fingerprint} loaded");
                 if let Err(e) = self.audit.append(entry).await {
+                    crate::metrics::policy_reload("rejected");
                     tracing::error!(error = %e, "could not audit a policy load; the previous set keeps serving");
                     return ReloadOutcome::Rejected {
                         error: format!("the load could not be audited: {e}"),
                     };
                 }
                 self.replace_policies(set);
+                crate::metrics::policy_reload("loaded");
                 tracing::info!(%fingerprint, dir = %dir.display(), "policy set reloaded");
                 ReloadOutcome::Loaded { fingerprint }
             }
             Err(e) => {
+                crate::metrics::policy_reload("rejected");
                 tracing::error!(error = %e, dir = %dir.display(), "policy set rejected; the previous set keeps serving");
                 entry.outcome = "rejected".into();
                 entry.reason = format!("invalid policy set rejected: {e}");

@@ -201,7 +201,7 @@ impl Hub {
             entry
         };
         let (stored, audit_index) = self.store.publish(&valid, &audit).await?;
-        let results = candidates
+        let results: Vec<PublishResult> = candidates
             .iter()
             .zip(merge(&stored))
             .map(|(c, (outcome, errors))| PublishResult {
@@ -212,6 +212,9 @@ impl Hub {
                 audit_index,
             })
             .collect();
+        for result in &results {
+            crate::metrics::published(result.outcome.as_str(), 1);
+        }
         Ok(results)
     }
 

@@ -72,6 +72,7 @@ pub struct RunningHub {
     purge: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    metrics: Option<kith_ops::MetricsEndpoint>,
 }
 
 impl RunningHub {
@@ -90,6 +91,11 @@ impl RunningHub {
 
     pub fn log(&self) -> &Arc<TransparencyLog> {
         &self.log
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(kith_ops::MetricsEndpoint::addr)
     }
 
     /// A handle that asks for a policy reload now (what SIGHUP does).
@@ -181,6 +187,12 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         addr: config.listen,
         source,
     })?;
+
+    let certificates = kith_ops::CertificateExpiry::new();
+    certificates
+        .load(&config.tls.cert, &config.tls.ca)
+        .map_err(StartError::TlsConfig)?;
+    let metrics = start_metrics(config, &links, &log, &certificates).await;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -306,5 +318,37 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         purge,
         stop,
         task,
+        metrics,
     })
+}
+
+/// Serves `/metrics` if configured. A port already taken is logged and the
+/// hub serves on without metrics: they observe the service, they are not it.
+async fn start_metrics(
+    config: &HubConfig,
+    links: &Arc<Links>,
+    log: &Arc<TransparencyLog>,
+    certificates: &kith_ops::CertificateExpiry,
+) -> Option<kith_ops::MetricsEndpoint> {
+    let addr = config
+        .metrics
+        .address(crate::config::DEFAULT_METRICS_LISTEN)?;
+    let sampled = crate::metrics::Sampled {
+        links: links.clone(),
+        log: log.clone(),
+        certificates: certificates.clone(),
+    };
+    let refresh: kith_ops::Refresh =
+        Arc::new(move || Box::pin(crate::metrics::refresh(sampled.clone())));
+    match kith_ops::MetricsEndpoint::start(addr, refresh).await {
+        Ok(endpoint) => {
+            crate::metrics::describe();
+            tracing::info!(addr = %endpoint.addr(), "serving Prometheus metrics at /metrics");
+            Some(endpoint)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics are not served");
+            None
+        }
+    }
 }

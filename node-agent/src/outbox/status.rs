@@ -88,6 +88,33 @@ impl Outbox {
             .collect()
     }
 
+    /// Records waiting for the hub, and when the oldest of them was
+    /// enqueued: the metrics' outbox depth and age. Both read the
+    /// `(state, id)` index only, so a scrape stays cheap however many rows
+    /// were delivered.
+    pub async fn backlog(&self) -> Result<(u64, Option<DateTime<Utc>>), OutboxError> {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT enqueued_at FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok((pending as u64, from_ms(oldest)))
+    }
+
+    /// Notifications stored but not yet handed to every configured sink.
+    pub async fn notifications_pending(&self) -> Result<u64, OutboxError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notifications WHERE file_pending OR webhook_pending",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
     /// The pool, for the other tables in the agent's database
     /// ([`crate::notifications`]).
     pub(crate) fn pool(&self) -> &SqlitePool {
