@@ -34,7 +34,11 @@ impl AuditWriter {
     /// Starts the writer task for `store`; `notifier` wakes the agent
     /// links when a commit stored notifications. It ends when every handle
     /// is dropped.
-    pub fn spawn(store: Arc<dyn Store>, notifier: Arc<Notifier>) -> Self {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        notifier: Arc<Notifier>,
+        conditions: Arc<crate::health::Conditions>,
+    ) -> Self {
         let (queue, mut waiting) = mpsc::channel::<Batch>(4 * MAX_GROUP);
         tokio::spawn(async move {
             let mut group: Vec<Batch> = Vec::with_capacity(MAX_GROUP);
@@ -48,6 +52,7 @@ impl AuditWriter {
                 let started = std::time::Instant::now();
                 let appended = store.append_audit_with(&entries, &effects).await;
                 crate::metrics::audit_append(started.elapsed(), entries.len());
+                conditions.store_write(&appended);
                 match appended {
                     Ok(first) => {
                         if !effects.notifications.is_empty() {

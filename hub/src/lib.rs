@@ -21,6 +21,7 @@ pub mod directory;
 pub mod disclosure;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod hub;
 pub mod metrics;
 pub mod model;

@@ -200,7 +200,9 @@ impl Hub {
                 .collect();
             entry
         };
-        let (stored, audit_index) = self.store.publish(&valid, &audit).await?;
+        let published = self.store.publish(&valid, &audit).await;
+        self.conditions.store_write(&published);
+        let (stored, audit_index) = published?;
         let results: Vec<PublishResult> = candidates
             .iter()
             .zip(merge(&stored))

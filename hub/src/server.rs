@@ -70,6 +70,7 @@ pub struct RunningHub {
     reload: tokio::sync::mpsc::Sender<()>,
     policy_watcher: JoinHandle<()>,
     purge: JoinHandle<()>,
+    health: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     metrics: Option<kith_ops::MetricsEndpoint>,
@@ -125,6 +126,7 @@ impl RunningHub {
         self.hub.store().release_sequencer_lease().await;
         let _ = self.policy_watcher.await;
         let _ = self.purge.await;
+        let _ = self.health.await;
         served
     }
 
@@ -195,16 +197,15 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
     let metrics = start_metrics(config, &links, &log, &certificates).await;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<pb::record_service_server::RecordServiceServer<RecordServiceImpl>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::query_service_server::QueryServiceServer<QueryServiceImpl>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl, Postman and Evans before 2023
+    // speak only v1alpha.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
     // Every request message is checked in its encoded form before it is
     // decoded (grpc::guard); tonic's own size limit stays as a backstop.
@@ -246,6 +247,7 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         )))
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(guard(
             records,
             &schema,
@@ -284,6 +286,14 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         Duration::from_millis(config.sharing.retention_purge_interval_ms.max(10)),
         sequencer_stopped.clone(),
     );
+    let health_task = crate::grpc::health::start(
+        hub.clone(),
+        log.clone(),
+        config.audit.signing_key.clone(),
+        health_reporter,
+        sequencer_stopped.clone(),
+    )
+    .await;
     let sequencer = log.spawn(
         Duration::from_millis(config.audit.checkpoint_interval_ms.max(10)),
         sequencer_stopped,
@@ -316,6 +326,7 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         reload,
         policy_watcher,
         purge,
+        health: health_task,
         stop,
         task,
         metrics,

@@ -114,6 +114,14 @@ impl Agent {
                 "notification delivery",
                 tokio::spawn(notifier.run(stop.clone())),
             ),
+            (
+                "link recorder",
+                tokio::spawn(record_link(
+                    outbox.clone(),
+                    link_state.clone(),
+                    stop.clone(),
+                )),
+            ),
             ("hub link", tokio::spawn(link.run(stop))),
         ];
         let certificates = kith_ops::CertificateExpiry::new();
@@ -140,6 +148,31 @@ impl Agent {
             tasks,
         })
     }
+}
+
+/// Writes each change of the link's state to the agent's database, so
+/// `kith-agent status` (another process) can say how the link stands.
+async fn record_link(
+    outbox: Outbox,
+    mut state: watch::Receiver<LinkState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let now = state.borrow_and_update().clone();
+        if let Err(e) = outbox.record_link(&now).await {
+            tracing::warn!(error = %e, "cannot record the link state for `status`");
+        }
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { break },
+            _ = stopped(&mut shutdown) => break,
+        }
+    }
+    // Stopped: the link is down from now on.
+    let down = LinkState {
+        connected: false,
+        ..state.borrow().clone()
+    };
+    let _ = outbox.record_link(&down).await;
 }
 
 /// Serves `/metrics` if configured. A port already taken is logged and the
