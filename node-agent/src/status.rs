@@ -460,7 +460,7 @@ mod tests {
         let pki = kith_core::pki::init(
             &dir.path().join("pki"),
             &["localhost".into()],
-            &[code.clone()],
+            std::slice::from_ref(&code),
         )
         .unwrap();
         let mut config = AgentConfig::example();
