@@ -101,6 +101,7 @@ pub async fn run(
         sharing: Default::default(),
         limits: Default::default(),
         audit: kith_hub::config::AuditConfig::new(skey),
+        metrics: kith_hub::config::metrics_on_any_loopback_port(),
         authorities: AUTHORITIES
             .iter()
             .map(|a| Member {

@@ -51,7 +51,7 @@ async fn one_commit_per_entry(n: u64) -> f64 {
 /// and waiting for durability, as queries do.
 async fn group_commit(callers: u64, per_caller: u64) -> f64 {
     let (_dir, store) = store().await;
-    let writer = AuditWriter::spawn(store.clone(), Default::default());
+    let writer = AuditWriter::spawn(store.clone(), Default::default(), Default::default());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..callers {

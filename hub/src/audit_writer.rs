@@ -34,7 +34,11 @@ impl AuditWriter {
     /// Starts the writer task for `store`; `notifier` wakes the agent
     /// links when a commit stored notifications. It ends when every handle
     /// is dropped.
-    pub fn spawn(store: Arc<dyn Store>, notifier: Arc<Notifier>) -> Self {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        notifier: Arc<Notifier>,
+        conditions: Arc<crate::health::Conditions>,
+    ) -> Self {
         let (queue, mut waiting) = mpsc::channel::<Batch>(4 * MAX_GROUP);
         tokio::spawn(async move {
             let mut group: Vec<Batch> = Vec::with_capacity(MAX_GROUP);
@@ -45,7 +49,11 @@ impl AuditWriter {
                     effects.extend_from(own, entries.len() as u64);
                     entries.extend(batch.iter().cloned());
                 }
-                match store.append_audit_with(&entries, &effects).await {
+                let started = std::time::Instant::now();
+                let appended = store.append_audit_with(&entries, &effects).await;
+                crate::metrics::audit_append(started.elapsed(), entries.len());
+                conditions.store_write(&appended);
+                match appended {
                     Ok(first) => {
                         if !effects.notifications.is_empty() {
                             notifier.wake();
@@ -58,6 +66,7 @@ impl AuditWriter {
                         }
                     }
                     Err(e) => {
+                        crate::metrics::store_error();
                         tracing::error!(error = %e, entries = group.len(), "audit append failed");
                         for (_, _, reply) in group.drain(..) {
                             let _ = reply.send(Err(HubError::Unavailable(

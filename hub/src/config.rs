@@ -63,10 +63,24 @@ pub struct HubConfig {
     pub limits: LimitsConfig,
     pub tls: TlsFiles,
     pub audit: AuditConfig,
+    /// The Prometheus scrape endpoint (`GET /metrics`), on by default at
+    /// [`DEFAULT_METRICS_LISTEN`].
+    #[serde(default)]
+    pub metrics: kith_ops::MetricsConfig,
     /// The authorities that belong to the federation.
     #[serde(default)]
     pub authorities: Vec<Member>,
 }
+
+/// `[metrics]` on a free loopback port (the demo, tests).
+pub fn metrics_on_any_loopback_port() -> kith_ops::MetricsConfig {
+    kith_ops::MetricsConfig::any_loopback_port()
+}
+
+/// Where the hub serves `/metrics` unless `[metrics] listen` says otherwise:
+/// loopback only, so nothing outside the machine scrapes it by default.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
 
 /// The `[sharing]` section: how the hub handles break glass, access
 /// notifications, demographic matching and retention. Every key has a default.

@@ -21,6 +21,7 @@ pub enum HubError {
 
 impl From<crate::store::StoreError> for HubError {
     fn from(e: crate::store::StoreError) -> Self {
+        crate::metrics::store_error();
         tracing::error!(error = %e, "store failure");
         HubError::Unavailable("the hub's store is unavailable".to_string())
     }

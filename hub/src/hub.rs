@@ -36,6 +36,7 @@ pub struct Hub {
     pub(crate) jurisdiction: String,
     pub(crate) detail: Arc<dyn DetailSource>,
     pub(crate) refusals: Arc<RefusalLog>,
+    pub(crate) conditions: Arc<crate::health::Conditions>,
 }
 
 impl Hub {
@@ -47,9 +48,11 @@ impl Hub {
         detail: Arc<dyn DetailSource>,
     ) -> Self {
         let notifier = Arc::new(Notifier::default());
-        let audit = AuditWriter::spawn(store.clone(), notifier.clone());
+        let conditions = Arc::new(crate::health::Conditions::default());
+        let audit = AuditWriter::spawn(store.clone(), notifier.clone(), conditions.clone());
         let settings = Settings::default();
         Self {
+            conditions,
             refusals: crate::refusals::start(settings.refusal_window, audit.clone()),
             audit,
             settings,
@@ -67,6 +70,11 @@ impl Hub {
         self.refusals.set_window(settings.refusal_window);
         self.settings = settings;
         self
+    }
+
+    /// What the health service reports, per condition.
+    pub fn conditions(&self) -> &Arc<crate::health::Conditions> {
+        &self.conditions
     }
 
     /// The policy set serving now.

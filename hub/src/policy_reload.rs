@@ -8,6 +8,7 @@
 //! files), so an auditor can tell which rules were in force for any
 //! decision; a rejected one names the error.
 
+use crate::health::Condition;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,22 +42,30 @@ impl Hub {
         let mut entry = AuditEntry::new(AuditKind::PolicyLoad, HUB_ACTOR, now());
         match PolicySet::load(dir) {
             Ok(set) if set.fingerprint() == self.policies().fingerprint() => {
+                crate::metrics::policy_reload("unchanged");
+                self.conditions.set(Condition::PolicyLoaded, true);
                 ReloadOutcome::Unchanged
             }
             Ok(set) => {
                 let fingerprint = set.fingerprint().to_string();
                 entry.reason = format!("policy set {fingerprint} loaded");
                 if let Err(e) = self.audit.append(entry).await {
+                    crate::metrics::policy_reload("rejected");
+                    self.conditions.set(Condition::PolicyLoaded, false);
                     tracing::error!(error = %e, "could not audit a policy load; the previous set keeps serving");
                     return ReloadOutcome::Rejected {
                         error: format!("the load could not be audited: {e}"),
                     };
                 }
                 self.replace_policies(set);
+                crate::metrics::policy_reload("loaded");
+                self.conditions.set(Condition::PolicyLoaded, true);
                 tracing::info!(%fingerprint, dir = %dir.display(), "policy set reloaded");
                 ReloadOutcome::Loaded { fingerprint }
             }
             Err(e) => {
+                crate::metrics::policy_reload("rejected");
+                self.conditions.set(Condition::PolicyLoaded, false);
                 tracing::error!(error = %e, dir = %dir.display(), "policy set rejected; the previous set keeps serving");
                 entry.outcome = "rejected".into();
                 entry.reason = format!("invalid policy set rejected: {e}");

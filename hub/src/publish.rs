@@ -200,8 +200,10 @@ impl Hub {
                 .collect();
             entry
         };
-        let (stored, audit_index) = self.store.publish(&valid, &audit).await?;
-        let results = candidates
+        let published = self.store.publish(&valid, &audit).await;
+        self.conditions.store_write(&published);
+        let (stored, audit_index) = published?;
+        let results: Vec<PublishResult> = candidates
             .iter()
             .zip(merge(&stored))
             .map(|(c, (outcome, errors))| PublishResult {
@@ -212,6 +214,9 @@ impl Hub {
                 audit_index,
             })
             .collect();
+        for result in &results {
+            crate::metrics::published(result.outcome.as_str(), 1);
+        }
         Ok(results)
     }
 

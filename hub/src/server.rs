@@ -70,8 +70,10 @@ pub struct RunningHub {
     reload: tokio::sync::mpsc::Sender<()>,
     policy_watcher: JoinHandle<()>,
     purge: JoinHandle<()>,
+    health: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    metrics: Option<kith_ops::MetricsEndpoint>,
 }
 
 impl RunningHub {
@@ -90,6 +92,11 @@ impl RunningHub {
 
     pub fn log(&self) -> &Arc<TransparencyLog> {
         &self.log
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(kith_ops::MetricsEndpoint::addr)
     }
 
     /// A handle that asks for a policy reload now (what SIGHUP does).
@@ -119,6 +126,7 @@ impl RunningHub {
         self.hub.store().release_sequencer_lease().await;
         let _ = self.policy_watcher.await;
         let _ = self.purge.await;
+        let _ = self.health.await;
         served
     }
 
@@ -182,17 +190,22 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         source,
     })?;
 
+    let certificates = kith_ops::CertificateExpiry::new();
+    certificates
+        .load(&config.tls.cert, &config.tls.ca)
+        .map_err(StartError::TlsConfig)?;
+    let metrics = start_metrics(config, &links, &log, &certificates).await;
+
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<pb::record_service_server::RecordServiceServer<RecordServiceImpl>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::query_service_server::QueryServiceServer<QueryServiceImpl>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl, Postman and Evans before 2023
+    // speak only v1alpha.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
     // Every request message is checked in its encoded form before it is
     // decoded (grpc::guard); tonic's own size limit stays as a backstop.
@@ -234,6 +247,7 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         )))
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(guard(
             records,
             &schema,
@@ -272,6 +286,14 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         Duration::from_millis(config.sharing.retention_purge_interval_ms.max(10)),
         sequencer_stopped.clone(),
     );
+    let health_task = crate::grpc::health::start(
+        hub.clone(),
+        log.clone(),
+        config.audit.signing_key.clone(),
+        health_reporter,
+        sequencer_stopped.clone(),
+    )
+    .await;
     let sequencer = log.spawn(
         Duration::from_millis(config.audit.checkpoint_interval_ms.max(10)),
         sequencer_stopped,
@@ -304,7 +326,40 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         reload,
         policy_watcher,
         purge,
+        health: health_task,
         stop,
         task,
+        metrics,
     })
+}
+
+/// Serves `/metrics` if configured. A port already taken is logged and the
+/// hub serves on without metrics: they observe the service, they are not it.
+async fn start_metrics(
+    config: &HubConfig,
+    links: &Arc<Links>,
+    log: &Arc<TransparencyLog>,
+    certificates: &kith_ops::CertificateExpiry,
+) -> Option<kith_ops::MetricsEndpoint> {
+    let addr = config
+        .metrics
+        .address(crate::config::DEFAULT_METRICS_LISTEN)?;
+    let sampled = crate::metrics::Sampled {
+        links: links.clone(),
+        log: log.clone(),
+        certificates: certificates.clone(),
+    };
+    let refresh: kith_ops::Refresh =
+        Arc::new(move || Box::pin(crate::metrics::refresh(sampled.clone())));
+    match kith_ops::MetricsEndpoint::start(addr, refresh).await {
+        Ok(endpoint) => {
+            crate::metrics::describe();
+            tracing::info!(addr = %endpoint.addr(), "serving Prometheus metrics at /metrics");
+            Some(endpoint)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics are not served");
+            None
+        }
+    }
 }

@@ -54,6 +54,9 @@ pub struct TransparencyLog {
     latest: RwLock<Option<SignedCheckpoint>>,
     /// Whether this hub signed (held the sequencer lease) when it last sequenced.
     leading: std::sync::atomic::AtomicBool,
+    /// When sequencing last succeeded: the checkpoint then covered every
+    /// entry stored (the `kith_hub_checkpoint_age_seconds` gauge).
+    current_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl TransparencyLog {
@@ -107,6 +110,7 @@ impl TransparencyLog {
             tree: RwLock::new(tree),
             latest: RwLock::new(latest),
             leading: std::sync::atomic::AtomicBool::new(false),
+            current_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -247,14 +251,35 @@ impl TransparencyLog {
                     _ = tick.tick() => {}
                     _ = stop.wait_for(|s| *s) => break,
                 }
-                if let Err(e) = log.sequence().await {
-                    tracing::error!(error = %e, "audit log sequencing failed");
-                }
+                log.sequence_noted().await;
             }
             if let Err(e) = log.sequence().await {
                 tracing::error!(error = %e, "final audit log sequencing failed");
             }
         })
+    }
+
+    /// Sequences, noting the outcome for the metrics and health.
+    async fn sequence_noted(&self) {
+        match self.sequence().await {
+            Ok(_) => {
+                *self.current_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(std::time::Instant::now());
+            }
+            Err(e) => {
+                crate::metrics::sequencing_failed();
+                tracing::error!(error = %e, "audit log sequencing failed");
+            }
+        }
+    }
+
+    /// How long since sequencing last succeeded (the checkpoint covered
+    /// every stored entry then); `None` before the first run.
+    pub fn current_for(&self) -> Option<Duration> {
+        self.current_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|at| at.elapsed())
     }
 
     /// The latest signed checkpoint, if any.

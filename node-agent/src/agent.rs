@@ -61,6 +61,7 @@ pub struct RunningAgent {
     enqueued: Arc<Notify>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    metrics: Option<kith_ops::MetricsEndpoint>,
 }
 
 impl Agent {
@@ -113,10 +114,32 @@ impl Agent {
                 "notification delivery",
                 tokio::spawn(notifier.run(stop.clone())),
             ),
+            (
+                "link recorder",
+                tokio::spawn(record_link(
+                    outbox.clone(),
+                    link_state.clone(),
+                    stop.clone(),
+                )),
+            ),
             ("hub link", tokio::spawn(link.run(stop))),
         ];
+        let certificates = kith_ops::CertificateExpiry::new();
+        if let Err(e) = certificates.load(&config.tls.cert, &config.tls.ca) {
+            tracing::error!(error = %e, "certificate expiry cannot be read for the metrics");
+        }
+        let metrics = start_metrics(
+            &config,
+            crate::metrics::Sampled {
+                outbox: outbox.clone(),
+                link: link_state.clone(),
+                certificates,
+            },
+        )
+        .await;
         tracing::info!(%authority, hub = ?config.hub.addresses, drop_dir = %config.drop_dir.display(), "agent started");
         Ok(RunningAgent {
+            metrics,
             config,
             outbox,
             link_state,
@@ -127,7 +150,61 @@ impl Agent {
     }
 }
 
+/// Writes each change of the link's state to the agent's database, so
+/// `kith-agent status` (another process) can say how the link stands.
+async fn record_link(
+    outbox: Outbox,
+    mut state: watch::Receiver<LinkState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let now = state.borrow_and_update().clone();
+        if let Err(e) = outbox.record_link(&now).await {
+            tracing::warn!(error = %e, "cannot record the link state for `status`");
+        }
+        tokio::select! {
+            changed = state.changed() => if changed.is_err() { break },
+            _ = stopped(&mut shutdown) => break,
+        }
+    }
+    // Stopped: the link is down from now on.
+    let down = LinkState {
+        connected: false,
+        ..state.borrow().clone()
+    };
+    let _ = outbox.record_link(&down).await;
+}
+
+/// Serves `/metrics` if configured. A port already taken is logged and the
+/// agent runs on without metrics: ingest and delivery must not stop for them.
+async fn start_metrics(
+    config: &AgentConfig,
+    sampled: crate::metrics::Sampled,
+) -> Option<kith_ops::MetricsEndpoint> {
+    let addr = config
+        .metrics
+        .address(crate::config::DEFAULT_METRICS_LISTEN)?;
+    let refresh: kith_ops::Refresh =
+        Arc::new(move || Box::pin(crate::metrics::refresh(sampled.clone())));
+    match kith_ops::MetricsEndpoint::start(addr, refresh).await {
+        Ok(endpoint) => {
+            crate::metrics::describe();
+            tracing::info!(addr = %endpoint.addr(), "serving Prometheus metrics at /metrics");
+            Some(endpoint)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics are not served");
+            None
+        }
+    }
+}
+
 impl RunningAgent {
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().map(kith_ops::MetricsEndpoint::addr)
+    }
+
     /// The agent's outbox.
     pub fn outbox(&self) -> &Outbox {
         &self.outbox

@@ -48,7 +48,16 @@ pub struct AgentConfig {
     /// own database.
     #[serde(default, skip_serializing_if = "NotificationsSection::is_empty")]
     pub notifications: NotificationsSection,
+    /// The Prometheus scrape endpoint (`GET /metrics`), on by default at
+    /// [`DEFAULT_METRICS_LISTEN`].
+    #[serde(default)]
+    pub metrics: kith_ops::MetricsConfig,
 }
+
+/// Where the agent serves `/metrics` unless `[metrics] listen` says
+/// otherwise: loopback only (the hub's default is port 9464).
+pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9465);
 
 /// `[notifications]`: the sinks notifications from the hub (accesses to
 /// this authority's records, break glass, revocations) are delivered to.
@@ -238,6 +247,7 @@ impl AgentConfig {
             audit: AuditSection::default(),
             policy: None,
             notifications: NotificationsSection::default(),
+            metrics: kith_ops::MetricsConfig::default(),
         }
     }
 

@@ -853,6 +853,7 @@ pub async fn take_dropped_file_until(
         return Ok(report);
     }
     move_file(path, &target, drop_dir, &done).await?;
+    crate::metrics::drop_lines(report.accepted, report.rejected.len());
     report.log();
     Ok(report)
 }

@@ -27,6 +27,7 @@
 //! | [`audit`] | the auditor's commands: checkpoint, verify, export, search, subject report |
 //! | [`status`] | the operator's health check |
 //! | [`logging`] | log output |
+//! | [`metrics`] | the Prometheus metrics, named in one place |
 
 pub mod agent;
 pub mod audit;
@@ -39,6 +40,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod link;
 pub mod logging;
+pub mod metrics;
 pub mod notifications;
 pub mod notify;
 pub mod outbox;

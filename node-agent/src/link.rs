@@ -26,7 +26,7 @@ use kith_proto::v1 as pb;
 use pb::agent_link_service_client::AgentLinkServiceClient;
 use pb::agent_message::Message as AgentMsg;
 use pb::hub_message::Message as HubMsg;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval};
 use tokio_stream::wrappers::ReceiverStream;
@@ -41,7 +41,7 @@ use crate::notify::Notifier;
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How the link stands, as last observed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkState {
     /// True from the hub's welcome until the stream drops.
     pub connected: bool,

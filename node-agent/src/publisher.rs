@@ -239,6 +239,13 @@ impl Publisher {
         } else {
             "directives"
         };
+        crate::metrics::delivered(
+            what,
+            outcome.accepted as u64,
+            outcome.unchanged as u64,
+            outcome.stale as u64,
+            outcome.rejected as u64,
+        );
         tracing::info!(hub = %address, what, accepted = outcome.accepted, unchanged = outcome.unchanged,
             stale = outcome.stale, rejected = outcome.rejected, "published a batch");
         Ok(outcome)
@@ -334,6 +341,7 @@ impl Publisher {
                 // Nothing pending, or nothing the hub answered could be marked.
                 Ok(_) => None,
                 Err(e) => {
+                    crate::metrics::delivery_failed();
                     let message = match &e {
                         PublishError::Hub(h) => describe(h),
                         other => other.to_string(),

@@ -23,6 +23,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::config::AgentConfig;
 use crate::hub_client::{HubConnector, HubError, describe, is_refusal};
+use crate::link::LinkState;
 use crate::outbox::{Outbox, OutboxError, OutboxStats, RejectedDirective};
 use crate::terminal::escape;
 
@@ -60,6 +61,15 @@ pub struct Status {
     pub hub_address: Option<String>,
     /// Why no address answered (each address's failure), when none did.
     pub hub_error: Option<String>,
+    /// Why the outbox cannot be written now (a probe write failed): nothing
+    /// new can be accepted from the drop folder.
+    pub outbox_error: Option<String>,
+    /// The hub link as the running agent (`kith-agent run`) last recorded
+    /// it, and when; `None` if no agent has run with this outbox.
+    pub link: Option<(LinkState, DateTime<Utc>)>,
+    /// Certificates expiring within 30 days (or expired): this agent's own
+    /// and the soonest of its CA bundle.
+    pub certificate_warnings: Vec<String>,
     /// The hub answered an authenticated call without refusing this agent.
     pub authorised: bool,
     /// Why not, when the hub was reached but refused this agent (or did not
@@ -70,7 +80,10 @@ pub struct Status {
 impl Status {
     /// Usable certificate, hub reachable, and the hub accepts this agent.
     pub fn is_healthy(&self) -> bool {
-        self.certificate_error.is_none() && self.hub_reachable && self.authorised
+        self.certificate_error.is_none()
+            && self.hub_reachable
+            && self.authorised
+            && self.outbox_error.is_none()
     }
 }
 
@@ -94,7 +107,10 @@ pub async fn status(config: &AgentConfig) -> Result<Status, StatusError> {
     let rejected_directives = outbox
         .rejected_directives(REJECTED_DIRECTIVES_SHOWN)
         .await?;
+    let outbox_error = outbox.probe_write().await.err().map(|e| e.to_string());
+    let link = outbox.recorded_link().await?;
     outbox.close().await;
+    let certificate_warnings = certificate_warnings(config, Utc::now());
     let certificate_expires = config.certificate_validity().ok().map(|v| v.not_after);
     let certificate_error = config
         .check_certificate_at(Utc::now())
@@ -118,6 +134,9 @@ pub async fn status(config: &AgentConfig) -> Result<Status, StatusError> {
         hub_reachable: hub.address.is_some(),
         hub_address: hub.address,
         hub_error: hub.error,
+        outbox_error,
+        link,
+        certificate_warnings,
         authorised: hub.authorised,
         authorisation_error: hub.authorisation_error,
     })
@@ -216,6 +235,35 @@ async fn check_authorised(channel: tonic::transport::Channel) -> (bool, Option<S
     }
 }
 
+/// A line for each certificate expiring within
+/// [`kith_ops::certificates::WARN_BEFORE`] of `now`.
+pub fn certificate_warnings(config: &AgentConfig, now: DateTime<Utc>) -> Vec<String> {
+    let expiry = kith_ops::CertificateExpiry::new();
+    if expiry.load(&config.tls.cert, &config.tls.ca).is_err() {
+        // An unreadable certificate is `certificate_error`'s to report.
+        return Vec::new();
+    }
+    expiry
+        .expiring(now)
+        .into_iter()
+        .map(|(role, not_after)| {
+            let what = match role {
+                kith_ops::CertificateRole::Own => "this agent's certificate",
+                kith_ops::CertificateRole::Ca => "the federation CA certificate",
+            };
+            let days = (not_after - now).num_days();
+            if not_after <= now {
+                format!("{what} EXPIRED on {}", when(Some(not_after)))
+            } else {
+                format!(
+                    "{what} expires in {days} days ({}): renew it (`kith-agent pki request`)",
+                    when(Some(not_after))
+                )
+            }
+        })
+        .collect()
+}
+
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map_or_else(
         || "never".to_string(),
@@ -233,6 +281,9 @@ impl fmt::Display for Status {
             (None, Some(t)) => writeln!(f, "certificate    valid until {}", when(Some(t)))?,
             (None, None) => writeln!(f, "certificate    ok")?,
         }
+        for w in &self.certificate_warnings {
+            writeln!(f, "  WARNING      {}", escape(w))?;
+        }
         match (&self.hub_address, &self.hub_error) {
             (Some(a), _) if self.authorised => {
                 writeln!(f, "hub            reachable at {}", escape(a))?
@@ -249,12 +300,37 @@ impl fmt::Display for Status {
             (None, Some(e)) => writeln!(f, "hub            UNREACHABLE: {}", escape(e))?,
             (None, None) => writeln!(f, "hub            UNREACHABLE")?,
         }
+        match &self.link {
+            Some((l, at)) if l.connected => writeln!(
+                f,
+                "link           open to {} since {} (recorded {})",
+                escape(l.hub_address.as_deref().unwrap_or("the hub")),
+                when(l.connected_since),
+                when(Some(*at))
+            )?,
+            Some((l, at)) => writeln!(
+                f,
+                "link           DOWN (recorded {}){}",
+                when(Some(*at)),
+                l.last_error
+                    .as_deref()
+                    .map(|e| format!(": {}", escape(e)))
+                    .unwrap_or_default()
+            )?,
+            None => writeln!(
+                f,
+                "link           never opened (`kith-agent run` has not run here)"
+            )?,
+        }
         let o = &self.outbox;
         writeln!(
             f,
             "outbox         {} pending, {} delivered, {} rejected",
             o.pending, o.delivered, o.rejected
         )?;
+        if let Some(e) = &self.outbox_error {
+            writeln!(f, "  NOT WRITABLE {}", escape(e))?;
+        }
         let d = &o.directives;
         writeln!(
             f,
@@ -328,9 +404,90 @@ mod tests {
             hub_reachable: true,
             hub_address: Some("https://hub:7443".into()),
             hub_error: None,
+            outbox_error: None,
+            link: Some((
+                LinkState {
+                    connected: true,
+                    hub_address: Some("https://hub:7443".into()),
+                    connected_since: DateTime::from_timestamp(1_800_000_000, 0),
+                    ..LinkState::default()
+                },
+                DateTime::from_timestamp(1_800_000_100, 0).unwrap(),
+            )),
+            certificate_warnings: Vec::new(),
             authorised: true,
             authorisation_error: None,
         }
+    }
+
+    #[test]
+    fn an_unwritable_outbox_and_a_down_link_are_said() {
+        let ok = healthy();
+        assert!(
+            ok.to_string()
+                .contains("link           open to https://hub:7443 since 2027-01-15 08:00:00 UTC"),
+            "{ok}"
+        );
+        let full = Status {
+            outbox_error: Some("database or disk is full".into()),
+            link: Some((
+                LinkState {
+                    last_error: Some("the hub closed the link".into()),
+                    ..LinkState::default()
+                },
+                DateTime::from_timestamp(1_800_000_100, 0).unwrap(),
+            )),
+            ..healthy()
+        };
+        assert!(!full.is_healthy());
+        let text = full.to_string();
+        assert!(
+            text.contains("  NOT WRITABLE database or disk is full"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "link           DOWN (recorded 2027-01-15 08:01:40 UTC): the hub closed the link"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn certificates_expiring_within_30_days_are_warned_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = kith_core::AuthorityCode::new("E08000003").unwrap();
+        let pki = kith_core::pki::init(
+            &dir.path().join("pki"),
+            &["localhost".into()],
+            std::slice::from_ref(&code),
+        )
+        .unwrap();
+        let mut config = AgentConfig::example();
+        config.tls = crate::config::TlsConfig {
+            ca: pki.ca_cert(),
+            cert: pki.authority_cert(&code),
+            key: pki.authority_key(&code),
+        };
+        let own = kith_ops::certificates::not_after(&config.tls.cert, false).unwrap();
+        assert!(certificate_warnings(&config, own - chrono::Duration::days(31)).is_empty());
+        let soon = certificate_warnings(&config, own - chrono::Duration::days(10));
+        assert_eq!(soon.len(), 1, "{soon:?}");
+        assert!(
+            soon[0].starts_with("this agent's certificate expires in 10 days"),
+            "{soon:?}"
+        );
+        let late = certificate_warnings(&config, own + chrono::Duration::days(1));
+        assert!(late.iter().any(|w| w.contains("EXPIRED")), "{late:?}");
+        let status = Status {
+            certificate_warnings: soon,
+            ..healthy()
+        };
+        assert!(
+            status
+                .to_string()
+                .contains("  WARNING      this agent's certificate expires in 10 days")
+        );
     }
 
     #[test]

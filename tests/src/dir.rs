@@ -125,6 +125,8 @@ impl TestDir {
                 signing_key: self.path().join("pki").join("audit-log.skey"),
                 checkpoint_interval_ms: 50,
             },
+            // Many hubs run in one test process: each on a free port.
+            metrics: kith_ops::MetricsConfig::any_loopback_port(),
             authorities: members(),
         }
     }
@@ -152,6 +154,8 @@ impl TestDir {
         config.publish.backoff_max_ms = 500;
         config.publish.request_timeout_ms = 5_000;
         config.link.heartbeat_interval_seconds = 1;
+        // Many agents run in one test process: each on a free port.
+        config.metrics = kith_ops::MetricsConfig::any_loopback_port();
         std::fs::create_dir_all(&config.drop_dir).unwrap();
         std::fs::create_dir_all(&config.data_dir).unwrap();
         config

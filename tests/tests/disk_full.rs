@@ -171,6 +171,14 @@ async fn after_a_full_disk_publishes_queries_and_checkpoint_signing_recover_with
         }
     }
     assert_eq!((failed_publishes, failed_queries), (10, 10));
+    // Health says so: the store is not writable.
+    let writable = kith_hub::health::Condition::StoreWritable;
+    assert!(!hub.hub().conditions().holds(writable));
+    assert!(
+        !hub.hub()
+            .conditions()
+            .serving(kith_hub::health::Service::Query)
+    );
 
     // Space returns: everything recovers by itself.
     std::fs::remove_file(&filler).unwrap();
@@ -199,6 +207,7 @@ async fn after_a_full_disk_publishes_queries_and_checkpoint_signing_recover_with
         );
     }
     let answer = query(&hub, &t, &nhs).await.expect("queries recover");
+    assert!(hub.hub().conditions().failing().is_empty());
     assert_eq!(answer.records.len(), 1 + 1 + 250);
 
     // Checkpoint signing recovers: a signed checkpoint covers every entry,

@@ -96,6 +96,11 @@ impl Links {
         lock(&self.open).get(authority).map_or(0, Vec::len)
     }
 
+    /// How many links are open, all authorities together.
+    pub fn open_count(&self) -> usize {
+        lock(&self.open).values().map(Vec::len).sum()
+    }
+
     /// Ends every open link (agents reconnect to another replica, or later).
     pub fn close_all(&self) {
         self.closing.send_replace(true);

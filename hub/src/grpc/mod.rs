@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod guard;
+pub mod health;
 pub mod link;
 pub mod query;
 pub mod records;

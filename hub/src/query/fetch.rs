@@ -63,11 +63,14 @@ impl Hub {
         });
         let outcomes = futures::future::join_all(fetches).await;
         let mut statuses = Vec::new();
-        let shown = decided
+        let shown: Vec<Shown<'f>> = decided
             .into_iter()
             .zip(outcomes)
             .map(|(d, outcome)| shown(d, outcome, &mut statuses))
             .collect();
+        for s in &shown {
+            crate::metrics::decision(s.level);
+        }
         Fetched { shown, statuses }
     }
 
@@ -78,13 +81,22 @@ impl Hub {
         request: DetailRequest,
         content_hash: &str,
     ) -> Result<Record, DetailError> {
-        let record = self.detail.fetch(request).await?;
-        if record.content_hash() != content_hash {
-            return Err(DetailError::Refused(
-                "the custodian's copy differs from the version it published".into(),
-            ));
-        }
-        Ok(record)
+        let custodian = request.custodian.clone();
+        let started = std::time::Instant::now();
+        let fetched = self.detail.fetch(request).await.and_then(|record| {
+            if record.content_hash() != content_hash {
+                return Err(DetailError::Refused(
+                    "the custodian's copy differs from the version it published".into(),
+                ));
+            }
+            Ok(record)
+        });
+        let failure = fetched.as_ref().err().map(|e| match e {
+            DetailError::Unreachable(_) => "unreachable",
+            DetailError::Refused(_) => "refused",
+        });
+        crate::metrics::live_fetch(&custodian, started.elapsed(), failure);
+        fetched
     }
 }
 

@@ -111,6 +111,36 @@ impl Hub {
         caller: &Caller,
         request: QueryRequest,
     ) -> Result<QueryAnswer, HubError> {
+        let purpose = request.purpose.map_or("none", |p| p.as_str());
+        let started = std::time::Instant::now();
+        let answered = self.query_checked(caller, request).await;
+        let outcome = match &answered {
+            Ok(a)
+                if a.statuses
+                    .iter()
+                    .all(|s| matches!(s.state, AuthorityState::Ok(_))) =>
+            {
+                "ok"
+            }
+            Ok(_) => "partial",
+            Err(HubError::InvalidArgument(_)) => "invalid",
+            Err(HubError::PermissionDenied(_)) => "denied",
+            Err(HubError::NotFound(_)) => "not_found",
+            Err(HubError::Unavailable(_)) => "unavailable",
+        };
+        crate::metrics::query(
+            outcome,
+            purpose,
+            answered.is_ok().then(|| started.elapsed()),
+        );
+        answered
+    }
+
+    async fn query_checked(
+        &self,
+        caller: &Caller,
+        request: QueryRequest,
+    ) -> Result<QueryAnswer, HubError> {
         let at = now();
         let query = request
             .check(at.date_naive())

@@ -88,6 +88,76 @@ impl Outbox {
             .collect()
     }
 
+    /// Records waiting for the hub, and when the oldest of them was
+    /// enqueued: the metrics' outbox depth and age. Both read the
+    /// `(state, id)` index only, so a scrape stays cheap however many rows
+    /// were delivered.
+    pub async fn backlog(&self) -> Result<(u64, Option<DateTime<Utc>>), OutboxError> {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT enqueued_at FROM outbox WHERE state = 'pending' ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok((pending as u64, from_ms(oldest)))
+    }
+
+    /// Notifications stored but not yet handed to every configured sink.
+    pub async fn notifications_pending(&self) -> Result<u64, OutboxError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notifications WHERE file_pending OR webhook_pending",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
+    /// Proves the outbox can be written now: one small row, committed
+    /// (`kith-agent status`; a full disk or a read-only file fails here).
+    pub async fn probe_write(&self) -> Result<(), OutboxError> {
+        sqlx::query(
+            "INSERT INTO agent_state (key, value, at) VALUES ('status_probe', 'ok', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Notes how the running agent's link stands, for `kith-agent status`
+    /// (another process).
+    pub async fn record_link(&self, state: &crate::link::LinkState) -> Result<(), OutboxError> {
+        let value = serde_json::to_string(state).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO agent_state (key, value, at) VALUES ('link', ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
+        )
+        .bind(value)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The link as the running agent last recorded it, and when.
+    pub async fn recorded_link(
+        &self,
+    ) -> Result<Option<(crate::link::LinkState, DateTime<Utc>)>, OutboxError> {
+        let Some(row) = sqlx::query("SELECT value, at FROM agent_state WHERE key = 'link'")
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let value: String = row.try_get("value")?;
+        let at = from_ms(Some(row.try_get("at")?));
+        Ok(serde_json::from_str(&value).ok().zip(at))
+    }
+
     /// The pool, for the other tables in the agent's database
     /// ([`crate::notifications`]).
     pub(crate) fn pool(&self) -> &SqlitePool {
