@@ -48,6 +48,10 @@ pub struct AgentConfig {
     /// own database.
     #[serde(default, skip_serializing_if = "NotificationsSection::is_empty")]
     pub notifications: NotificationsSection,
+    /// The staff console (web pages for case workers, auditors and
+    /// operators); not served when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<crate::console::ConsoleSection>,
 }
 
 /// `[notifications]`: the sinks notifications from the hub (accesses to
@@ -238,6 +242,7 @@ impl AgentConfig {
             audit: AuditSection::default(),
             policy: None,
             notifications: NotificationsSection::default(),
+            console: None,
         }
     }
 
@@ -256,6 +261,7 @@ impl AgentConfig {
             "drop",
         );
         config.audit.vkey = Some("pki/audit-log.vkey".into());
+        config.console = Some(crate::console::ConsoleSection::example());
         config
     }
 
@@ -327,6 +333,9 @@ impl AgentConfig {
             && policy.dir.is_relative()
         {
             policy.dir = base.join(&policy.dir);
+        }
+        if let Some(console) = &mut self.console {
+            console.resolve_paths(base);
         }
         for p in [&mut self.audit.vkey, &mut self.notifications.file]
             .into_iter()
@@ -414,6 +423,9 @@ impl AgentConfig {
             .is_some_and(|f| f.as_os_str().is_empty())
         {
             return Err(invalid("notifications.file", "must not be empty"));
+        }
+        if let Some(console) = &self.console {
+            console.check()?;
         }
         Ok(())
     }
