@@ -40,6 +40,8 @@ pub enum AgentError {
     Policy(#[from] kith_policy::PolicyError),
     #[error("config key `notifications.webhook`: {0}")]
     Notifications(String),
+    #[error(transparent)]
+    Console(#[from] crate::console::ServeError),
     #[error("the outbox still had {pending} pending records after {waited:?}")]
     NotDrained { pending: u64, waited: Duration },
 }
@@ -62,12 +64,14 @@ pub struct RunningAgent {
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     metrics: Option<kith_ops::MetricsEndpoint>,
+    console_address: Option<std::net::SocketAddr>,
 }
 
 impl Agent {
     /// Checks the config and certificate, opens the outbox and starts the
     /// drop-folder watcher, the publisher, the hub link and the retrying of
-    /// notification deliveries.
+    /// notification deliveries, and the staff console when the config has
+    /// a `[console]` section.
     pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
         config.check()?;
         kith_core::tls::install_crypto_provider();
@@ -101,7 +105,7 @@ impl Agent {
 
         let enqueued = Arc::new(Notify::new());
         let (shutdown, stop) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             (
                 "drop folder watcher",
                 tokio::spawn(watcher.run(config.poll_interval(), enqueued.clone(), stop.clone())),
@@ -122,8 +126,14 @@ impl Agent {
                     stop.clone(),
                 )),
             ),
-            ("hub link", tokio::spawn(link.run(stop))),
+            ("hub link", tokio::spawn(link.run(stop.clone()))),
         ];
+        let mut console_address = None;
+        if config.console.is_some() {
+            let console = crate::console::start(&config, &outbox, stop).await?;
+            console_address = Some(console.address);
+            tasks.push(("console", console.task));
+        }
         let certificates = kith_ops::CertificateExpiry::new();
         if let Err(e) = certificates.load(&config.tls.cert, &config.tls.ca) {
             tracing::error!(error = %e, "certificate expiry cannot be read for the metrics");
@@ -146,6 +156,7 @@ impl Agent {
             enqueued,
             shutdown,
             tasks,
+            console_address,
         })
     }
 }
@@ -208,6 +219,11 @@ impl RunningAgent {
     /// The agent's outbox.
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    /// Where the staff console listens, when the config has one.
+    pub fn console_address(&self) -> Option<std::net::SocketAddr> {
+        self.console_address
     }
 
     pub fn config(&self) -> &AgentConfig {

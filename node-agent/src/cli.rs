@@ -146,6 +146,11 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the staff console's local accounts (for agents without an
+    /// identity provider, and the demo). Passwords are read from standard
+    /// input, one line, never from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Print an example config file to standard output.
     ExampleConfig,
     /// The auditor's commands: read the hub's audit log and prove it was
@@ -410,4 +415,35 @@ pub(crate) fn parse_review_outcome(s: &str) -> Result<ReviewOutcome, String> {
 pub(crate) fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
         .map_err(|e| format!("{s:?} is not a date in the form YYYY-MM-DD: {e}"))
+}
+
+/// `kith-agent user ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add an account; its password is read from standard input.
+    Add {
+        /// The user id staff sign in with (letters, digits, . _ - @).
+        user_id: String,
+        /// The person's name as colleagues know it.
+        #[arg(long)]
+        name: String,
+        /// Their team.
+        #[arg(long, default_value = "")]
+        team: String,
+        /// Their Kith role code (from policies/vocabulary.json), e.g.
+        /// social_worker or auditor.
+        #[arg(long)]
+        role: String,
+    },
+    /// Disable an account and end its sessions.
+    Disable { user_id: String },
+    /// List the accounts.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password (read from standard input), re-enable the
+    /// account and end its sessions.
+    ResetPassword { user_id: String },
 }

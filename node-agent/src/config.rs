@@ -52,6 +52,10 @@ pub struct AgentConfig {
     /// [`DEFAULT_METRICS_LISTEN`].
     #[serde(default)]
     pub metrics: kith_ops::MetricsConfig,
+    /// The staff console (web pages for case workers, auditors and
+    /// operators); not served when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<crate::console::ConsoleSection>,
 }
 
 /// Where the agent serves `/metrics` unless `[metrics] listen` says
@@ -248,6 +252,7 @@ impl AgentConfig {
             policy: None,
             notifications: NotificationsSection::default(),
             metrics: kith_ops::MetricsConfig::default(),
+            console: None,
         }
     }
 
@@ -266,6 +271,7 @@ impl AgentConfig {
             "drop",
         );
         config.audit.vkey = Some("pki/audit-log.vkey".into());
+        config.console = Some(crate::console::ConsoleSection::example());
         config
     }
 
@@ -337,6 +343,9 @@ impl AgentConfig {
             && policy.dir.is_relative()
         {
             policy.dir = base.join(&policy.dir);
+        }
+        if let Some(console) = &mut self.console {
+            console.resolve_paths(base);
         }
         for p in [&mut self.audit.vkey, &mut self.notifications.file]
             .into_iter()
@@ -424,6 +433,9 @@ impl AgentConfig {
             .is_some_and(|f| f.as_os_str().is_empty())
         {
             return Err(invalid("notifications.file", "must not be empty"));
+        }
+        if let Some(console) = &self.console {
+            console.check()?;
         }
         Ok(())
     }

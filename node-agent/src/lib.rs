@@ -22,6 +22,7 @@
 //! | [`webhook`] | the loopback notification webhook (plain HTTP POST) |
 //! | [`agent`] | the three tasks together, started and stopped as one |
 //! | [`query`] | the case worker's query |
+//! | [`console`] | the staff console: web pages, sign-in, sessions |
 //! | [`lifecycle`] | `record end` and `record withdraw` |
 //! | [`table`] | plain-text tables for command output |
 //! | [`audit`] | the auditor's commands: checkpoint, verify, export, search, subject report |
@@ -33,6 +34,7 @@ pub mod agent;
 pub mod audit;
 pub mod backoff;
 pub mod config;
+pub mod console;
 pub mod csv_format;
 pub mod detail;
 pub mod hub_client;

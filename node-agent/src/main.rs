@@ -3,7 +3,7 @@
 
 mod cli;
 
-use cli::{AuditCommand, BreakGlassCommand, Cli, Command, RecordCommand};
+use cli::{AuditCommand, BreakGlassCommand, Cli, Command, RecordCommand, UserCommand};
 
 use std::process::ExitCode;
 
@@ -247,6 +247,76 @@ async fn run_audit(config: &AgentConfig, command: AuditCommand) -> Result<ExitCo
     }
 }
 
+/// One line from standard input: the password (prompted for on a terminal).
+fn read_password() -> Result<String> {
+    use std::io::{BufRead, IsTerminal, Read};
+    if std::io::stdin().is_terminal() {
+        eprint!("password (shown as typed; at least 12 characters): ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(4096)
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn run_user(config: &AgentConfig, command: UserCommand) -> Result<ExitCode> {
+    use kith_agent::console::accounts::{self, Accounts, NewAccount};
+    let outbox = Outbox::open(&config.outbox_path()).await?;
+    let accounts = Accounts::new(&outbox);
+    let result = async {
+        match command {
+            UserCommand::Add {
+                user_id,
+                name,
+                team,
+                role,
+            } => {
+                let roles = match &config.policy {
+                    Some(p) => kith_agent::console::Roles::from_policy_dir(&p.dir)
+                        .map_err(anyhow::Error::msg)?,
+                    None => kith_agent::console::Roles::default_set(),
+                };
+                let password = read_password()?;
+                let new = NewAccount {
+                    user_id,
+                    display_name: name,
+                    team,
+                    role,
+                };
+                accounts.add(&new, &password, &roles).await?;
+                println!("user {} added", escape(new.user_id.trim()));
+            }
+            UserCommand::Disable { user_id } => {
+                accounts.disable(&user_id).await?;
+                println!("user {} disabled; their sessions ended", escape(&user_id));
+            }
+            UserCommand::List { json } => {
+                let list = accounts.list().await?;
+                if json {
+                    println!("{}", terminal::json_pretty(&list)?);
+                } else {
+                    print!("{}", escape_lines(&accounts::render_table(&list)));
+                }
+            }
+            UserCommand::ResetPassword { user_id } => {
+                let password = read_password()?;
+                accounts.reset_password(&user_id, &password).await?;
+                println!(
+                    "password of {} reset; the account is enabled and its sessions ended",
+                    escape(&user_id)
+                );
+            }
+        }
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    }
+    .await;
+    outbox.close().await;
+    result
+}
+
 fn hex_root(root: &[u8; 32]) -> String {
     root.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -285,6 +355,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(command) => {
             let config = load(&cli.config)?;
             run_audit(&config, command).await
+        }
+        Command::User(command) => {
+            let config = load(&cli.config)?;
+            run_user(&config, command).await
         }
         Command::ExampleConfig => {
             print!("{}", AgentConfig::example_toml());

@@ -59,6 +59,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_directives_and_notifications",
         include_str!("../../migrations/0002_directives_and_notifications.sql"),
     ),
+    (
+        "0003_console",
+        include_str!("../../migrations/0003_console.sql"),
+    ),
 ];
 
 /// Rows per multi-row statement: 7 bound values a row stays well under

@@ -1,0 +1,35 @@
+//! The GOV.UK Frontend stylesheet and images, embedded in the binary
+//! (`node-agent/assets/govuk-frontend/`, rebuilt by its `refresh.sh`), so a
+//! fresh `cargo build` needs no npm and the console needs no network.
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+const CSS: &[u8] = include_bytes!("../../assets/govuk-frontend/govuk-frontend.min.css");
+const CREST: &[u8] = include_bytes!("../../assets/govuk-frontend/images/govuk-crest.svg");
+const FAVICON: &[u8] = include_bytes!("../../assets/govuk-frontend/images/favicon.ico");
+
+/// The stylesheet's path, as pages link it.
+pub const STYLESHEET: &str = "/assets/govuk-frontend.min.css";
+
+fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /assets/{*path}`.
+pub async fn serve(Path(path): Path<String>) -> Response {
+    match path.as_str() {
+        "govuk-frontend.min.css" => asset("text/css; charset=utf-8", CSS),
+        "images/govuk-crest.svg" => asset("image/svg+xml", CREST),
+        "images/favicon.ico" => asset("image/x-icon", FAVICON),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}

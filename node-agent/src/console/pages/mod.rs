@@ -1,0 +1,180 @@
+//! The console's pages, rendered on the server with maud (every value
+//! escaped unless marked otherwise; nothing here marks any) in GOV.UK
+//! Frontend markup.
+//!
+//! | file | pages |
+//! |---|---|
+//! | `mod.rs` | the page shell, home, not found, problems, the CSRF refusal |
+//! | `sign_in.rs` | sign-in, sign-out |
+//! | `search.rs` | the case worker's search, results, possible matches, break glass |
+
+pub mod search;
+pub mod sign_in;
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, html};
+
+use super::accounts::StaffIdentity;
+use super::assets::STYLESHEET;
+use super::roles::{Duty, duty};
+use super::session::Session;
+use super::signed_in::SignedIn;
+
+/// Who is signed in, for the page shell.
+pub struct Shell<'a> {
+    pub staff: &'a StaffIdentity,
+    pub csrf: &'a str,
+}
+
+impl<'a> From<&'a Session> for Shell<'a> {
+    fn from(s: &'a Session) -> Self {
+        Shell {
+            staff: &s.staff,
+            csrf: &s.csrf_token,
+        }
+    }
+}
+
+/// The hidden CSRF field every form carries.
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name=(super::csrf::FIELD) value=(token); }
+}
+
+/// The GOV.UK page shell around `main`.
+pub fn page(title: &str, shell: Option<&Shell<'_>>, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" class="govuk-template govuk-template--rebranded" {
+            head {
+                meta charset="utf-8";
+                title { (title) " – Kith staff console" }
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                link rel="icon" href="/assets/images/favicon.ico";
+                link rel="stylesheet" href=(STYLESHEET);
+            }
+            body class="govuk-template__body" {
+                a href="#main-content" class="govuk-skip-link" { "Skip to main content" }
+                header class="govuk-header" {
+                    div class="govuk-header__container govuk-width-container" {
+                        div class="govuk-header__logo" {
+                            a href="/" class="govuk-header__link govuk-header__link--homepage" {
+                                span class="govuk-header__logotype-text" { "Kith" }
+                            }
+                        }
+                    }
+                }
+                @if let Some(shell) = shell {
+                    section class="govuk-service-navigation" aria-label="Service menu" {
+                        div class="govuk-width-container" {
+                            div class="govuk-service-navigation__container" {
+                                span class="govuk-service-navigation__service-name" {
+                                    a href="/" class="govuk-service-navigation__link" { "Staff console" }
+                                }
+                                nav aria-label="Menu" class="govuk-service-navigation__wrapper" {
+                                    ul class="govuk-service-navigation__list" {
+                                        @if duty(&shell.staff.role) == Duty::CaseWork {
+                                            li class="govuk-service-navigation__item" {
+                                                a class="govuk-service-navigation__link" href="/search" { "Search" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                div class="govuk-width-container" {
+                    @if let Some(shell) = shell {
+                        div class="govuk-grid-row govuk-!-margin-top-3" {
+                            div class="govuk-grid-column-two-thirds" {
+                                p class="govuk-body-s" id="signed-in-as" {
+                                    "Signed in as " strong { (shell.staff.display_name) }
+                                    " (" (shell.staff.user_id) "), " (shell.staff.role.replace('_', " "))
+                                    @if !shell.staff.team.is_empty() { ", " (shell.staff.team) }
+                                }
+                            }
+                            div class="govuk-grid-column-one-third" {
+                                form method="post" action="/sign-out" {
+                                    (csrf_field(shell.csrf))
+                                    button type="submit" class="govuk-button govuk-button--secondary govuk-!-margin-bottom-0" data-module="govuk-button" { "Sign out" }
+                                }
+                            }
+                        }
+                    }
+                    main class="govuk-main-wrapper" id="main-content" {
+                        (main)
+                    }
+                }
+                footer class="govuk-footer" {
+                    div class="govuk-width-container" {
+                        p class="govuk-body-s" {
+                            "Every search is recorded in the Kith audit log with your name, role and purpose."
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An HTML response with `status`.
+pub fn respond(status: StatusCode, markup: Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}
+
+/// A page saying what went wrong, with no personal data.
+pub fn problem(status: StatusCode, title: &str, message: &str) -> Response {
+    respond(
+        status,
+        page(
+            title,
+            None,
+            html! {
+                h1 class="govuk-heading-l" { (title) }
+                p class="govuk-body" { (message) }
+                p class="govuk-body" { a class="govuk-link" href="/" { "Go to the start page" } }
+            },
+        ),
+    )
+}
+
+/// The refusal of a POST whose form did not carry the session's token.
+pub fn csrf_refused() -> Response {
+    problem(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form was not sent from this console, or your session changed since it was shown. \
+         Nothing was done. Go back, reload the page and try again.",
+    )
+}
+
+/// `/`: each role's start page.
+pub async fn home(SignedIn(session): SignedIn) -> Response {
+    match duty(&session.staff.role) {
+        Duty::CaseWork => Redirect::to("/search").into_response(),
+        Duty::Audit => respond(
+            StatusCode::OK,
+            page(
+                "Auditor",
+                Some(&Shell::from(&session)),
+                html! {
+                    h1 class="govuk-heading-l" { "Auditor" }
+                    p class="govuk-body" {
+                        "The auditor's pages are not in the console yet. Use "
+                        code { "kith-agent audit" } " (search, subject-report, break-glass, verify, export)."
+                    }
+                },
+            ),
+        ),
+    }
+}
+
+/// Any other path.
+pub async fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "If you typed the web address, check it is correct.",
+    )
+}

@@ -1,0 +1,100 @@
+//! The Kith role codes staff may hold (`policies/vocabulary.json`), and
+//! which console pages each role reaches.
+//!
+//! The list is the policy set's own: the agent's policy copy when the
+//! config names one, else the default set built into the binary. A role
+//! outside it would be refused by every agreement at the hub, so the
+//! console refuses it at sign-in (and `kith-agent user add` refuses it).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The default policy set's vocabulary, as shipped.
+const DEFAULT_VOCABULARY: &str = include_str!("../../../policies/vocabulary.json");
+
+#[derive(Deserialize)]
+struct Vocabulary {
+    roles: BTreeSet<String>,
+}
+
+/// The role codes in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles {
+    codes: BTreeSet<String>,
+}
+
+/// What a role does in the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duty {
+    /// Searches people and may break glass.
+    CaseWork,
+    /// Reviews the audit log (`auditor`, `federation_auditor`).
+    Audit,
+}
+
+impl Roles {
+    /// The roles of the default policy set.
+    pub fn default_set() -> Self {
+        Self::parse(DEFAULT_VOCABULARY).expect("the shipped vocabulary parses")
+    }
+
+    /// The roles of the policy set in `dir` (its `vocabulary.json`).
+    pub fn from_policy_dir(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("vocabulary.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let v: Vocabulary = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Ok(Self { codes: v.roles })
+    }
+
+    pub fn contains(&self, role: &str) -> bool {
+        self.codes.contains(role)
+    }
+
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        self.codes.iter().map(String::as_str)
+    }
+
+    /// Checks a role code, naming the allowed ones when it is not one.
+    pub fn check(&self, role: &str) -> Result<(), String> {
+        if self.contains(role) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{role:?} is not a Kith role code; one of: {}",
+                self.codes.iter().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        }
+    }
+}
+
+/// The console's part for a role code.
+pub fn duty(role: &str) -> Duty {
+    match role {
+        "auditor" | "federation_auditor" => Duty::Audit,
+        _ => Duty::CaseWork,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_roles_are_the_vocabulary() {
+        let roles = Roles::default_set();
+        assert!(roles.contains("social_worker"));
+        assert!(roles.contains("auditor"));
+        assert!(!roles.contains("admin"));
+        let err = roles.check("admin").unwrap_err();
+        assert!(err.contains("paramedic"), "{err}");
+        assert_eq!(duty("federation_auditor"), Duty::Audit);
+        assert_eq!(duty("paramedic"), Duty::CaseWork);
+    }
+}
