@@ -271,7 +271,8 @@ impl AgentConfig {
             "drop",
         );
         config.audit.vkey = Some("pki/audit-log.vkey".into());
-        config.console = Some(crate::console::ConsoleSection::example());
+        // No [console]: it needs a certificate browsers trust, which the dev
+        // PKI does not make; docs/console.md shows the section to add.
         config
     }
 
