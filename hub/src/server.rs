@@ -351,15 +351,5 @@ async fn start_metrics(
     };
     let refresh: kith_ops::Refresh =
         Arc::new(move || Box::pin(crate::metrics::refresh(sampled.clone())));
-    match kith_ops::MetricsEndpoint::start(addr, refresh).await {
-        Ok(endpoint) => {
-            crate::metrics::describe();
-            tracing::info!(addr = %endpoint.addr(), "serving Prometheus metrics at /metrics");
-            Some(endpoint)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "metrics are not served");
-            None
-        }
-    }
+    kith_ops::MetricsEndpoint::start_or_log(addr, refresh, crate::metrics::describe).await
 }

@@ -139,6 +139,23 @@ impl MetricsEndpoint {
         Ok(Self { addr: bound, task })
     }
 
+    /// [`MetricsEndpoint::start`] for a service that must run on without
+    /// its metrics: a failure (a port already taken, say) is logged and
+    /// gives `None`. Once serving, `describe` names the process's metrics.
+    pub async fn start_or_log(addr: SocketAddr, refresh: Refresh, describe: fn()) -> Option<Self> {
+        match Self::start(addr, refresh).await {
+            Ok(endpoint) => {
+                describe();
+                tracing::info!(addr = %endpoint.addr(), "serving Prometheus metrics at /metrics");
+                Some(endpoint)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "metrics are not served");
+                None
+            }
+        }
+    }
+
     /// The address actually bound.
     pub fn addr(&self) -> SocketAddr {
         self.addr
