@@ -209,14 +209,23 @@ impl Accounts {
 
     /// Disables an account and ends its sessions.
     pub async fn disable(&self, user_id: &str) -> Result<(), AccountError> {
-        let mut tx = self.pool.begin().await?;
-        let done =
+        let update =
             sqlx::query("UPDATE console_users SET disabled = 1, updated_at = ? WHERE user_id = ?")
                 .bind(Utc::now().timestamp_millis())
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
+                .bind(user_id);
+        self.change_ending_sessions(user_id, update).await
+    }
+
+    /// Runs `update` (of `user_id`'s account) and ends the account's
+    /// sessions, in one transaction; an account that is not there is
+    /// [`AccountError::NotFound`].
+    async fn change_ending_sessions<'q>(
+        &self,
+        user_id: &str,
+        update: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await?;
+        if update.execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(AccountError::NotFound(user_id.to_string()));
         }
         sqlx::query("DELETE FROM console_sessions WHERE user_id = ?")
@@ -230,25 +239,14 @@ impl Accounts {
     /// Sets a new password, re-enables the account, and ends its sessions.
     pub async fn reset_password(&self, user_id: &str, password: &str) -> Result<(), AccountError> {
         let hash = hash_password(password)?;
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE console_users SET password_hash = ?, disabled = 0, updated_at = ? \
              WHERE user_id = ?",
         )
-        .bind(&hash)
+        .bind(hash)
         .bind(Utc::now().timestamp_millis())
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(AccountError::NotFound(user_id.to_string()));
-        }
-        sqlx::query("DELETE FROM console_sessions WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        .bind(user_id);
+        self.change_ending_sessions(user_id, update).await
     }
 
     /// Every account, by user id.

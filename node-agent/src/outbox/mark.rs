@@ -74,15 +74,7 @@ impl Outbox {
 
     /// Remembers the latest failed attempt to reach the hub, for `status`.
     pub async fn record_attempt_error(&self, message: &str) -> Result<(), OutboxError> {
-        sqlx::query(
-            "INSERT INTO agent_state (key, value, at) VALUES ('last_error', ?, ?) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
-        )
-        .bind(message)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.set_state("last_error", message).await
     }
 
     /// Notes that the hub answered a publish: the current error, if any,

@@ -118,10 +118,18 @@ impl Outbox {
     /// Proves the outbox can be written now: one small row, committed
     /// (`kith-agent status`; a full disk or a read-only file fails here).
     pub async fn probe_write(&self) -> Result<(), OutboxError> {
+        self.set_state("status_probe", "ok").await
+    }
+
+    /// Sets one `agent_state` row (what `status` reads of the running
+    /// agent), stamped now.
+    pub(super) async fn set_state(&self, key: &str, value: &str) -> Result<(), OutboxError> {
         sqlx::query(
-            "INSERT INTO agent_state (key, value, at) VALUES ('status_probe', 'ok', ?) \
+            "INSERT INTO agent_state (key, value, at) VALUES (?, ?, ?) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
         )
+        .bind(key)
+        .bind(value)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -132,15 +140,7 @@ impl Outbox {
     /// (another process).
     pub async fn record_link(&self, state: &crate::link::LinkState) -> Result<(), OutboxError> {
         let value = serde_json::to_string(state).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO agent_state (key, value, at) VALUES ('link', ?, ?) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, at = excluded.at",
-        )
-        .bind(value)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.set_state("link", &value).await
     }
 
     /// The link as the running agent last recorded it, and when.
