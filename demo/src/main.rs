@@ -33,7 +33,7 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let log = kith_demo::log_file::DemoLog::new();
-    telemetry::init_with_writer(cli.log_format, log.clone());
+    let _telemetry = telemetry::init_with_writer(cli.log_format, log.clone());
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };

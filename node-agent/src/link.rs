@@ -236,7 +236,10 @@ impl Link {
     /// holds up heartbeats.
     fn answer_detail(&self, request: pb::DetailRequest, outbound: mpsc::Sender<pb::AgentMessage>) {
         let responder = self.responder.clone();
-        tokio::spawn(async move {
+        // The query's trace, carried by the request: this span joins it.
+        let span = tracing::info_span!("kith.detail", otel.kind = "server");
+        kith_ops::telemetry::parent_from_traceparent(&request.traceparent, &span);
+        let answer = async move {
             let response = match responder {
                 Some(r) => r.answer(request).await,
                 None => pb::DetailResponse {
@@ -251,7 +254,8 @@ impl Link {
                     message: Some(AgentMsg::Detail(response)),
                 })
                 .await;
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(answer, span));
     }
 
     /// Stores a notification, offers it to the sinks and then acknowledges

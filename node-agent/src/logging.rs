@@ -4,26 +4,23 @@
 //! (a table, a report, JSON) stays clean for pipes. The level is set with
 //! `RUST_LOG` (default `info`).
 
-use tracing_subscriber::EnvFilter;
+use kith_ops::telemetry::LogOutput;
+pub use kith_ops::telemetry::{LogFormat, Telemetry};
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// One readable line per event.
-    #[default]
-    Human,
-    /// One JSON object per event.
-    Json,
-}
+/// The service name traces carry (unless `OTEL_SERVICE_NAME` says otherwise).
+pub const SERVICE: &str = "kith-agent";
 
-/// Installs the global subscriber. Call once, at start-up.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+/// Installs the global subscriber, with OTLP trace export when the
+/// OpenTelemetry environment asks for it (`kith_ops::telemetry`). Call
+/// once, at start-up, and keep the returned value until the process ends.
+pub fn init(format: LogFormat) -> Telemetry {
+    kith_ops::telemetry::init(
+        SERVICE,
+        LogOutput {
+            format,
+            writer: std::io::stderr,
+            ansi: true,
+            flatten_json: true,
+        },
+    )
 }

@@ -512,7 +512,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    let _telemetry = logging::init(cli.log_format);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {

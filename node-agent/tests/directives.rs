@@ -222,6 +222,7 @@ fn detail_request(requester: &str, kind: &str, purpose: pb::Purpose) -> pb::Deta
             ..Default::default()
         }),
         purpose: purpose as i32,
+        traceparent: String::new(),
     }
 }
 

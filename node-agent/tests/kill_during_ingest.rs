@@ -64,7 +64,7 @@ async fn outbox_counts(path: &Path) -> (u64, u64) {
 async fn agent_killed_during_ingest_delivers_every_valid_line_exactly_once() {
     let lines = size_from_env("KITH_INGEST_LINES", 5_000);
     // The hub runs in this process: its warnings go to the test's output.
-    kith_agent::logging::init(Default::default());
+    let _telemetry = kith_agent::logging::init(Default::default());
     let invalid = (0..lines).filter(|i| i % 50 == 49).count() as u64;
     let valid = u64::from(lines) - invalid;
     let t = TestDir::new();

@@ -2,12 +2,14 @@
 //! agent: the Prometheus scrape endpoint on a listener of its own
 //! ([`metrics_endpoint`]) and the seconds left on each certificate
 //! ([`certificates`]), and online backups of a SQLite database with their
-//! manifest ([`sqlite_backup`]). Each binary names its own metrics in its own
+//! manifest ([`sqlite_backup`]), log lines and optional OTLP trace export
+//! with W3C trace context ([`telemetry`]). Each binary names its own metrics in its own
 //! `metrics.rs`; this crate knows none of them but the certificate gauge.
 
 pub mod certificates;
 pub mod metrics_endpoint;
 pub mod sqlite_backup;
+pub mod telemetry;
 
 pub use certificates::{CertificateExpiry, CertificateRole};
 pub use metrics_endpoint::{MetricsConfig, MetricsEndpoint, MetricsError, Refresh};

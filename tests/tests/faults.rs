@@ -40,7 +40,7 @@ async fn drop_and_wait_taken(config: &AgentConfig, name: &str, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_drains_exactly_once_through_delay_refusal_resets_and_half_open_links() {
     let n = size_from_env("KITH_FAULT_RECORDS", 300);
-    kith_agent::logging::init(Default::default());
+    let _telemetry = kith_agent::logging::init(Default::default());
     let t = TestDir::new();
     let hub = t.start_hub().await;
     let proxy = FaultProxy::start(hub.addr()).await;

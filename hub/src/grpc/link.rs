@@ -214,6 +214,8 @@ impl DetailSource for Links {
                     team: request.user.team,
                 }),
                 purpose: request.purpose.to_wire() as i32,
+                // The query's trace, so the custodian's span joins it.
+                traceparent: kith_ops::telemetry::current_traceparent(),
             })),
         };
         let timeout = self.detail_timeout;

@@ -66,9 +66,14 @@ impl QueryService for QueryServiceImpl {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
+        // Joins the agent's trace, if it sent one; the span names only the call.
+        let span = tracing::info_span!("kith.v1.QueryService/Query", otel.kind = "server");
+        kith_ops::telemetry::extract(request.metadata(), &span);
         let caller = caller(&self.hub, &request).await?;
         let request = query_from_wire(request.into_inner());
-        let answer = self.hub.query(&caller, request).await.map_err(to_status)?;
+        let answer = tracing::Instrument::instrument(self.hub.query(&caller, request), span)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::QueryResponse {
             query_id: answer.query_id,
             records: answer.records.into_iter().map(disclosed_to_wire).collect(),

@@ -64,10 +64,17 @@ pub enum QueryError {
 pub async fn query(config: &AgentConfig, args: QueryArgs) -> Result<QueryResponse, QueryError> {
     let request = build_request(&args)?;
     config.check_certificate_at(chrono::Utc::now())?;
-    let answer = call_with_failover(config, "query", |channel| {
-        let request = request.clone();
-        async move { QueryServiceClient::new(channel).query(request).await }
-    })
+    // The whole query, hub and custodians included, is one trace (when
+    // traces are exported); the span names only the operation.
+    let span = tracing::info_span!("kith.query", otel.kind = "client");
+    let answer = tracing::Instrument::instrument(
+        call_with_failover(config, "query", |channel| {
+            let mut request = tonic::Request::new(request.clone());
+            kith_ops::telemetry::inject(request.metadata_mut());
+            async move { QueryServiceClient::new(channel).query(request).await }
+        }),
+        span,
+    )
     .await;
     match answer {
         Ok((address, response)) => Ok(QueryResponse::from_wire(&address, response.into_inner())),
