@@ -1,0 +1,169 @@
+//! `/audit/verify`: is the audit log the one the hub signed, and an
+//! extension of the one verified last time? The page shows the checkpoint
+//! this agent's console last verified (its size, root and when) and, on
+//! "Verify now", runs exactly what `kith-agent audit verify` runs
+//! ([`crate::audit::verify`]): the signature with the agent's copy of the
+//! log key, every readable entry against its leaf hash, the root, and the
+//! consistency proof from the saved checkpoint. Only a clean verify saves
+//! the new checkpoint.
+//!
+//! The console keeps its own saved checkpoint, `<data_dir>/console-audit-state.json`,
+//! apart from any auditor's `~/.kith/audit-state.json`: one per agent,
+//! whichever auditor verifies.
+
+use std::path::PathBuf;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{auditor, hub_problem, key_warning};
+use crate::audit::{SavedCheckpoint, VerifyOptions, VerifyReport};
+use crate::config::AgentConfig;
+use crate::console::ConsoleState;
+use crate::console::pages::{Shell, csrf_field, page, respond};
+use crate::console::session::Session;
+use crate::console::signed_in::{Posted, SignedIn};
+
+const PATH: &str = "/audit/verify";
+
+/// The console's saved checkpoint.
+pub fn state_path(config: &AgentConfig) -> PathBuf {
+    config.data_dir.join("console-audit-state.json")
+}
+
+/// The verify form carries nothing but its CSRF token.
+#[derive(Debug, Default, Deserialize)]
+pub struct Nothing {}
+
+fn saved_rows(saved: &SavedCheckpoint) -> Markup {
+    html! {
+        dl class="govuk-summary-list" id="saved-checkpoint" {
+            @for (key, value) in [
+                ("Log", saved.origin.clone()),
+                ("Entries (tree size)", saved.tree_size.to_string()),
+                ("Root hash", saved.root_hash.clone()),
+                ("Verified at", saved.saved_at.clone()),
+            ] {
+                div class="govuk-summary-list__row" {
+                    dt class="govuk-summary-list__key" { (key) }
+                    dd class="govuk-summary-list__value" { (value) }
+                }
+            }
+        }
+    }
+}
+
+fn verify_button(session: &Session) -> Markup {
+    html! {
+        form method="post" action=(PATH) {
+            (csrf_field(&session.csrf_token))
+            button type="submit" class="govuk-button" { "Verify now" }
+        }
+    }
+}
+
+fn status_page(session: &Session, saved: Result<Option<SavedCheckpoint>, String>) -> Markup {
+    page(
+        "Log verification",
+        Some(&Shell::at(session, PATH)),
+        html! {
+            h1 class="govuk-heading-l" { "Log verification" }
+            p class="govuk-body" { "Proves that the audit log the hub serves is the one it signed, and that nothing logged before was changed or removed." }
+            h2 class="govuk-heading-m" { "Last verified checkpoint" }
+            @match &saved {
+                Ok(Some(s)) => (saved_rows(s)),
+                Ok(None) => p class="govuk-body" id="never-verified" { "This console has not verified the log yet." },
+                Err(reason) => p class="govuk-body" id="state-unreadable" { "The saved checkpoint cannot be read: " (reason) },
+            }
+            (verify_button(session))
+        },
+    )
+}
+
+fn report_page(session: &Session, r: &VerifyReport) -> Markup {
+    let cp = &r.checkpoint;
+    page(
+        if r.ok() {
+            "Log verified"
+        } else {
+            "Log verification failed"
+        },
+        Some(&Shell::at(session, PATH)),
+        html! {
+            @if r.ok() {
+                div class="govuk-panel govuk-panel--confirmation" {
+                    h1 class="govuk-panel__title" id="verify-result" { "Log verified" }
+                    div class="govuk-panel__body" { (r.entries) " entries, consistent" }
+                }
+            } @else {
+                div class="govuk-error-summary" {
+                    div role="alert" {
+                        h1 class="govuk-error-summary__title" id="verify-result" { "Log verification failed" }
+                        div class="govuk-error-summary__body" {
+                            ul class="govuk-list" id="problems" {
+                                @for p in &r.problems { li { (p.to_string()) } }
+                            }
+                            p class="govuk-body" { "The saved checkpoint was not updated. Tell your Data Protection Officer and the federation's operators." }
+                        }
+                    }
+                }
+            }
+            (key_warning(&cp.key))
+            dl class="govuk-summary-list" id="checkpoint" {
+                @for (key, value) in [
+                    ("Log", cp.origin.clone()),
+                    ("Hub", r.hub_address.clone()),
+                    ("Entries (tree size)", cp.tree_size.to_string()),
+                    ("Root hash", hex::encode(cp.root_hash)),
+                    ("Entries you may read", (r.entries - r.withheld).to_string()),
+                    ("Checked by hash only", r.withheld.to_string()),
+                    ("Consistent with", match &r.consistent_with {
+                        Some(s) => format!("the checkpoint verified at {} (size {})", s.saved_at, s.tree_size),
+                        None if r.ok() => "nothing: no checkpoint was verified before".to_string(),
+                        None => "not proved".to_string(),
+                    }),
+                ] {
+                    div class="govuk-summary-list__row" {
+                        dt class="govuk-summary-list__key" { (key) }
+                        dd class="govuk-summary-list__value" { (value) }
+                    }
+                }
+            }
+            (verify_button(session))
+        },
+    )
+}
+
+/// `GET /audit/verify`.
+pub async fn status(State(state): State<ConsoleState>, SignedIn(session): SignedIn) -> Response {
+    if let Err(refused) = auditor(&session) {
+        return refused;
+    }
+    let saved = SavedCheckpoint::load(&state_path(&state.agent)).map_err(|e| e.to_string());
+    respond(StatusCode::OK, status_page(&session, saved))
+}
+
+/// `POST /audit/verify`: verifies now.
+pub async fn run(State(state): State<ConsoleState>, posted: Posted<Nothing>) -> Response {
+    let session = posted.session;
+    let who = match auditor(&session) {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let options = VerifyOptions {
+        vkey: None,
+        state: Some(state_path(&state.agent)),
+    };
+    match crate::audit::verify(&state.agent, who, &options, &mut |_, _| {}).await {
+        Ok(report) => {
+            if !report.ok() {
+                tracing::error!(user = %session.staff.user_id, problems = report.problems.len(), "console audit log verification FAILED");
+            }
+            respond(StatusCode::OK, report_page(&session, &report))
+        }
+        Err(e) => hub_problem(&session, "log verification", &e),
+    }
+}
