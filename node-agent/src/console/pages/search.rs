@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::form::{
     FieldError, err, error_summary, group_class, inline_error, label, parse_date, text_input,
 };
-use super::{Shell, csrf_field, page, problem, respond};
+use super::{Shell, csrf_field, not_for_role, page, problem, respond};
 use crate::console::ConsoleState;
 use crate::console::roles::{Duty, duty};
 use crate::console::session::Session;
@@ -469,13 +469,8 @@ fn break_glass_page(session: &Session, form: &SearchForm, errors: &[FieldError])
 }
 
 fn case_workers_only(session: &Session) -> Option<Response> {
-    (duty(&session.staff.role) != Duty::CaseWork).then(|| {
-        problem(
-            StatusCode::FORBIDDEN,
-            "Search is for case workers",
-            "Your role does not search people. Auditors review the audit log instead.",
-        )
-    })
+    (duty(&session.staff.role) != Duty::CaseWork)
+        .then(|| not_for_role("Search is for case workers."))
 }
 
 /// `GET /search`.

@@ -11,7 +11,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{auditor, hub_problem};
+use super::{auditor, hub_problem, refused};
 use crate::audit::break_glass::{self, BreakGlassView, MAX_NOTE_LEN, ReviewOutcome};
 use crate::console::ConsoleState;
 use crate::console::pages::form::{
@@ -232,9 +232,8 @@ pub async fn queue(
     SignedIn(session): SignedIn,
     Query(shown): Query<Shown>,
 ) -> Response {
-    let who = match auditor(&session) {
-        Ok(a) => a,
-        Err(refused) => return refused,
+    let Some(who) = auditor(&session) else {
+        return refused();
     };
     let all = shown.all == "yes";
     match break_glass::list(&state.agent, who, all).await {
@@ -247,9 +246,8 @@ pub async fn queue(
 /// (`step=record`) the review.
 pub async fn review(State(state): State<ConsoleState>, posted: Posted<ReviewForm>) -> Response {
     let Posted { session, form } = posted;
-    let who = match auditor(&session) {
-        Ok(a) => a,
-        Err(refused) => return refused,
+    let Some(who) = auditor(&session) else {
+        return refused();
     };
     let accesses = match break_glass::list(&state.agent, who.clone(), false).await {
         Ok(a) => a,

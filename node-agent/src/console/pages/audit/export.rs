@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::filter::FilterForm;
-use super::{auditor, hub_problem};
+use super::{auditor, hub_problem, refused};
 use crate::audit::export::write_lines;
 use crate::audit::{ExportFormat, SearchFilter};
 use crate::console::ConsoleState;
@@ -82,8 +82,8 @@ fn form_page(session: &Session, form: &ExportForm, errors: &[FieldError]) -> Mar
 
 /// `GET /audit/export`.
 pub async fn form(SignedIn(session): SignedIn) -> Response {
-    if let Err(refused) = auditor(&session) {
-        return refused;
+    if auditor(&session).is_none() {
+        return refused();
     }
     respond(
         StatusCode::OK,
@@ -94,9 +94,8 @@ pub async fn form(SignedIn(session): SignedIn) -> Response {
 /// `POST /audit/export`: the download.
 pub async fn download(State(state): State<ConsoleState>, posted: Posted<ExportForm>) -> Response {
     let Posted { session, form } = posted;
-    let who = match auditor(&session) {
-        Ok(a) => a,
-        Err(refused) => return refused,
+    let Some(who) = auditor(&session) else {
+        return refused();
     };
     let mut errors = Vec::new();
     let format = match form.format.trim() {

@@ -48,19 +48,24 @@ pub fn routes() -> Router<ConsoleState> {
         .route("/audit/export", get(export::form).post(export::download))
 }
 
-/// The session's member of staff as the acting auditor, or the refusal
-/// page for a role that does not audit.
-pub fn auditor(session: &Session) -> Result<Auditor, Response> {
+/// The session's member of staff as the acting auditor; `None` for a role
+/// that does not audit (answer with [`refused`]).
+pub fn auditor(session: &Session) -> Option<Auditor> {
     if duty(&session.staff.role) != Duty::Audit {
-        return Err(not_for_role("The audit pages are for auditors."));
+        return None;
     }
     let s = &session.staff;
-    Ok(Auditor {
+    Some(Auditor {
         user_id: s.user_id.clone(),
         role: s.role.clone(),
         display_name: s.display_name.clone(),
         team: s.team.clone(),
     })
+}
+
+/// The refusal page for a role that does not audit.
+pub fn refused() -> Response {
+    not_for_role("The audit pages are for auditors.")
 }
 
 /// The page for an audit call that could not be made. The hub's refusal is

@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::filter::FilterForm;
-use super::{auditor, hub_problem, key_warning, withheld_note};
+use super::{auditor, hub_problem, key_warning, refused, withheld_note};
 use crate::audit::search::{Hit, SearchResult};
 use crate::console::ConsoleState;
 use crate::console::pages::form::{FieldError, error_summary, label};
@@ -182,8 +182,8 @@ fn results_page(
 
 /// `GET /audit/search`.
 pub async fn form(SignedIn(session): SignedIn) -> Response {
-    if let Err(refused) = auditor(&session) {
-        return refused;
+    if auditor(&session).is_none() {
+        return refused();
     }
     respond(
         StatusCode::OK,
@@ -194,9 +194,8 @@ pub async fn form(SignedIn(session): SignedIn) -> Response {
 /// `POST /audit/search`.
 pub async fn submit(State(state): State<ConsoleState>, posted: Posted<SearchForm>) -> Response {
     let Posted { session, form } = posted;
-    let who = match auditor(&session) {
-        Ok(a) => a,
-        Err(refused) => return refused,
+    let Some(who) = auditor(&session) else {
+        return refused();
     };
     let filter = match form.filter.to_filter() {
         Ok(f) => f,

@@ -10,7 +10,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{auditor, hub_problem, key_warning, withheld_note};
+use super::{auditor, hub_problem, key_warning, refused, withheld_note};
 use crate::audit::{AuditError, SubjectReport};
 use crate::console::ConsoleState;
 use crate::console::pages::form::{FieldError, err, error_summary, label, text_input};
@@ -113,8 +113,8 @@ fn report_page(session: &Session, report: &SubjectReport, key: &crate::audit::Ke
 
 /// `GET /audit/subject`.
 pub async fn form(SignedIn(session): SignedIn) -> Response {
-    if let Err(refused) = auditor(&session) {
-        return refused;
+    if auditor(&session).is_none() {
+        return refused();
     }
     respond(
         StatusCode::OK,
@@ -125,9 +125,8 @@ pub async fn form(SignedIn(session): SignedIn) -> Response {
 /// `POST /audit/subject`.
 pub async fn submit(State(state): State<ConsoleState>, posted: Posted<SubjectForm>) -> Response {
     let Posted { session, form } = posted;
-    let who = match auditor(&session) {
-        Ok(a) => a,
-        Err(refused) => return refused,
+    let Some(who) = auditor(&session) else {
+        return refused();
     };
     let nhs = form.nhs_number.trim();
     if nhs.is_empty() {

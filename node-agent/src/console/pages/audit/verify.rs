@@ -19,7 +19,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{auditor, hub_problem, key_warning};
+use super::{auditor, hub_problem, key_warning, refused};
 use crate::audit::{SavedCheckpoint, VerifyOptions, VerifyReport};
 use crate::config::AgentConfig;
 use crate::console::ConsoleState;
@@ -139,8 +139,8 @@ fn report_page(session: &Session, r: &VerifyReport) -> Markup {
 
 /// `GET /audit/verify`.
 pub async fn status(State(state): State<ConsoleState>, SignedIn(session): SignedIn) -> Response {
-    if let Err(refused) = auditor(&session) {
-        return refused;
+    if auditor(&session).is_none() {
+        return refused();
     }
     let saved = SavedCheckpoint::load(&state_path(&state.agent)).map_err(|e| e.to_string());
     respond(StatusCode::OK, status_page(&session, saved))
@@ -149,9 +149,8 @@ pub async fn status(State(state): State<ConsoleState>, SignedIn(session): Signed
 /// `POST /audit/verify`: verifies now.
 pub async fn run(State(state): State<ConsoleState>, posted: Posted<Nothing>) -> Response {
     let session = posted.session;
-    let who = match auditor(&session) {
-        Ok(a) => a,
-        Err(refused) => return refused,
+    let Some(who) = auditor(&session) else {
+        return refused();
     };
     let options = VerifyOptions {
         vkey: None,
