@@ -64,7 +64,7 @@ fn row(key: &str, value: Markup) -> Markup {
 fn status_section(s: &Status) -> Markup {
     let o = &s.outbox;
     html! {
-        h2 class="govuk-heading-m" { "Agent status" }
+        h2 class="govuk-heading-m" { "Delivery and link" }
         p class="govuk-body" id="health" { (tag(s.is_healthy(), "Healthy", "Needs attention")) }
         dl class="govuk-summary-list" id="status" {
             (row("Authority", html! { (s.authority) }))
