@@ -697,3 +697,38 @@ async fn the_operator_sees_status_refused_lines_escaped_and_notifications() {
     assert_eq!(body.matches("<h1").count(), 1);
     w.stop().await;
 }
+
+#[tokio::test]
+async fn search_results_come_a_page_at_a_time_the_filters_kept_in_the_form() {
+    let w = world().await;
+    // 51 queries by Council A's social worker reach Council B's plan: 51
+    // `access` entries Council B's auditor may read.
+    let tls = w.t.agent_tls(COUNCIL_A);
+    for _ in 0..51 {
+        let request = query_request(&w.nhs, pb::Purpose::Safeguarding, "social_worker");
+        ask_as(w.hub_addr, &tls, request).await.unwrap();
+    }
+    let (mut dpo, csrf) = Browser::sign_in(w.addr(), "dpo").await;
+    let form = format!("csrf={csrf}&kind=access&user=u-1001");
+    let first = post_until(&mut dpo, "/audit/search", &form, "51 matching").await;
+    assert!(first.body.contains("51 matching"), "{}", first.body);
+    assert!(first.body.contains("Page 1 of 2"), "{}", first.body);
+    assert_eq!(first.body.matches("<th scope=\"row\"").count(), 50);
+    assert!(first.body.contains("Next page") && !first.body.contains("Previous page"));
+    // The next page's form carries the filters as hidden fields.
+    assert!(
+        first.body.contains("name=\"kind\" value=\"access\""),
+        "{}",
+        first.body
+    );
+    let second = dpo.post("/audit/search", &format!("{form}&page=2")).await;
+    assert!(second.body.contains("Page 2 of 2"), "{}", second.body);
+    assert_eq!(second.body.matches("<th scope=\"row\"").count(), 1);
+    assert!(second.body.contains("Previous page") && !second.body.contains("Next page"));
+    // A page past the end shows the last; nonsense shows the first.
+    let past = dpo.post("/audit/search", &format!("{form}&page=99")).await;
+    assert!(past.body.contains("Page 2 of 2"));
+    let junk = dpo.post("/audit/search", &format!("{form}&page=-1")).await;
+    assert!(junk.body.contains("Page 1 of 2"));
+    w.stop().await;
+}
