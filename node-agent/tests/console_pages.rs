@@ -562,6 +562,11 @@ async fn the_log_verifies_and_exports_as_json_lines_and_fhir() {
     );
     let a = dpo.get("/audit/verify").await;
     assert!(a.body.contains("id=\"saved-checkpoint\""), "{}", a.body);
+    assert!(
+        a.body.contains("id=\"last-run\"") && a.body.contains(">Verified<"),
+        "{}",
+        a.body
+    );
     // Again: now proved consistent with the one saved.
     let a = dpo.post("/audit/verify", &format!("csrf={csrf}")).await;
     assert!(a.body.contains("the checkpoint verified at"), "{}", a.body);
@@ -730,5 +735,67 @@ async fn search_results_come_a_page_at_a_time_the_filters_kept_in_the_form() {
     assert!(past.body.contains("Page 2 of 2"));
     let junk = dpo.post("/audit/search", &format!("{form}&page=-1")).await;
     assert!(junk.body.contains("Page 1 of 2"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_entry_changed_in_the_hubs_database_fails_verification_on_the_page_and_saves_nothing() {
+    let w = world().await;
+    w.sam_breaks_glass().await;
+    let (mut dpo, csrf) = Browser::sign_in(w.addr(), "dpo").await;
+    let a = dpo.post("/audit/verify", &format!("csrf={csrf}")).await;
+    assert!(a.body.contains("Log verified"), "{}", a.body);
+    let saved = dpo.get("/audit/verify").await.body;
+    let saved = &saved[saved.find("id=\"saved-checkpoint\"").unwrap()..];
+    let saved = saved[..saved.find("</dl>").unwrap()].to_string();
+
+    // Someone with database access edits one byte of an entry this
+    // auditor may read (Sam's first query).
+    let config = w.agent.config().clone();
+    let (_, entries) = kith_agent::audit::client::read_log(
+        &config,
+        Auditor::new("dpo2", "auditor"),
+        None,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    let target = entries
+        .iter()
+        .find(|e| e.view().is_some_and(|v| v.user.as_deref() == Some("sam")))
+        .expect("an entry of Sam's")
+        .index as i64;
+    let db = HubDb::connect(&w.t).await;
+    db.execute(
+        "DROP TRIGGER audit_log_is_append_only_update",
+        "DROP TRIGGER audit_log_is_append_only_update ON audit_log",
+    )
+    .await;
+    let mut bytes = db.audit_entry(target).await;
+    let at = bytes.windows(6).position(|w| w == b"\"at\":\"").unwrap() + 6;
+    bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
+    db.rewrite_audit_entry(target, &bytes, None).await;
+
+    let a = dpo.post("/audit/verify", &format!("csrf={csrf}")).await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("Log verification failed"), "{}", a.body);
+    assert!(
+        a.body.contains(&format!(
+            "entry {target}: its content no longer matches the leaf hash logged for it"
+        )),
+        "{}",
+        a.body
+    );
+    // The next auditor to look sees the failure; the saved checkpoint is
+    // the one verified before.
+    let page = dpo.get("/audit/verify").await.body;
+    assert!(
+        page.contains(">Failed<") && page.contains(&format!("entry {target}:")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&saved),
+        "the saved checkpoint did not change: {page}"
+    );
     w.stop().await;
 }

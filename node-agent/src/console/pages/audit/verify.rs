@@ -9,7 +9,9 @@
 //!
 //! The console keeps its own saved checkpoint, `<data_dir>/console-audit-state.json`,
 //! apart from any auditor's `~/.kith/audit-state.json`: one per agent,
-//! whichever auditor verifies.
+//! whichever auditor verifies. Beside it, `console-audit-last.json` keeps
+//! the outcome of the last run, failed or not, so the page shows a failure
+//! to the next auditor too.
 
 use std::path::PathBuf;
 
@@ -17,7 +19,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{auditor, hub_problem, key_warning, refused};
 use crate::audit::{SavedCheckpoint, VerifyOptions, VerifyReport};
@@ -32,6 +34,80 @@ const PATH: &str = "/audit/verify";
 /// The console's saved checkpoint.
 pub fn state_path(config: &AgentConfig) -> PathBuf {
     config.data_dir.join("console-audit-state.json")
+}
+
+/// The outcome of the last run, whoever ran it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// When it ran, RFC 3339 UTC.
+    pub at: String,
+    /// Who ran it (user id).
+    pub by: String,
+    pub ok: bool,
+    pub tree_size: u64,
+    /// The tree size of the checkpoint it was proved consistent with.
+    pub consistent_with: Option<u64>,
+    /// Each problem, as the report words it.
+    pub problems: Vec<String>,
+}
+
+/// Where the last run's outcome is kept.
+pub fn last_run_path(config: &AgentConfig) -> PathBuf {
+    config.data_dir.join("console-audit-last.json")
+}
+
+impl LastRun {
+    fn of(report: &VerifyReport, by: &str) -> Self {
+        Self {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            by: by.to_string(),
+            ok: report.ok(),
+            tree_size: report.checkpoint.tree_size,
+            consistent_with: report.consistent_with.as_ref().map(|s| s.tree_size),
+            problems: report.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// Reads the last run; `None` if there was none or it cannot be read.
+    pub fn load(path: &std::path::Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Writes it whole (temporary file, then rename).
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("serialises"))?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+fn last_run_rows(last: &LastRun) -> Markup {
+    html! {
+        dl class="govuk-summary-list" id="last-run" {
+            div class="govuk-summary-list__row" {
+                dt class="govuk-summary-list__key" { "Result" }
+                dd class="govuk-summary-list__value" {
+                    @if last.ok { strong class="govuk-tag govuk-tag--green" { "Verified" } }
+                    @else { strong class="govuk-tag govuk-tag--red" { "Failed" } }
+                    @if last.ok {
+                        @match last.consistent_with {
+                            Some(size) => { " consistent with the checkpoint of size " (size) },
+                            None => " (nothing verified before to prove consistency with)",
+                        }
+                    }
+                    @if !last.problems.is_empty() {
+                        ul class="govuk-list govuk-list--bullet" { @for p in &last.problems { li { (p) } } }
+                    }
+                }
+            }
+            @for (key, value) in [("Entries (tree size)", last.tree_size.to_string()), ("When", last.at.clone()), ("By", last.by.clone())] {
+                div class="govuk-summary-list__row" {
+                    dt class="govuk-summary-list__key" { (key) }
+                    dd class="govuk-summary-list__value" { (value) }
+                }
+            }
+        }
+    }
 }
 
 /// The verify form carries nothing but its CSRF token.
@@ -65,7 +141,11 @@ fn verify_button(session: &Session) -> Markup {
     }
 }
 
-fn status_page(session: &Session, saved: Result<Option<SavedCheckpoint>, String>) -> Markup {
+fn status_page(
+    session: &Session,
+    saved: Result<Option<SavedCheckpoint>, String>,
+    last: Option<LastRun>,
+) -> Markup {
     page(
         "Log verification",
         Some(&Shell::at(session, PATH)),
@@ -77,6 +157,10 @@ fn status_page(session: &Session, saved: Result<Option<SavedCheckpoint>, String>
                 Ok(Some(s)) => (saved_rows(s)),
                 Ok(None) => p class="govuk-body" id="never-verified" { "This console has not verified the log yet." },
                 Err(reason) => p class="govuk-body" id="state-unreadable" { "The saved checkpoint cannot be read: " (reason) },
+            }
+            @if let Some(last) = &last {
+                h2 class="govuk-heading-m" { "Last run" }
+                (last_run_rows(last))
             }
             (verify_button(session))
         },
@@ -143,7 +227,8 @@ pub async fn status(State(state): State<ConsoleState>, SignedIn(session): Signed
         return refused();
     }
     let saved = SavedCheckpoint::load(&state_path(&state.agent)).map_err(|e| e.to_string());
-    respond(StatusCode::OK, status_page(&session, saved))
+    let last = LastRun::load(&last_run_path(&state.agent));
+    respond(StatusCode::OK, status_page(&session, saved, last))
 }
 
 /// `POST /audit/verify`: verifies now.
@@ -158,6 +243,10 @@ pub async fn run(State(state): State<ConsoleState>, posted: Posted<Nothing>) -> 
     };
     match crate::audit::verify(&state.agent, who, &options, &mut |_, _| {}).await {
         Ok(report) => {
+            let last = LastRun::of(&report, &session.staff.user_id);
+            if let Err(e) = last.save(&last_run_path(&state.agent)) {
+                tracing::warn!(error = %e, "cannot keep the last verification's outcome");
+            }
             if !report.ok() {
                 tracing::error!(user = %session.staff.user_id, problems = report.problems.len(), "console audit log verification FAILED");
             }
