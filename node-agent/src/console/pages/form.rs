@@ -129,6 +129,11 @@ pub fn date_input(
 ) -> Markup {
     let first = format!("{id}-day");
     let hint_id = format!("{id}-hint");
+    let error_class = if error_for(errors, &first).is_some() {
+        " govuk-input--error"
+    } else {
+        ""
+    };
     html! {
         div class=(group_class(errors, &[first.as_str()])) {
             fieldset class="govuk-fieldset" role="group" aria-describedby=(hint_id) {
@@ -144,7 +149,7 @@ pub fn date_input(
                         div class="govuk-date-input__item" {
                             div class="govuk-form-group" {
                                 label class="govuk-label govuk-date-input__label" for={ (id) "-" (part) } { (text) }
-                                input class={ "govuk-input govuk-date-input__input " (width) }
+                                input class={ "govuk-input govuk-date-input__input " (width) (error_class) }
                                     id={ (id) "-" (part) } name={ (prefix) "_" (part) } type="text" inputmode="numeric" value=(value);
                             }
                         }
