@@ -9,9 +9,11 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`log_file`] | the demo's log lines, into a file in its folder instead of between the story's lines |
 //! | [`run`] | the demo's story: PKI, configs, hub, agents, drops, queries, what each saw |
 //! | [`synthetic`] | seeded, plausible people and relationship records (NHS numbers from the 999 test range), shared with `kith-bench` and the tests |
 
+pub mod log_file;
 pub mod run;
 pub mod synthetic;
 

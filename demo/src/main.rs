@@ -24,7 +24,9 @@ struct Cli {
     /// try are printed.
     #[arg(long)]
     keep_running: bool,
-    /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=warn).
+    /// Log format (filter with RUST_LOG, e.g. RUST_LOG=debug). Logs go to
+    /// kith-demo.log in the demo's folder, so the terminal shows only the
+    /// story; the demo says where the file is.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, env = "KITH_LOG_FORMAT")]
     log_format: LogFormat,
 }
@@ -32,11 +34,12 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let log = kith_demo::log_file::DemoLog::new();
+    telemetry::init_with_writer(cli.log_format, log.clone());
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match kith_demo::run(cli.dir, cli.keep_running, stop).await {
+    match kith_demo::run(cli.dir, cli.keep_running, stop, Some(&log)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, each cause after a colon.

@@ -24,6 +24,8 @@ use kith_hub::config::HubConfig;
 use kith_hub::directory::Member;
 
 const MARKER: &str = ".kith-demo";
+/// The demo's log lines, in its folder.
+pub const LOG_FILE: &str = "kith-demo.log";
 const PEOPLE: u64 = 60;
 
 struct Authority {
@@ -88,11 +90,13 @@ const AUTHORITIES: [Authority; 3] = [
     },
 ];
 
-/// Runs the demo in `dir` (a temporary folder when `None`).
+/// Runs the demo in `dir` (a temporary folder when `None`), its log lines
+/// into `log`'s file there when given.
 pub async fn run(
     dir: Option<PathBuf>,
     keep_running: bool,
     signal: impl std::future::Future<Output = ()>,
+    log: Option<&crate::log_file::DemoLog>,
 ) -> Result<()> {
     let temp;
     let dir = match dir {
@@ -105,6 +109,12 @@ pub async fn run(
     prepare(&dir)?;
     println!("Kith demo: a hub and three agents on loopback, over mutual TLS");
     println!("  folder: {}", dir.display());
+    if let Some(log) = log {
+        let path = dir.join(LOG_FILE);
+        log.open(&path)
+            .with_context(|| format!("cannot write the demo's log to {}", path.display()))?;
+        println!("  log:    {}", path.display());
+    }
 
     // 1. PKI and policies.
     let codes: Vec<AuthorityCode> = AUTHORITIES

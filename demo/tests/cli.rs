@@ -14,15 +14,25 @@ fn the_demo_runs_end_to_end_and_shows_what_each_query_should() {
     let out = demo()
         .arg("--dir")
         .arg(dir.path().join("demo"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The story alone on the terminal; the log lines in the demo's folder.
+    assert!(stderr.trim().is_empty(), "log lines on stderr: {stderr}");
     assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        !stdout.contains(" INFO "),
+        "log lines in the story: {stdout}"
     );
+    let log_path = dir.path().join("demo").join("kith-demo.log");
+    assert!(
+        stdout.contains(&format!("log:    {}", log_path.display())),
+        "the demo says where its log is: {stdout}"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("audit log opened"), "{log}");
     let section = |from: &str, to: &str| -> String {
         let start = stdout
             .find(from)

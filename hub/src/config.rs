@@ -413,6 +413,18 @@ impl HubConfig {
         self.sharing.settings()
     }
 
+    /// The annotated example an operator starts from (`kith-hub
+    /// example-config`): every key with its default and what it does.
+    pub const EXAMPLE: &'static str = include_str!("../example-config.toml");
+
+    /// Parses a config from TOML text without resolving paths or touching
+    /// files (what `load` does after reading the file).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: HubConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
     /// Writes the config as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a config always serialises")
@@ -544,5 +556,64 @@ signing_key = "audit-log.skey"
             source.to_string().contains("unknown field `crl`"),
             "{source}"
         );
+    }
+
+    #[test]
+    fn the_example_config_parses_and_states_the_defaults() {
+        let example = HubConfig::parse(HubConfig::EXAMPLE).expect("the example parses");
+        assert_eq!(example.limits, LimitsConfig::default());
+        let sharing = SharingConfig::default();
+        assert_eq!(
+            example.sharing.break_glass_window_minutes,
+            sharing.break_glass_window_minutes
+        );
+        assert_eq!(
+            example.sharing.access_notification_types,
+            sharing.access_notification_types
+        );
+        assert_eq!(
+            example.sharing.retention_purge_interval_ms,
+            sharing.retention_purge_interval_ms
+        );
+        assert_eq!(example.audit.checkpoint_interval_ms, 1000);
+        assert_eq!(example.authorities.len(), 2);
+    }
+
+    #[test]
+    fn the_example_config_names_every_key_the_hub_reads() {
+        // A key added to HubConfig but not to example-config.toml fails here.
+        let mut config = HubConfig::parse(HubConfig::EXAMPLE).unwrap();
+        config.sharing.match_rules = Some("match-rules.json".into());
+        let value: toml::Value = toml::from_str(&config.to_toml()).unwrap();
+        fn keys(value: &toml::Value, out: &mut Vec<String>) {
+            match value {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        out.push(k.clone());
+                        keys(v, out);
+                    }
+                }
+                toml::Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
+                _ => {}
+            }
+        }
+        let mut names = Vec::new();
+        keys(&value, &mut names);
+        for name in names {
+            assert!(
+                HubConfig::EXAMPLE.contains(&format!("{name} ="))
+                    || HubConfig::EXAMPLE.contains(&format!("[{name}]"))
+                    || HubConfig::EXAMPLE.contains(&format!("[[{name}]]")),
+                "example-config.toml does not mention `{name}`"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_with_a_bad_value_is_refused_by_parse() {
+        let text = HubConfig::EXAMPLE
+            .replace("max_concurrent_streams = 256", "max_concurrent_streams = 0");
+        let error = HubConfig::parse(&text).unwrap_err();
+        assert!(error.contains("max_concurrent_streams"), "{error}");
     }
 }

@@ -11,6 +11,7 @@ pub mod accept;
 pub mod audit;
 pub mod audit_access;
 pub mod audit_writer;
+pub mod backup;
 pub mod break_glass;
 pub mod config;
 pub mod data_location;

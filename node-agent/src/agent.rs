@@ -42,7 +42,7 @@ pub enum AgentError {
     Notifications(String),
     #[error(transparent)]
     Console(#[from] crate::console::ServeError),
-    #[error("the outbox still had {pending} pending records after {waited:?}")]
+    #[error("the outbox still had {pending} pending records or directives after {waited:?}")]
     NotDrained { pending: u64, waited: Duration },
 }
 
@@ -230,11 +230,15 @@ impl RunningAgent {
         self.enqueued.notify_one();
     }
 
-    /// Waits until nothing is pending in the outbox, or `timeout` passes.
+    /// Waits until nothing is pending in the outbox (records and sharing
+    /// directives alike), or `timeout` passes.
     pub async fn wait_until_drained(&self, timeout: Duration) -> Result<(), AgentError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let pending = self.outbox.stats().await?.pending;
+            let stats = self.outbox.stats().await?;
+            // A directive left out here let the demo ask before its
+            // objection reached the hub (the plan was still shown).
+            let pending = stats.pending + stats.directives.pending;
             if pending == 0 {
                 return Ok(());
             }

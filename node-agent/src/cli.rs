@@ -153,6 +153,31 @@ pub(crate) enum Command {
     User(UserCommand),
     /// Print an example config file to standard output.
     ExampleConfig,
+    /// Copy the agent's database (outbox, delivery history, notifications,
+    /// console accounts) while it runs: a consistent snapshot, checked, with a
+    /// manifest beside it (FILE.manifest.json) holding its SHA-256 and listing
+    /// the keys and folders it does not copy.
+    Backup {
+        /// The backup file to write; it must not exist.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Put a backup in place of the agent's database, after checking it
+    /// against its manifest, SQLite's integrity check and the schema. A
+    /// backup that fails a check is refused and nothing changes. Stop the
+    /// agent first.
+    Restore {
+        /// The backup file (its manifest must be beside it).
+        #[arg(long)]
+        from: PathBuf,
+        /// Restore over an existing database, moving it aside to
+        /// outbox.db.before-restore-TIMESTAMP (never deleted).
+        #[arg(long)]
+        replace: bool,
+        /// Check the backup only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The auditor's commands: read the hub's audit log and prove it was
     /// never rewritten. See docs/audit.md.
     ///

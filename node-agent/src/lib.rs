@@ -34,6 +34,7 @@
 pub mod agent;
 pub mod audit;
 pub mod backoff;
+pub mod backup;
 pub mod config;
 pub mod console;
 pub mod csv_format;

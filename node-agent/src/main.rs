@@ -397,6 +397,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
+        Command::Backup { out } => {
+            let config = load(&cli.config)?;
+            let written = kith_agent::backup::backup(&config, &out).context("backup failed")?;
+            print!("{}", written.describe());
+            print_outbox_state(&written.state);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            from,
+            replace,
+            dry_run,
+        } => {
+            let config = load(&cli.config)?;
+            let restored = kith_agent::backup::restore(&config, &from, replace, dry_run)
+                .with_context(|| format!("{} was not restored", from.display()))?;
+            print!("{}", restored.describe());
+            print_outbox_state(&restored.state);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { json } => {
             let config = load(&cli.config)?;
             let status = kith_agent::status(&config).await?;
@@ -513,6 +532,17 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_outbox_state(state: &kith_agent::backup::OutboxState) {
+    println!(
+        "  records: {} pending, {} delivered, {} rejected",
+        state.records_pending, state.records_delivered, state.records_rejected
+    );
+    println!("  directives: {}", state.directives);
+    println!("  notifications: {}", state.notifications);
+    println!("  console accounts: {}", state.console_accounts);
+    println!("  schema version: {}", state.schema_version);
 }
 
 #[cfg(test)]

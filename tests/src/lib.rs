@@ -29,6 +29,7 @@ use tonic::transport::{Channel, Endpoint};
 pub use kith_proto::v1;
 
 pub mod fault_proxy;
+pub mod packaging;
 pub mod process;
 pub mod tally;
 

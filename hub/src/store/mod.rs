@@ -31,7 +31,7 @@ pub fn leaf_hash_of(entry: &[u8]) -> [u8; 32] {
 
 pub use postgres::PostgresStore;
 pub use sql::{Dialect, SqlStore};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, sqlite_file};
 
 /// Which store a `database_url` names, by its scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

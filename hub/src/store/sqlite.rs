@@ -39,6 +39,16 @@ pub struct SqliteDialect {
     audit: AuditAppender,
 }
 
+/// The database file a `sqlite:` URL names (for backups, which read the
+/// file itself); an error says why the URL names none.
+pub fn sqlite_file(url: &str) -> Result<std::path::PathBuf, String> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err("an in-memory database has no file".into());
+    }
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| e.to_string())?;
+    Ok(options.get_filename().to_path_buf())
+}
+
 impl SqlStore<SqliteDialect> {
     /// Opens (creating if needed) the database file at `url`
     /// (`sqlite://path`) and brings its schema up to date. An in-memory

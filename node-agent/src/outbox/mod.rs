@@ -65,6 +65,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The schema version a fully migrated database records in `PRAGMA
+/// user_version` (a backup from a newer agent is refused on restore).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// Rows per multi-row statement: 7 bound values a row stays well under
 /// SQLite's limit of 32,766 variables.
 const INSERT_CHUNK: usize = 500;
