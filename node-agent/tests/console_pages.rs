@@ -799,3 +799,51 @@ async fn an_entry_changed_in_the_hubs_database_fails_verification_on_the_page_an
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn with_the_hub_down_the_operator_page_says_so_and_still_renders() {
+    let t = TestDir::new();
+    // Nothing listens here.
+    let closed: SocketAddr = format!("127.0.0.1:{}", kith_tests::process::free_port())
+        .parse()
+        .unwrap();
+    let mut config = t.agent_config(COUNCIL_B, closed);
+    config.console = Some(ConsoleSection::plain_loopback(
+        "127.0.0.1:0".parse().unwrap(),
+    ));
+    let outbox = kith_agent::Outbox::open(&config.outbox_path())
+        .await
+        .unwrap();
+    Accounts::new(&outbox)
+        .add(
+            &NewAccount {
+                user_id: "ops".into(),
+                display_name: "Ops Person".into(),
+                team: String::new(),
+                role: "operator".into(),
+            },
+            PASSWORD,
+            &Roles::default_set(),
+        )
+        .await
+        .unwrap();
+    outbox.close().await;
+    let agent = Agent::start(config).await.expect("agent starts");
+    let (mut ops, _) = Browser::sign_in(agent.console_address().unwrap(), "ops").await;
+    let page = ops.get(OPERATOR_PAGE).await;
+    assert_eq!(page.status, 200);
+    for shown in [
+        "Needs attention",
+        "Unreachable",
+        &closed.to_string(),
+        "No file has been taken from the drop folder yet.",
+        "The hub has sent no notifications.",
+    ] {
+        assert!(
+            page.body.contains(shown),
+            "{shown} missing from {}",
+            page.body
+        );
+    }
+    agent.shutdown().await;
+}
