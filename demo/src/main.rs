@@ -19,7 +19,9 @@ struct Cli {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Leave the federation running after the queries, until Ctrl-C, and
-    /// print the `kith-agent` commands to carry on with.
+    /// print the `kith-agent` commands to carry on with; each agent also
+    /// serves its staff console on loopback, and the URLs and sign-ins to
+    /// try are printed.
     #[arg(long)]
     keep_running: bool,
     /// Log format (filter with RUST_LOG, e.g. RUST_LOG=debug). Logs go to

@@ -5,7 +5,10 @@
 //! trust) on loopback over mutual TLS; drops a synthetic data set into each
 //! agent's drop folder; waits until every record is delivered; runs
 //! case-worker queries and prints what each saw. With `--keep-running` the
-//! federation stays up for `kith-agent --config DIR/agents/CODE/agent.toml …`.
+//! federation stays up for `kith-agent --config DIR/agents/CODE/agent.toml …`,
+//! and each agent also serves its staff console on loopback plain HTTP, with
+//! a local account for a case worker, an auditor and an operator (passwords
+//! generated and printed once).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,6 +32,9 @@ struct Authority {
     code: &'static str,
     name: &'static str,
     kind: &'static str,
+    /// The console's local accounts with `--keep-running`: (user id, name,
+    /// team, role), one per demo role.
+    staff: [(&'static str, &'static str, &'static str, &'static str); 3],
 }
 
 const AUTHORITIES: [Authority; 3] = [
@@ -36,16 +42,51 @@ const AUTHORITIES: [Authority; 3] = [
         code: "E08000003",
         name: "Manchester City Council",
         kind: "council",
+        staff: [
+            (
+                "j.hargreaves",
+                "Jo Hargreaves",
+                "Adult Social Care",
+                "social_worker",
+            ),
+            ("m.dpo", "Mina Shah", "Information Governance", "auditor"),
+            ("m.it", "Lee Grant", "IT Operations", "operator"),
+        ],
     },
     Authority {
         code: "E08000006",
         name: "Salford City Council",
         kind: "council",
+        staff: [
+            (
+                "s.okoye",
+                "Sam Okoye",
+                "Children's Services",
+                "social_worker",
+            ),
+            ("s.dpo", "Ruth Adeyemi", "Information Governance", "auditor"),
+            ("s.it", "Chris Doyle", "IT Operations", "operator"),
+        ],
     },
     Authority {
         code: "R0A",
         name: "Manchester University NHS Foundation Trust",
         kind: "nhs_trust",
+        staff: [
+            (
+                "a.rahman",
+                "Dr Aisha Rahman",
+                "Emergency Department",
+                "ed_clinician",
+            ),
+            (
+                "t.caldicott",
+                "Dr Tom Price",
+                "Caldicott Guardian",
+                "auditor",
+            ),
+            ("t.it", "Priya Nair", "Digital Services", "operator"),
+        ],
     },
 ];
 
@@ -135,6 +176,7 @@ pub async fn run(
 
     // 3. Agents.
     let mut agents = Vec::new();
+    let mut sign_ins: Vec<Vec<(&'static str, &'static str, String)>> = Vec::new();
     for (a, code) in AUTHORITIES.iter().zip(&codes) {
         let base = dir.join("agents").join(a.code);
         let mut config = AgentConfig::new(
@@ -158,6 +200,14 @@ pub async fn run(
         });
         std::fs::create_dir_all(&config.drop_dir)?;
         std::fs::create_dir_all(&config.data_dir)?;
+        if keep_running {
+            // The staff console, on loopback plain HTTP, with one local
+            // account per demo role (only when the federation stays up).
+            config.console = Some(kith_agent::console::ConsoleSection::plain_loopback(
+                "127.0.0.1:0".parse()?,
+            ));
+            sign_ins.push(add_console_accounts(&config, a).await?);
+        }
         config.write(&base.join("agent.toml"))?;
         let agent = Agent::start(config)
             .await
@@ -356,6 +406,18 @@ pub async fn run(
     );
 
     if keep_running {
+        println!(
+            "The staff consoles (loopback, plain HTTP; passwords generated now and shown only here):"
+        );
+        for ((a, agent), accounts) in AUTHORITIES.iter().zip(&agents).zip(&sign_ins) {
+            if let Some(addr) = agent.console_address() {
+                println!("  {}: http://{addr}/", a.name);
+            }
+            for (user, role, password) in accounts {
+                println!("    {role:<14} user {user:<13} password {password}");
+            }
+        }
+        println!();
         println!("The federation is running. In another terminal, for example:");
         println!(
             "  cargo run -p kith-agent -- --config {}/agents/E08000006/agent.toml status",
@@ -375,6 +437,50 @@ pub async fn run(
     hub.shutdown().await?;
     println!("Stopped. Everything the demo made is in {}", dir.display());
     Ok(())
+}
+
+/// Adds the console's local accounts of `a` to the agent's database,
+/// each with a generated password: (user id, role, password).
+async fn add_console_accounts(
+    config: &AgentConfig,
+    a: &Authority,
+) -> Result<Vec<(&'static str, &'static str, String)>> {
+    use kith_agent::console::accounts::{Accounts, NewAccount};
+    use rand::Rng;
+    let outbox = kith_agent::Outbox::open(&config.outbox_path()).await?;
+    let accounts = Accounts::new(&outbox);
+    let roles = kith_agent::console::Roles::from_policy_dir(
+        &config
+            .policy
+            .as_ref()
+            .expect("the demo sets a policy copy")
+            .dir,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut made = Vec::new();
+    for (user, name, team, role) in a.staff {
+        let password: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(16)
+            .map(char::from)
+            .collect();
+        accounts
+            .add(
+                &NewAccount {
+                    user_id: user.into(),
+                    display_name: name.into(),
+                    team: team.into(),
+                    role: role.into(),
+                },
+                &password,
+                &roles,
+            )
+            .await
+            .with_context(|| format!("adding the console account {user}"))?;
+        made.push((user, role, password));
+    }
+    outbox.close().await;
+    Ok(made)
 }
 
 /// Runs one case worker's query through an agent, printing the command

@@ -12,6 +12,7 @@
 //! | [`outbox`] | the durable SQLite outbox |
 //! | [`csv_format`] | the flat CSV source format |
 //! | [`ingest`] | source files in the drop folder → outbox |
+//! | [`drop_reports`] | the drop folder's reports, read back for the operator |
 //! | [`backoff`] | retry delays |
 //! | [`hub_client`] | mutual TLS channels and failover between hub addresses |
 //! | [`publisher`] | outbox → hub `PublishRecords`, then `PublishDirectives` |
@@ -38,6 +39,7 @@ pub mod config;
 pub mod console;
 pub mod csv_format;
 pub mod detail;
+pub mod drop_reports;
 pub mod hub_client;
 pub mod ingest;
 pub mod lifecycle;

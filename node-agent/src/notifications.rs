@@ -160,7 +160,7 @@ impl Notification {
     }
 
     /// The notification in one sentence.
-    fn sentence(&self) -> String {
+    pub fn sentence(&self) -> String {
         let seen = || {
             // A withheld record was not seen: they were told it exists.
             let what = match self.level.as_deref() {

@@ -103,13 +103,20 @@ pub struct HubCheck {
 /// whether the hub accepts this agent.
 pub async fn status(config: &AgentConfig) -> Result<Status, StatusError> {
     let outbox = Outbox::open(&config.outbox_path()).await?;
+    let status = status_of(config, &outbox).await;
+    outbox.close().await;
+    status
+}
+
+/// The status over an outbox already open (the console's, whose agent is
+/// running).
+pub async fn status_of(config: &AgentConfig, outbox: &Outbox) -> Result<Status, StatusError> {
     let stats = outbox.stats().await?;
     let rejected_directives = outbox
         .rejected_directives(REJECTED_DIRECTIVES_SHOWN)
         .await?;
     let outbox_error = outbox.probe_write().await.err().map(|e| e.to_string());
     let link = outbox.recorded_link().await?;
-    outbox.close().await;
     let certificate_warnings = certificate_warnings(config, Utc::now());
     let certificate_expires = config.certificate_validity().ok().map(|v| v.not_after);
     let certificate_error = config

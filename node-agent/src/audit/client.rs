@@ -135,7 +135,7 @@ impl AuditClient {
         &mut self,
         start: u64,
         end: u64,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<Vec<LogEntry>, AuditError> {
         let total = end.saturating_sub(start);
         let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(1 << 20));
@@ -279,7 +279,7 @@ pub async fn read_log(
     config: &AgentConfig,
     auditor: Auditor,
     vkey: Option<&std::path::Path>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<(super::trust::VerifiedCheckpoint, Vec<LogEntry>), AuditError> {
     let trusted = super::trust::trusted_key(config, vkey)?;
     let mut client = AuditClient::connect(config, auditor).await?;

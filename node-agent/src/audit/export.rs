@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::client::AuditClient;
 use super::entry::LogEntry;
+use super::search::SearchFilter;
 use super::trust::{self, VerifiedCheckpoint};
 use super::{AuditError, Auditor};
 use crate::config::AgentConfig;
@@ -101,13 +102,51 @@ pub fn jsonl_line(e: &LogEntry) -> String {
     serde_json::to_string(&line).expect("a line serialises")
 }
 
+/// Writes `entries` to `out` in `format`, one line each, and returns
+/// (lines written, entries withheld). With a `filter`, only the entries it
+/// matches are written (a withheld entry matches no filter, so none is
+/// written); without one, every entry (`jsonl` gives a withheld entry as
+/// its leaf hash alone, `fhir` leaves it out). The command line and the
+/// console's export both write through here.
+pub fn write_lines(
+    entries: &[LogEntry],
+    format: ExportFormat,
+    filter: Option<&SearchFilter>,
+    out: &mut dyn Write,
+) -> std::io::Result<(u64, u64)> {
+    let mut written = 0;
+    let mut withheld = 0;
+    for e in entries {
+        if e.entry.is_none() {
+            withheld += 1;
+        }
+        if let Some(filter) = filter
+            && !e.view().is_some_and(|v| filter.matches(&v))
+        {
+            continue;
+        }
+        let line = match format {
+            ExportFormat::Jsonl => Some(jsonl_line(e)),
+            ExportFormat::Fhir => e
+                .view()
+                .map(|v| super::fhir::audit_event(e.index, &v).to_string()),
+        };
+        if let Some(line) = line {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+            written += 1;
+        }
+    }
+    Ok((written, withheld))
+}
+
 /// Writes entries `from .. to` of the latest checkpoint to `out`.
 pub async fn export(
     config: &AgentConfig,
     auditor: Auditor,
     options: &ExportOptions,
     out: &mut dyn Write,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<ExportSummary, AuditError> {
     let trusted = trust::trusted_key(config, options.vkey.as_deref())?;
     let mut client = AuditClient::connect(config, auditor).await?;
@@ -128,24 +167,7 @@ pub async fn export(
         path: PathBuf::from("(export output)"),
         source,
     };
-    let mut written = 0;
-    let mut withheld = 0;
-    for e in &entries {
-        if e.entry.is_none() {
-            withheld += 1;
-        }
-        let line = match options.format {
-            ExportFormat::Jsonl => Some(jsonl_line(e)),
-            ExportFormat::Fhir => e
-                .view()
-                .map(|v| super::fhir::audit_event(e.index, &v).to_string()),
-        };
-        if let Some(line) = line {
-            out.write_all(line.as_bytes()).map_err(io)?;
-            out.write_all(b"\n").map_err(io)?;
-            written += 1;
-        }
-    }
+    let (written, withheld) = write_lines(&entries, options.format, None, out).map_err(io)?;
     out.flush().map_err(io)?;
     Ok(ExportSummary {
         checkpoint,
@@ -179,6 +201,37 @@ mod tests {
             bytes
         );
         assert_eq!(line["entry"]["kind"], "query");
+        let mut out = Vec::new();
+        let withheld = LogEntry {
+            index: 5,
+            leaf_hash: [1; 32],
+            entry: None,
+        };
+        let both = [e.clone(), withheld.clone()];
+        assert_eq!(
+            write_lines(&both, ExportFormat::Jsonl, None, &mut out).unwrap(),
+            (2, 1)
+        );
+        let publish = SearchFilter {
+            kind: Some("publish".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            write_lines(&both, ExportFormat::Jsonl, Some(&publish), &mut Vec::new()).unwrap(),
+            (0, 1),
+            "a filter matches neither the query nor the withheld entry"
+        );
+        let mut fhir = Vec::new();
+        let query = SearchFilter {
+            kind: Some("query".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            write_lines(&both, ExportFormat::Fhir, Some(&query), &mut fhir).unwrap(),
+            (1, 1)
+        );
+        let event: Value = serde_json::from_slice(fhir.trim_ascii_end()).unwrap();
+        assert_eq!(event["resourceType"], "AuditEvent");
         let hidden = jsonl_line(&LogEntry { entry: None, ..e });
         assert_eq!(
             hidden,

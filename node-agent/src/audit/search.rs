@@ -130,7 +130,7 @@ pub async fn search(
     auditor: Auditor,
     filter: &SearchFilter,
     vkey: Option<&Path>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<(VerifiedCheckpoint, SearchResult), AuditError> {
     let (checkpoint, entries) = read_log(config, auditor, vkey, progress).await?;
     let result = filter_entries(checkpoint.tree_size, &entries, filter);

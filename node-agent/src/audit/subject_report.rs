@@ -133,7 +133,7 @@ pub async fn subject_report(
     auditor: Auditor,
     nhs_number: &str,
     vkey: Option<&Path>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<(VerifiedCheckpoint, SubjectReport), AuditError> {
     let nhs: NhsNumber = nhs_number
         .parse()

@@ -285,7 +285,7 @@ pub async fn verify(
     config: &AgentConfig,
     auditor: Auditor,
     options: &VerifyOptions,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<VerifyReport, AuditError> {
     let trusted = trust::trusted_key(config, options.vkey.as_deref())?;
     let saved = match &options.state {

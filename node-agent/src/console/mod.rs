@@ -1,5 +1,5 @@
-//! The staff console: the agent's web pages for its own case workers (and,
-//! as they are built, auditors and operators), served by `kith-agent run`
+//! The staff console: the agent's web pages for its own case workers,
+//! auditors and operators, served by `kith-agent run`
 //! when the config has a `[console]` section.
 //!
 //! Server-rendered HTML (maud, escaped by default) styled with GOV.UK
@@ -66,6 +66,9 @@ pub struct ConsoleState {
     pub throttle: Arc<Throttle>,
     pub roles: Arc<Roles>,
     pub tls: bool,
+    /// The agent's database (the operator page reads its status and
+    /// notifications).
+    pub outbox: Outbox,
 }
 
 impl ConsoleState {
@@ -94,6 +97,7 @@ impl ConsoleState {
             )),
             roles: Arc::new(roles),
             tls: section.is_tls(),
+            outbox: outbox.clone(),
         })
     }
 }
@@ -120,6 +124,7 @@ pub fn router(state: ConsoleState) -> Router {
             get(pages::search::form).post(pages::search::submit),
         )
         .route("/break-glass", post(pages::search::break_glass))
+        .merge(pages::staff_routes())
         .route("/assets/{*path}", get(assets::serve))
         .fallback(pages::not_found)
         .with_state(state)

@@ -5,6 +5,12 @@
 //! config names one, else the default set built into the binary. A role
 //! outside it would be refused by every agreement at the hub, so the
 //! console refuses it at sign-in (and `kith-agent user add` refuses it).
+//!
+//! One code is the console's own: [`OPERATOR_ROLE`]. The node operator
+//! (the authority's IT) watches delivery on the operator page; they never
+//! act at the hub as a member of staff, so no policy names them and the
+//! vocabulary has no such role. The console accepts it beside the policy
+//! set's codes, and gives it the operator page only.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,6 +19,10 @@ use serde::Deserialize;
 
 /// The default policy set's vocabulary, as shipped.
 const DEFAULT_VOCABULARY: &str = include_str!("../../../policies/vocabulary.json");
+
+/// The console-only role of the node operator: the operator page, nothing
+/// the hub decides on.
+pub const OPERATOR_ROLE: &str = "operator";
 
 #[derive(Deserialize)]
 struct Vocabulary {
@@ -32,6 +42,8 @@ pub enum Duty {
     CaseWork,
     /// Reviews the audit log (`auditor`, `federation_auditor`).
     Audit,
+    /// Watches the agent's delivery ([`OPERATOR_ROLE`]).
+    Operate,
 }
 
 impl Roles {
@@ -53,12 +65,18 @@ impl Roles {
         Ok(Self { codes: v.roles })
     }
 
+    /// Whether `role` is a policy-set code or the console's own
+    /// [`OPERATOR_ROLE`].
     pub fn contains(&self, role: &str) -> bool {
-        self.codes.contains(role)
+        role == OPERATOR_ROLE || self.codes.contains(role)
     }
 
+    /// The policy set's codes, then [`OPERATOR_ROLE`].
     pub fn codes(&self) -> impl Iterator<Item = &str> {
-        self.codes.iter().map(String::as_str)
+        self.codes
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(OPERATOR_ROLE))
     }
 
     /// Checks a role code, naming the allowed ones when it is not one.
@@ -68,7 +86,7 @@ impl Roles {
         } else {
             Err(format!(
                 "{role:?} is not a Kith role code; one of: {}",
-                self.codes.iter().cloned().collect::<Vec<_>>().join(", ")
+                self.codes().collect::<Vec<_>>().join(", ")
             ))
         }
     }
@@ -78,6 +96,7 @@ impl Roles {
 pub fn duty(role: &str) -> Duty {
     match role {
         "auditor" | "federation_auditor" => Duty::Audit,
+        OPERATOR_ROLE => Duty::Operate,
         _ => Duty::CaseWork,
     }
 }
@@ -96,5 +115,10 @@ mod tests {
         assert!(err.contains("paramedic"), "{err}");
         assert_eq!(duty("federation_auditor"), Duty::Audit);
         assert_eq!(duty("paramedic"), Duty::CaseWork);
+        // The operator is the console's own role, not the policy set's.
+        assert!(roles.contains(OPERATOR_ROLE));
+        assert!(roles.check("operator").is_ok());
+        assert!(roles.codes().any(|c| c == "operator"));
+        assert_eq!(duty(OPERATOR_ROLE), Duty::Operate);
     }
 }

@@ -7,7 +7,15 @@
 //! | `mod.rs` | the page shell, home, not found, problems, the CSRF refusal |
 //! | `sign_in.rs` | sign-in, sign-out |
 //! | `search.rs` | the case worker's search, results, possible matches, break glass |
+//! | `form.rs` | form components shared by the pages |
+//! | `nav.rs` | the navigation: the pages a role may use |
+//! | `audit/` | the auditor's pages (one file each) |
+//! | `operator.rs` | the node operator's page |
 
+pub mod audit;
+pub mod form;
+pub mod nav;
+pub mod operator;
 pub mod search;
 pub mod sign_in;
 
@@ -17,7 +25,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::accounts::StaffIdentity;
 use super::assets::STYLESHEET;
-use super::roles::{Duty, duty};
+use super::roles::duty;
 use super::session::Session;
 use super::signed_in::SignedIn;
 
@@ -25,6 +33,8 @@ use super::signed_in::SignedIn;
 pub struct Shell<'a> {
     pub staff: &'a StaffIdentity,
     pub csrf: &'a str,
+    /// The path of the page shown, marked in the navigation.
+    pub current: Option<&'static str>,
 }
 
 impl<'a> From<&'a Session> for Shell<'a> {
@@ -32,8 +42,37 @@ impl<'a> From<&'a Session> for Shell<'a> {
         Shell {
             staff: &s.staff,
             csrf: &s.csrf_token,
+            current: None,
         }
     }
+}
+
+impl<'a> Shell<'a> {
+    /// The shell for the page at `path`.
+    pub fn at(s: &'a Session, path: &'static str) -> Self {
+        Shell {
+            current: Some(path),
+            ..Shell::from(s)
+        }
+    }
+}
+
+/// The routes of the auditor's and operator's pages, merged into the
+/// console's router.
+pub fn staff_routes() -> axum::Router<super::ConsoleState> {
+    audit::routes().merge(operator::routes())
+}
+
+/// The refusal for a signed-in member of staff whose role does not use
+/// the page.
+pub fn not_for_role(what: &str) -> Response {
+    problem(
+        StatusCode::FORBIDDEN,
+        "You cannot use this page",
+        &format!(
+            "{what} Your role does not give you this page. Use the links at the top of the page."
+        ),
+    )
 }
 
 /// The hidden CSRF field every form carries.
@@ -72,13 +111,7 @@ pub fn page(title: &str, shell: Option<&Shell<'_>>, main: Markup) -> Markup {
                                     a href="/" class="govuk-service-navigation__link" { "Staff console" }
                                 }
                                 nav aria-label="Menu" class="govuk-service-navigation__wrapper" {
-                                    ul class="govuk-service-navigation__list" {
-                                        @if duty(&shell.staff.role) == Duty::CaseWork {
-                                            li class="govuk-service-navigation__item" {
-                                                a class="govuk-service-navigation__link" href="/search" { "Search" }
-                                            }
-                                        }
-                                    }
+                                    (nav::menu(&shell.staff.role, shell.current))
                                 }
                             }
                         }
@@ -149,25 +182,12 @@ pub fn csrf_refused() -> Response {
     )
 }
 
-/// `/`: each role's start page.
+/// `/`: each role's start page (the first of its pages).
 pub async fn home(SignedIn(session): SignedIn) -> Response {
-    match duty(&session.staff.role) {
-        Duty::CaseWork => Redirect::to("/search").into_response(),
-        Duty::Audit => respond(
-            StatusCode::OK,
-            page(
-                "Auditor",
-                Some(&Shell::from(&session)),
-                html! {
-                    h1 class="govuk-heading-l" { "Auditor" }
-                    p class="govuk-body" {
-                        "The auditor's pages are not in the console yet. Use "
-                        code { "kith-agent audit" } " (search, subject-report, break-glass, verify, export)."
-                    }
-                },
-            ),
-        ),
-    }
+    let first = nav::links(duty(&session.staff.role))
+        .first()
+        .map_or("/sign-in", |(path, _)| path);
+    Redirect::to(first).into_response()
 }
 
 /// Any other path.

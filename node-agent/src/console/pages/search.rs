@@ -16,7 +16,10 @@ use kith_core::{BreakGlassReason, Purpose};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Shell, csrf_field, page, problem, respond};
+use super::form::{
+    FieldError, err, error_summary, group_class, inline_error, label, parse_date, text_input,
+};
+use super::{Shell, csrf_field, not_for_role, page, problem, respond};
 use crate::console::ConsoleState;
 use crate::console::roles::{Duty, duty};
 use crate::console::session::Session;
@@ -45,48 +48,13 @@ pub struct SearchForm {
     pub step: String,
 }
 
-/// A field-level error: the field's id and what to do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-fn err(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field,
-        message: message.into(),
-    }
-}
-
-fn label(code: &str) -> String {
-    let mut s = code.replace('_', " ");
-    if let Some(first) = s.get_mut(0..1) {
-        first.make_ascii_uppercase();
-    }
-    s
-}
-
 impl SearchForm {
     fn date_of_birth(&self) -> Result<Option<NaiveDate>, FieldError> {
-        let (d, m, y) = (
-            self.dob_day.trim(),
-            self.dob_month.trim(),
-            self.dob_year.trim(),
-        );
-        if d.is_empty() && m.is_empty() && y.is_empty() {
-            return Ok(None);
-        }
-        let parse = |s: &str| s.parse::<u32>().ok();
-        match (parse(d), parse(m), y.parse::<i32>().ok()) {
-            (Some(d), Some(m), Some(y)) if y >= 1000 => NaiveDate::from_ymd_opt(y, m, d)
-                .map(Some)
-                .ok_or_else(|| err("dob-day", "Date of birth must be a real date")),
-            _ => Err(err(
-                "dob-day",
-                "Date of birth must include a day, month and year, for example 27 3 2007",
-            )),
-        }
+        parse_date(
+            "dob-day",
+            "Date of birth",
+            (&self.dob_day, &self.dob_month, &self.dob_year),
+        )
     }
 
     /// The query the form asks for, as `staff`: the acting user is never
@@ -203,69 +171,6 @@ pub fn field_error(e: &QueryError) -> Option<FieldError> {
     }
 }
 
-fn error_summary(errors: &[FieldError]) -> Markup {
-    html! {
-        @if !errors.is_empty() {
-            div class="govuk-error-summary" data-module="govuk-error-summary" {
-                div role="alert" {
-                    h2 class="govuk-error-summary__title" { "There is a problem" }
-                    div class="govuk-error-summary__body" {
-                        ul class="govuk-list govuk-error-summary__list" {
-                            @for e in errors {
-                                li { a href={ "#" (e.field) } { (e.message) } }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn error_for<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a FieldError> {
-    errors.iter().find(|e| e.field == field)
-}
-
-fn group_class(errors: &[FieldError], fields: &[&str]) -> &'static str {
-    if fields.iter().any(|f| error_for(errors, f).is_some()) {
-        "govuk-form-group govuk-form-group--error"
-    } else {
-        "govuk-form-group"
-    }
-}
-
-fn inline_error(errors: &[FieldError], field: &str) -> Markup {
-    html! {
-        @if let Some(e) = error_for(errors, field) {
-            p class="govuk-error-message" id={ (field) "-error" } {
-                span class="govuk-visually-hidden" { "Error: " } (e.message)
-            }
-        }
-    }
-}
-
-fn text_input(
-    errors: &[FieldError],
-    id: &str,
-    name: &str,
-    label_text: &str,
-    value: &str,
-    width: &str,
-    autocomplete: &str,
-) -> Markup {
-    let has_error = error_for(errors, id).is_some();
-    html! {
-        div class=(group_class(errors, &[id])) {
-            label class="govuk-label" for=(id) { (label_text) }
-            (inline_error(errors, id))
-            input class={ "govuk-input " (width) @if has_error { " govuk-input--error" } }
-                id=(id) name=(name) type="text" value=(value) autocomplete=(autocomplete)
-                spellcheck="false"
-                aria-describedby=[has_error.then(|| format!("{id}-error"))];
-        }
-    }
-}
-
 fn search_page(session: &Session, form: &SearchForm, errors: &[FieldError]) -> Markup {
     let title = if errors.is_empty() {
         "Search for a person"
@@ -274,7 +179,7 @@ fn search_page(session: &Session, form: &SearchForm, errors: &[FieldError]) -> M
     };
     page(
         title,
-        Some(&Shell::from(session)),
+        Some(&Shell::at(session, "/search")),
         html! {
             div class="govuk-grid-row" {
                 div class="govuk-grid-column-two-thirds" {
@@ -564,13 +469,8 @@ fn break_glass_page(session: &Session, form: &SearchForm, errors: &[FieldError])
 }
 
 fn case_workers_only(session: &Session) -> Option<Response> {
-    (duty(&session.staff.role) != Duty::CaseWork).then(|| {
-        problem(
-            StatusCode::FORBIDDEN,
-            "Search is for case workers",
-            "Your role does not search people. Auditors review the audit log instead.",
-        )
-    })
+    (duty(&session.staff.role) != Duty::CaseWork)
+        .then(|| not_for_role("Search is for case workers."))
 }
 
 /// `GET /search`.
