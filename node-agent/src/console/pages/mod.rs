@@ -6,8 +6,10 @@
 //! |---|---|
 //! | `mod.rs` | the page shell, home, not found, problems, the CSRF refusal |
 //! | `sign_in.rs` | sign-in, sign-out |
+//! | `oidc.rs` | sign-in through the identity provider: start, callback, refusals |
 //! | `search.rs` | the case worker's search, results, possible matches, break glass |
 
+pub mod oidc;
 pub mod search;
 pub mod sign_in;
 
@@ -58,8 +60,11 @@ pub fn page(title: &str, shell: Option<&Shell<'_>>, main: Markup) -> Markup {
                 header class="govuk-header" {
                     div class="govuk-header__container govuk-width-container" {
                         div class="govuk-header__logo" {
-                            a href="/" class="govuk-header__link govuk-header__link--homepage" {
-                                span class="govuk-header__logotype-text" { "Kith" }
+                            // GOV.UK Frontend 6's class names (the v5 ones left the
+                            // name in the browser's link blue on the blue header:
+                            // axe-core's colour-contrast rule found it).
+                            a href="/" class="govuk-header__homepage-link" {
+                                span class="govuk-header__product-name" { "Kith" }
                             }
                         }
                     }
