@@ -186,12 +186,15 @@ async fn the_console_works_in_chromium_with_local_and_oidc_sign_in() {
         .await
         .unwrap();
     let accounts = Accounts::new(&outbox);
-    for (user, role) in [("sam.patel", "social_worker"), ("dpo", "auditor")] {
+    for (user, name, role) in [
+        ("sam.patel", "Sam Patel", "social_worker"),
+        ("dpo", "Dana Price", "auditor"),
+    ] {
         accounts
             .add(
                 &NewAccount {
                     user_id: user.into(),
-                    display_name: format!("{user} Person"),
+                    display_name: name.into(),
                     team: "MASH".into(),
                     role: role.into(),
                 },
