@@ -288,6 +288,10 @@ scenario('an idle session expires', async () => {
 
 scenario('OIDC sign-in maps the provider group to the Kith role', async () => {
   const { ctx, page } = await context();
+  let callback = '';
+  page.on('request', (r) => {
+    if (r.url().includes('/oidc/callback')) callback = r.url();
+  });
   await signInOidc(page, 'amara.okafor');
   await page.waitForSelector('#signed-in-as');
   check(new URL(page.url()).pathname === '/search', `after OIDC sign-in at ${page.url()}`);
@@ -299,6 +303,16 @@ scenario('OIDC sign-in maps the provider group to the Kith role', async () => {
   const response = await search(page);
   check(response.status() === 200, `search status ${response.status()}`);
   await ctx.close();
+
+  // The provider's answer is single use and bound to the browser that
+  // started the sign-in: replayed in another browser it signs nobody in.
+  check(callback.includes('code=') && callback.includes('state='), `no callback seen: ${callback}`);
+  const thief = await context();
+  const replayed = await thief.page.goto(callback);
+  check(replayed.status() === 400, `a replayed callback answered ${replayed.status()}`);
+  check((await bodyText(thief.page)).includes('This sign-in cannot be finished'), 'no refusal of the replay');
+  check((await thief.page.$('#signed-in-as')) === null, 'the replayed callback signed someone in');
+  await thief.ctx.close();
 
   const other = await context();
   await signInOidc(other.page, 'dr.lee');
