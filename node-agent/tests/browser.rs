@@ -56,16 +56,6 @@ fn missing() -> Option<String> {
     None
 }
 
-/// A loopback port nobody is listening on now (the console's callback URL
-/// must be registered at the provider before the console starts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_works_in_chromium_with_local_and_oidc_sign_in() {
     if let Some(why) = missing() {
@@ -83,50 +73,17 @@ async fn the_console_works_in_chromium_with_local_and_oidc_sign_in() {
     let t = TestDir::new();
     let hub = t.start_hub().await;
 
-    // Council A's child protection plan (its service field hostile
-    // markup) and the trust's mental health record, withheld for
-    // safeguarding.
+    // The records searched (one with `<script>` in a field), and more
+    // children with a plan for the flows that break glass (the time box,
+    // once open for a user and person, leaves no button to press).
     let nhs = test_nhs_number(42);
-    let mut cpp = record_wire(
-        COUNCIL_A,
-        "cpp-1",
-        1,
-        &nhs,
-        "child_protection_plan",
-        &["safeguarding", "direct_care", "emergency"],
-    );
-    cpp.service = "<script>alert('x')</script> Children's Services".into();
-    cpp.provenance.as_mut().unwrap().content_hash.clear();
-    // More children with a plan, for the flows that break glass (the time
-    // box, once open for a user and person, leaves no button to press).
     let spares: Vec<String> = (100..110).map(test_nhs_number).collect();
-    let mut plans = vec![cpp];
-    for (i, spare) in spares.iter().enumerate() {
-        let mut r = record_wire(
-            COUNCIL_A,
-            &format!("cpp-spare-{i}"),
-            1,
-            spare,
-            "child_protection_plan",
-            &["safeguarding", "direct_care", "emergency"],
-        );
-        r.provenance.as_mut().unwrap().content_hash.clear();
-        plans.push(r);
-    }
-    publish_accepted(hub.addr(), &t.agent_tls(COUNCIL_A), plans).await;
-    let mut mh = record_wire(
-        TRUST_C,
-        "mh-1",
-        1,
-        &nhs,
-        "mental_health",
-        &["direct_care", "care_planning"],
-    );
-    mh.provenance.as_mut().unwrap().content_hash.clear();
-    publish_accepted(hub.addr(), &t.agent_tls(TRUST_C), vec![mh]).await;
+    publish_console_people(hub.addr(), &t, &nhs, &spares).await;
 
     // The OpenID provider, told the console's callback.
-    let console_port = free_port();
+    // A free port now: the console's callback URL must be registered at
+    // the provider before the console starts.
+    let console_port = kith_tests::process::free_port();
     let console_url = format!("http://127.0.0.1:{console_port}");
     let redirect = format!("{console_url}/oidc/callback");
     let mut provider = Command::new("node")

@@ -170,27 +170,7 @@ async fn world(console: impl FnOnce(&TestDir) -> ConsoleSection) -> World {
     let t = TestDir::new();
     let hub = t.start_hub().await;
     let nhs = test_nhs_number(42);
-    let mut cpp = record_wire(
-        COUNCIL_A,
-        "cpp-1",
-        1,
-        &nhs,
-        "child_protection_plan",
-        &["safeguarding", "direct_care", "emergency"],
-    );
-    cpp.service = "<script>alert('x')</script> Children's Services".into();
-    cpp.provenance.as_mut().unwrap().content_hash.clear();
-    publish_accepted(hub.addr(), &t.agent_tls(COUNCIL_A), vec![cpp]).await;
-    let mut mh = record_wire(
-        TRUST_C,
-        "mh-1",
-        1,
-        &nhs,
-        "mental_health",
-        &["direct_care", "care_planning"],
-    );
-    mh.provenance.as_mut().unwrap().content_hash.clear();
-    publish_accepted(hub.addr(), &t.agent_tls(TRUST_C), vec![mh]).await;
+    publish_console_people(hub.addr(), &t, &nhs, &[]).await;
 
     let mut config = t.agent_config(COUNCIL_B, hub.addr());
     config.console = Some(console(&t));
