@@ -170,27 +170,7 @@ async fn world(console: impl FnOnce(&TestDir) -> ConsoleSection) -> World {
     let t = TestDir::new();
     let hub = t.start_hub().await;
     let nhs = test_nhs_number(42);
-    let mut cpp = record_wire(
-        COUNCIL_A,
-        "cpp-1",
-        1,
-        &nhs,
-        "child_protection_plan",
-        &["safeguarding", "direct_care", "emergency"],
-    );
-    cpp.service = "<script>alert('x')</script> Children's Services".into();
-    cpp.provenance.as_mut().unwrap().content_hash.clear();
-    publish_accepted(hub.addr(), &t.agent_tls(COUNCIL_A), vec![cpp]).await;
-    let mut mh = record_wire(
-        TRUST_C,
-        "mh-1",
-        1,
-        &nhs,
-        "mental_health",
-        &["direct_care", "care_planning"],
-    );
-    mh.provenance.as_mut().unwrap().content_hash.clear();
-    publish_accepted(hub.addr(), &t.agent_tls(TRUST_C), vec![mh]).await;
+    publish_console_people(hub.addr(), &t, &nhs, &[]).await;
 
     let mut config = t.agent_config(COUNCIL_B, hub.addr());
     config.console = Some(console(&t));
@@ -495,5 +475,95 @@ async fn over_https_the_cookie_is_host_prefixed_and_secure_and_hsts_is_sent() {
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
     assert!(!String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"));
     let _ = pb::Purpose::Safeguarding;
+    w.agent.shutdown().await;
+}
+
+/// A `[console.oidc]` section pointing at `issuer`, mapping one group.
+fn oidc_section(issuer: &str, role_code: &str) -> kith_agent::console::oidc::OidcSection {
+    toml::from_str(&format!(
+        r#"
+        issuer = "{issuer}"
+        client_id = "kith-console"
+        redirect_url = "http://127.0.0.1:1/oidc/callback"
+        [role_map]
+        "kith-social-workers" = "{role_code}"
+        "#
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_unknown_role_code_in_the_oidc_map_stops_the_agent_naming_the_key() {
+    let t = TestDir::new();
+    let hub = t.start_hub().await;
+    let mut config = t.agent_config(COUNCIL_B, hub.addr());
+    let mut console = ConsoleSection::plain_loopback("127.0.0.1:0".parse().unwrap());
+    console.oidc = Some(oidc_section("http://127.0.0.1:1", "head_chef"));
+    config.console = Some(console);
+    let err = match Agent::start(config).await {
+        Ok(_) => panic!("the agent started with an unknown role code"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("console.oidc.role_map"), "{err}");
+    assert!(err.contains("head_chef"), "{err}");
+}
+
+#[tokio::test]
+async fn with_oidc_both_sign_ins_are_offered_and_an_unreachable_provider_gets_a_clear_page() {
+    // A port nobody listens on: the provider is down.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let w = world(|_| {
+        let mut c = ConsoleSection::plain_loopback("127.0.0.1:0".parse().unwrap());
+        c.oidc = Some(oidc_section(&format!("http://{down}"), "social_worker"));
+        c
+    })
+    .await;
+    let mut b = Browser::new(w.agent.console_address().unwrap());
+    let page = b.get("/sign-in").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("action=\"/sign-in\""), "{}", page.body);
+    assert!(page.body.contains("href=\"/oidc/start\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Sign in with your organisation&#39;s account")
+            || page
+                .body
+                .contains("Sign in with your organisation's account"),
+        "{}",
+        page.body
+    );
+    let a = b.get("/oidc/start").await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.body.contains("cannot be reached"), "{}", a.body);
+    // Local accounts still work.
+    assert_eq!(b.sign_in("sam", PASSWORD).await.status, 303);
+
+    // A callback with no sign-in under way, or a forged state: refused.
+    let a = b.get("/oidc/callback?code=abc&state=made-up").await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.body.contains("This sign-in cannot be finished"),
+        "{}",
+        a.body
+    );
+    let a = b.get("/oidc/callback?error=access_denied&state=x").await;
+    assert_eq!(a.status, 403);
+    assert!(a.body.contains("access_denied"), "{}", a.body);
+    let a = b.get("/oidc/callback?error=%3Cscript%3E").await;
+    assert!(!a.body.contains("<script>"), "{}", a.body);
+    w.agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_oidc_the_sign_in_page_offers_local_accounts_alone() {
+    let w = plain_world().await;
+    let mut b = Browser::new(w.agent.console_address().unwrap());
+    let page = b.get("/sign-in").await;
+    assert!(!page.body.contains("/oidc/start"), "{}", page.body);
+    assert_eq!(b.get("/oidc/start").await.status, 404);
+    assert_eq!(b.get("/oidc/callback?code=a&state=b").await.status, 404);
     w.agent.shutdown().await;
 }

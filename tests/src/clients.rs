@@ -209,3 +209,42 @@ where
     .await
     .map(tonic::Response::into_inner)
 }
+
+/// The people the console tests search for, published to the hub at
+/// `addr`: for `nhs`, Council A's child protection plan whose service field
+/// is hostile markup (`<script>`) and the trust's mental health record,
+/// not shared for safeguarding (so withheld with its reason); for each of
+/// `more`, another child protection plan.
+pub async fn publish_console_people(addr: SocketAddr, t: &TestDir, nhs: &str, more: &[String]) {
+    let plan = |id: String, subject: &str| {
+        let mut r = record_wire(
+            COUNCIL_A,
+            &id,
+            1,
+            subject,
+            "child_protection_plan",
+            &["safeguarding", "direct_care", "emergency"],
+        );
+        r.provenance.as_mut().unwrap().content_hash.clear();
+        r
+    };
+    let mut cpp = plan("cpp-1".into(), nhs);
+    cpp.service = "<script>alert('x')</script> Children's Services".into();
+    let mut plans = vec![cpp];
+    plans.extend(
+        more.iter()
+            .enumerate()
+            .map(|(i, s)| plan(format!("cpp-more-{i}"), s)),
+    );
+    publish_accepted(addr, &t.agent_tls(COUNCIL_A), plans).await;
+    let mut mh = record_wire(
+        TRUST_C,
+        "mh-1",
+        1,
+        nhs,
+        "mental_health",
+        &["direct_care", "care_planning"],
+    );
+    mh.provenance.as_mut().unwrap().content_hash.clear();
+    publish_accepted(addr, &t.agent_tls(TRUST_C), vec![mh]).await;
+}

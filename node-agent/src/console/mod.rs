@@ -18,6 +18,7 @@
 //! | `csrf.rs` | the per-session form token |
 //! | `signed_in.rs` | the signed-in and CSRF-checked request extractors |
 //! | `accounts.rs` | local accounts, argon2id |
+//! | `oidc/` | OpenID Connect sign-in: `[console.oidc]`, pending sign-ins, claim mapping |
 //! | `throttle.rs` | failed sign-ins per account and address |
 //! | `roles.rs` | Kith role codes and what each reaches |
 //! | `assets.rs` | the embedded GOV.UK Frontend files |
@@ -27,6 +28,7 @@ pub mod accounts;
 pub mod assets;
 pub mod csrf;
 pub mod headers;
+pub mod oidc;
 pub mod pages;
 pub mod roles;
 pub mod server;
@@ -65,6 +67,8 @@ pub struct ConsoleState {
     pub accounts: Accounts,
     pub throttle: Arc<Throttle>,
     pub roles: Arc<Roles>,
+    /// Sign-in through the identity provider, when `[console.oidc]` is set.
+    pub oidc: Option<Arc<oidc::Oidc>>,
     pub tls: bool,
     /// The agent's database (the operator page reads its status and
     /// notifications).
@@ -77,10 +81,19 @@ impl ConsoleState {
         agent: &AgentConfig,
         section: &ConsoleSection,
         outbox: &Outbox,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::config::ConfigError> {
         let roles = match &agent.policy {
-            Some(p) => Roles::from_policy_dir(&p.dir)?,
+            Some(p) => Roles::from_policy_dir(&p.dir).map_err(|reason| {
+                crate::config::ConfigError::Invalid {
+                    key: "policy.dir",
+                    reason,
+                }
+            })?,
             None => Roles::default_set(),
+        };
+        let oidc = match &section.oidc {
+            Some(o) => Some(Arc::new(oidc::Oidc::new(o, &roles)?)),
+            None => None,
         };
         Ok(Self {
             agent: Arc::new(agent.clone()),
@@ -96,6 +109,7 @@ impl ConsoleState {
                 section.lockout(),
             )),
             roles: Arc::new(roles),
+            oidc,
             tls: section.is_tls(),
             outbox: outbox.clone(),
         })
@@ -119,6 +133,8 @@ pub fn router(state: ConsoleState) -> Router {
             get(pages::sign_in::form).post(pages::sign_in::submit),
         )
         .route("/sign-out", post(pages::sign_in::sign_out))
+        .route("/oidc/start", get(pages::oidc::start))
+        .route("/oidc/callback", get(pages::oidc::callback))
         .route(
             "/search",
             get(pages::search::form).post(pages::search::submit),
@@ -155,12 +171,21 @@ pub async fn start(
             key: "console",
             reason: "no [console] section".into(),
         })?;
-    let state = ConsoleState::new(agent, section, outbox).map_err(|reason| {
-        crate::config::ConfigError::Invalid {
-            key: "policy.dir",
-            reason,
-        }
-    })?;
+    let state = ConsoleState::new(agent, section, outbox)?;
+    if let Some(oidc) = state.oidc.clone() {
+        // Discover now so a wrong issuer shows in the log at start; the
+        // sign-in page tries again when needed.
+        tokio::spawn(async move {
+            match oidc.discover().await {
+                Ok(()) => {
+                    tracing::info!(issuer = %oidc.section().issuer, "console OIDC provider discovered")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "console OIDC provider not reachable at start")
+                }
+            }
+        });
+    }
     let sessions = state.sessions.clone();
     let mut stop = shutdown.clone();
     tokio::spawn(async move {

@@ -42,6 +42,10 @@ pub struct ConsoleSection {
     /// account or address waits (minutes, 1 to 1,440).
     #[serde(default = "default_lockout_minutes")]
     pub lockout_minutes: u64,
+    /// Sign-in through the authority's identity provider (OpenID Connect);
+    /// local accounts stay available beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<super::oidc::OidcSection>,
 }
 
 /// `[console.tls]`: the certificate browsers see. Not the agent's client
@@ -85,6 +89,7 @@ impl ConsoleSection {
             absolute_timeout_hours: default_absolute_hours(),
             max_failed_sign_ins: default_max_failures(),
             lockout_minutes: default_lockout_minutes(),
+            oidc: None,
         }
     }
 
@@ -107,6 +112,9 @@ impl ConsoleSection {
     }
 
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        if let Some(oidc) = &mut self.oidc {
+            oidc.resolve_paths(base);
+        }
         if let Some(tls) = &mut self.tls {
             for p in [&mut tls.cert, &mut tls.key] {
                 if p.is_relative() {
@@ -183,6 +191,9 @@ impl ConsoleSection {
                 "console.lockout_minutes",
                 format!("must be 1 to 1440, found {}", self.lockout_minutes),
             ));
+        }
+        if let Some(oidc) = &self.oidc {
+            oidc.check()?;
         }
         Ok(())
     }

@@ -203,3 +203,14 @@ mod tests {
         assert!(parse_date("d-day", "From", ("1", "1", "20260")).is_err());
     }
 }
+
+/// A data table in a region of its own that scrolls sideways at phone width
+/// (instead of the page); focusable and named, so keyboard and screen
+/// reader users can reach and scroll it.
+pub fn scroll_table(label: &str, table: Markup) -> Markup {
+    html! {
+        div class="kith-table-scroll" role="region" aria-label=(label) tabindex="0" {
+            (table)
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `mod.rs` | the page shell, home, not found, problems, the CSRF refusal |
 //! | `sign_in.rs` | sign-in, sign-out |
+//! | `oidc.rs` | sign-in through the identity provider: start, callback, refusals |
 //! | `search.rs` | the case worker's search, results, possible matches, break glass |
 //! | `form.rs` | form components shared by the pages |
 //! | `nav.rs` | the navigation: the pages a role may use |
@@ -15,6 +16,7 @@
 pub mod audit;
 pub mod form;
 pub mod nav;
+pub mod oidc;
 pub mod operator;
 pub mod search;
 pub mod sign_in;
@@ -24,7 +26,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use super::accounts::StaffIdentity;
-use super::assets::STYLESHEET;
+use super::assets::{KITH_STYLESHEET, STYLESHEET};
 use super::roles::duty;
 use super::session::Session;
 use super::signed_in::SignedIn;
@@ -91,14 +93,18 @@ pub fn page(title: &str, shell: Option<&Shell<'_>>, main: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 link rel="icon" href="/assets/images/favicon.ico";
                 link rel="stylesheet" href=(STYLESHEET);
+                link rel="stylesheet" href=(KITH_STYLESHEET);
             }
             body class="govuk-template__body" {
                 a href="#main-content" class="govuk-skip-link" { "Skip to main content" }
                 header class="govuk-header" {
                     div class="govuk-header__container govuk-width-container" {
                         div class="govuk-header__logo" {
-                            a href="/" class="govuk-header__link govuk-header__link--homepage" {
-                                span class="govuk-header__logotype-text" { "Kith" }
+                            // GOV.UK Frontend 6's class names (the v5 ones left the
+                            // name in the browser's link blue on the blue header:
+                            // axe-core's colour-contrast rule found it).
+                            a href="/" class="govuk-header__homepage-link" {
+                                span class="govuk-header__product-name" { "Kith" }
                             }
                         }
                     }

@@ -15,7 +15,7 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
-use super::form::label;
+use super::form::{label, scroll_table};
 use super::{Shell, not_for_role, page, respond};
 use crate::console::ConsoleState;
 use crate::console::roles::{Duty, duty};
@@ -105,7 +105,7 @@ fn status_section(s: &Status) -> Markup {
             }))
         }
         @if !s.rejected_directives.is_empty() {
-            table class="govuk-table govuk-table--small-text-until-tablet" id="rejected-directives" {
+            (scroll_table("Refused directives", html! { table class="govuk-table govuk-table--small-text-until-tablet" id="rejected-directives" {
                 caption class="govuk-table__caption govuk-table__caption--s" { "Directives the hub refused, newest first" }
                 thead class="govuk-table__head" { tr class="govuk-table__row" {
                     th scope="col" class="govuk-table__header" { "Directive" }
@@ -121,7 +121,7 @@ fn status_section(s: &Status) -> Markup {
                         td class="govuk-table__cell" { (r.reason) }
                     } }
                 }
-            }
+            } }))
         }
     }
 }
@@ -166,7 +166,7 @@ fn reports_section(reports: &Result<RecentReports, String>) -> Markup {
                                         }
                                     }
                                     @if !rep.rejected.is_empty() {
-                                        table class="govuk-table govuk-table--small-text-until-tablet" {
+                                        (scroll_table("Refused lines", html! { table class="govuk-table govuk-table--small-text-until-tablet" {
                                             caption class="govuk-table__caption govuk-table__caption--s" { "Refused lines" }
                                             thead class="govuk-table__head" { tr class="govuk-table__row" {
                                                 th scope="col" class="govuk-table__header" { "Line" }
@@ -185,7 +185,7 @@ fn reports_section(reports: &Result<RecentReports, String>) -> Markup {
                                                     }
                                                 } }
                                             }
-                                        }
+                                        } }))
                                         @if rep.rejected.len() > LINES_SHOWN {
                                             p class="govuk-body" { (rep.rejected.len() - LINES_SHOWN) " more refused lines are in the report on the agent's host." }
                                         }
@@ -207,7 +207,7 @@ fn notifications_section(notifications: &Result<Vec<Notification>, String>) -> M
             Err(e) => p class="govuk-body" { "The notifications cannot be read: " (e) },
             Ok(list) if list.is_empty() => p class="govuk-body" id="no-notifications" { "The hub has sent no notifications." },
             Ok(list) => {
-                table class="govuk-table govuk-table--small-text-until-tablet" id="notifications" {
+                (scroll_table("Notifications", html! { table class="govuk-table govuk-table--small-text-until-tablet" id="notifications" {
                     caption class="govuk-table__caption govuk-table__caption--s" { "The latest " (list.len()) ", newest first" }
                     thead class="govuk-table__head" { tr class="govuk-table__row" {
                         th scope="col" class="govuk-table__header" { "When" }
@@ -221,7 +221,7 @@ fn notifications_section(notifications: &Result<Vec<Notification>, String>) -> M
                             td class="govuk-table__cell" { (n.sentence()) }
                         } }
                     }
-                }
+                } }))
             },
         }
     }

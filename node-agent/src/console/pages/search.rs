@@ -17,7 +17,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::form::{
-    FieldError, err, error_summary, group_class, inline_error, label, parse_date, text_input,
+    FieldError, err, error_summary, group_class, inline_error, label, parse_date, scroll_table,
+    text_input,
 };
 use super::{Shell, csrf_field, not_for_role, page, problem, respond};
 use crate::console::ConsoleState;
@@ -361,7 +362,7 @@ fn results_page(session: &Session, form: &SearchForm, answer: &QueryResponse) ->
             @if !answer.candidates.is_empty() {
                 h2 class="govuk-heading-m" { "Possible matches" }
                 p class="govuk-body" { "No certain match was found. If one of these is the person, confirm it to see their records." }
-                table class="govuk-table" {
+                (scroll_table("Possible matches", html! { table class="govuk-table" {
                     caption class="govuk-table__caption govuk-table__caption--s" { "Possible matches" }
                     thead class="govuk-table__head" {
                         tr class="govuk-table__row" {
@@ -393,7 +394,7 @@ fn results_page(session: &Session, form: &SearchForm, answer: &QueryResponse) ->
                             }
                         }
                     }
-                }
+                } }))
             }
             p class="govuk-body-s" { "Recorded as audit entry " (answer.audit_index) ", query " (answer.query_id) "." }
             @if answer.break_glass_until.is_none() {

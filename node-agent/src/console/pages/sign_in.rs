@@ -45,7 +45,7 @@ fn pre_cookie(state: &ConsoleState, token: &str) -> String {
         .to_string()
 }
 
-fn render(
+pub(crate) fn render(
     state: &ConsoleState,
     status: StatusCode,
     notice: Option<&str>,
@@ -88,6 +88,13 @@ fn render(
                                 type="password" autocomplete="current-password";
                         }
                         button type="submit" class="govuk-button" { "Sign in" }
+                    }
+                    @if let Some(oidc) = &state.oidc {
+                        h2 class="govuk-heading-m" { "Or sign in with " (oidc.section().label) }
+                        a href="/oidc/start" role="button" draggable="false" id="oidc-sign-in"
+                            class="govuk-button govuk-button--secondary" data-module="govuk-button" {
+                            "Sign in with " (oidc.section().label)
+                        }
                     }
                 }
             }
@@ -184,36 +191,49 @@ pub async fn submit(
         let _ = reason;
         return no_role();
     }
-    match state.sessions.create(&staff).await {
-        Ok(id) => {
+    match start_session(&state, &staff).await {
+        Ok(cookies) => {
             tracing::info!(user = user_id, role = %staff.role, "console sign-in");
             let mut response = Redirect::to("/").into_response();
             let h = response.headers_mut();
-            for c in [
-                state.sessions.cookie(&id),
-                // The sign-in form's token is spent.
-                cookie::Cookie::build((csrf::pre_cookie_name(state.tls), ""))
-                    .path("/")
-                    .http_only(true)
-                    .secure(state.tls)
-                    .same_site(cookie::SameSite::Strict)
-                    .max_age(cookie::time::Duration::ZERO)
-                    .build()
-                    .to_string(),
-            ] {
+            for c in cookies {
                 if let Ok(v) = c.parse() {
                     h.append(header::SET_COOKIE, v);
                 }
             }
             response
         }
+        Err(response) => response,
+    }
+}
+
+/// Starts a session for `staff`: the `Set-Cookie` values to send (the
+/// session cookie, and the spent sign-in token's clearing), or the problem
+/// page.
+pub(crate) async fn start_session(
+    state: &ConsoleState,
+    staff: &crate::console::StaffIdentity,
+) -> Result<Vec<String>, Response> {
+    match state.sessions.create(staff).await {
+        Ok(id) => Ok(vec![
+            state.sessions.cookie(&id),
+            // The sign-in form's token is spent.
+            cookie::Cookie::build((csrf::pre_cookie_name(state.tls), ""))
+                .path("/")
+                .http_only(true)
+                .secure(state.tls)
+                .same_site(cookie::SameSite::Strict)
+                .max_age(cookie::time::Duration::ZERO)
+                .build()
+                .to_string(),
+        ]),
         Err(e) => {
             tracing::error!(error = %e, "cannot store a console session");
-            problem(
+            Err(problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sorry, there is a problem with the service",
                 "Sign-in is not working. Try again later.",
-            )
+            ))
         }
     }
 }

@@ -13,7 +13,7 @@ use super::filter::FilterForm;
 use super::{auditor, hub_problem, key_warning, refused, withheld_note};
 use crate::audit::search::{Hit, SearchResult};
 use crate::console::ConsoleState;
-use crate::console::pages::form::{FieldError, error_summary, label};
+use crate::console::pages::form::{FieldError, error_summary, label, scroll_table};
 use crate::console::pages::{Shell, csrf_field, page, respond};
 use crate::console::session::Session;
 use crate::console::signed_in::{Posted, SignedIn};
@@ -135,7 +135,7 @@ fn results_page(
             @if shown.is_empty() {
                 p class="govuk-body" id="no-hits" { "No entry matches." }
             } @else {
-                table class="govuk-table govuk-table--small-text-until-tablet" id="hits" {
+                (scroll_table("Audit entries", html! { table class="govuk-table govuk-table--small-text-until-tablet" id="hits" {
                     caption class="govuk-table__caption govuk-table__caption--m" { "Entries, newest first" }
                     thead class="govuk-table__head" {
                         tr class="govuk-table__row" {
@@ -167,7 +167,7 @@ fn results_page(
                             }
                         }
                     }
-                }
+                } }))
                 (paging(session, form, page_no, pages))
             }
             form method="post" action="/audit/export" {

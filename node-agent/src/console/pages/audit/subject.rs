@@ -13,7 +13,9 @@ use serde::Deserialize;
 use super::{auditor, hub_problem, key_warning, refused, withheld_note};
 use crate::audit::{AuditError, SubjectReport};
 use crate::console::ConsoleState;
-use crate::console::pages::form::{FieldError, err, error_summary, label, text_input};
+use crate::console::pages::form::{
+    FieldError, err, error_summary, label, scroll_table, text_input,
+};
 use crate::console::pages::{Shell, csrf_field, page, respond};
 use crate::console::session::Session;
 use crate::console::signed_in::{Posted, SignedIn};
@@ -70,7 +72,7 @@ fn report_page(session: &Session, report: &SubjectReport, key: &crate::audit::Ke
             @if report.accesses.is_empty() {
                 p class="govuk-body" id="no-accesses" { "No access to this person's records is in the entries you may read." }
             } @else {
-                table class="govuk-table govuk-table--small-text-until-tablet" id="accesses" {
+                (scroll_table("Accesses to this person", html! { table class="govuk-table govuk-table--small-text-until-tablet" id="accesses" {
                     caption class="govuk-table__caption govuk-table__caption--m" { (report.accesses.len()) " accesses" }
                     thead class="govuk-table__head" {
                         tr class="govuk-table__row" {
@@ -104,7 +106,7 @@ fn report_page(session: &Session, report: &SubjectReport, key: &crate::audit::Ke
                             }
                         }
                     }
-                }
+                } }))
             }
             p class="govuk-body" { a class="govuk-link" href=(PATH) { "Report on another person" } }
         },
