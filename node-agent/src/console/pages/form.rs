@@ -182,6 +182,17 @@ pub fn select(
     }
 }
 
+/// A data table in a region of its own that scrolls sideways at phone width
+/// (instead of the page); focusable and named, so keyboard and screen
+/// reader users can reach and scroll it.
+pub fn scroll_table(label: &str, table: Markup) -> Markup {
+    html! {
+        div class="kith-table-scroll" role="region" aria-label=(label) tabindex="0" {
+            (table)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,13 +215,3 @@ mod tests {
     }
 }
 
-/// A data table in a region of its own that scrolls sideways at phone width
-/// (instead of the page); focusable and named, so keyboard and screen
-/// reader users can reach and scroll it.
-pub fn scroll_table(label: &str, table: Markup) -> Markup {
-    html! {
-        div class="kith-table-scroll" role="region" aria-label=(label) tabindex="0" {
-            (table)
-        }
-    }
-}
