@@ -41,7 +41,8 @@ enum Command {
         #[arg(long, short, env = "KITH_HUB_CONFIG")]
         config: PathBuf,
     },
-    /// Serve the hub over mutual TLS until Ctrl-C or SIGTERM.
+    /// Serve the hub over mutual TLS until Ctrl-C or SIGTERM. SIGHUP
+    /// reloads the policy set and the TLS certificate, key and trust bundle.
     Serve {
         /// The hub's TOML configuration (see docs/operators.md).
         #[arg(long, short, env = "KITH_HUB_CONFIG")]
@@ -137,13 +138,15 @@ async fn run(cli: Cli) -> Result<()> {
             let running = kith_hub::server::start(&config).await?;
             #[cfg(unix)]
             {
-                // SIGHUP: reload the policy set now.
+                // SIGHUP: reload the policy set and the TLS files now.
                 let reload = running.reload_handle();
+                let tls_reload = running.tls_reload_handle();
                 let mut hup =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        tracing::info!("SIGHUP: reloading the policy set");
+                        tracing::info!("SIGHUP: reloading the policy set and the TLS files");
+                        tls_reload.poke();
                         let _ = reload.send(()).await;
                     }
                 });

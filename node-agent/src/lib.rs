@@ -14,6 +14,7 @@
 //! | [`ingest`] | source files in the drop folder → outbox |
 //! | [`backoff`] | retry delays |
 //! | [`hub_client`] | mutual TLS channels and failover between hub addresses |
+//! | [`tls`] | client TLS: checked files, reloaded configuration, the connector |
 //! | [`publisher`] | outbox → hub `PublishRecords`, then `PublishDirectives` |
 //! | [`link`] | the long-lived `OpenLink` stream |
 //! | [`detail`] | answering the hub's detail requests, with the agent's own policy copy and directives |
@@ -51,6 +52,7 @@ pub mod query;
 pub mod status;
 pub mod table;
 pub mod terminal;
+pub mod tls;
 pub mod webhook;
 
 pub use agent::{Agent, AgentError, RunningAgent};

@@ -369,6 +369,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let agent = Agent::start(config)
                 .await
                 .context("cannot start the agent")?;
+            #[cfg(unix)]
+            {
+                // SIGHUP: load the TLS certificate, key and trust bundle now.
+                let tls_reload = agent.tls_reload_handle();
+                let mut hup =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the TLS files");
+                        tls_reload.poke();
+                    }
+                });
+            }
             shutdown_signal().await;
             agent.shutdown().await;
             Ok(ExitCode::SUCCESS)

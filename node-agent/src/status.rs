@@ -468,6 +468,7 @@ mod tests {
             ca: pki.ca_cert(),
             cert: pki.authority_cert(&code),
             key: pki.authority_key(&code),
+            reload_interval_ms: crate::config::DEFAULT_TLS_RELOAD_INTERVAL_MS,
         };
         let own = kith_ops::certificates::not_after(&config.tls.cert, false).unwrap();
         assert!(certificate_warnings(&config, own - chrono::Duration::days(31)).is_empty());
