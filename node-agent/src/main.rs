@@ -3,7 +3,8 @@
 
 mod cli;
 
-use cli::{AuditCommand, BreakGlassCommand, Cli, Command, RecordCommand, UserCommand};
+use cli::{AuditCommand, BreakGlassCommand, Cli, Command, PkiCommand, RecordCommand, UserCommand};
+use kith_core::AuthorityCode;
 
 use std::process::ExitCode;
 
@@ -362,6 +363,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::ExampleConfig => {
             print!("{}", AgentConfig::example_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pki(PkiCommand::Request { authority, out }) => {
+            let code = AuthorityCode::new(authority).context("--authority")?;
+            let files = kith_core::enrolment::write_request(&out, &code)?;
+            let key = escape(&files.key.display().to_string()).into_owned();
+            let csr = escape(&files.csr.display().to_string()).into_owned();
+            println!("private key (stays on this machine, mode 0600): {key}");
+            println!("certificate signing request for {code}: {csr}");
+            println!(
+                "send the request to the federation CA, who runs: kith-hub pki issue {csr} ..."
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
