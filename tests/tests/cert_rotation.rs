@@ -43,11 +43,29 @@ fn args(nhs: &str) -> kith_agent::QueryArgs {
     }
 }
 
-/// What one load client did.
+/// What one load client did: calls answered, calls failed, and the first
+/// few failures (bounded: a client that fails stops after [`MAX_FAILURES`]).
 #[derive(Debug, Default)]
 struct Tally {
     ok: u64,
+    failed: u64,
     failures: Vec<String>,
+}
+
+const MAX_FAILURES: u64 = 20;
+
+impl Tally {
+    fn fail(&mut self, why: String) {
+        self.failed += 1;
+        if self.failures.len() < 5 {
+            self.failures.push(why);
+        }
+    }
+
+    /// Whether the client should go on.
+    fn going(&self, stopped: &watch::Receiver<bool>) -> bool {
+        !*stopped.borrow() && self.failed < MAX_FAILURES
+    }
 }
 
 /// Clients looping queries until told to stop.
@@ -72,13 +90,13 @@ impl Load {
                 tokio::spawn(async move {
                     let mut tally = Tally::default();
                     let mut q = query_client(channel(hub, &b_tls).await.expect("channel"));
-                    while !*stopped.borrow() {
+                    while tally.going(&stopped) {
                         let request =
                             query_request(&nhs, pb::Purpose::Safeguarding, "social_worker");
                         match q.query(request).await {
                             Ok(r) if r.get_ref().records.len() == 1 => tally.ok += 1,
-                            Ok(r) => tally.failures.push(format!("answer {:?}", r.into_inner())),
-                            Err(s) => tally.failures.push(format!("{s:?}")),
+                            Ok(r) => tally.fail(format!("answer {:?}", r.into_inner())),
+                            Err(s) => tally.fail(format!("{s:?}")),
                         }
                     }
                     tally
@@ -89,11 +107,11 @@ impl Load {
                 "new connection per call",
                 tokio::spawn(async move {
                     let mut tally = Tally::default();
-                    while !*stopped.borrow() {
+                    while tally.going(&stopped) {
                         match kith_agent::query(&b, args(&nhs)).await {
                             Ok(r) if r.records.len() == 1 => tally.ok += 1,
-                            Ok(r) => tally.failures.push(format!("{} records", r.records.len())),
-                            Err(e) => tally.failures.push(e.to_string()),
+                            Ok(r) => tally.fail(format!("{} records", r.records.len())),
+                            Err(e) => tally.fail(e.to_string()),
                         }
                     }
                     tally
@@ -109,10 +127,10 @@ impl Load {
                 "rotating agent, new connection per call",
                 tokio::spawn(async move {
                     let mut tally = Tally::default();
-                    while !*stopped.borrow() {
+                    while tally.going(&stopped) {
                         match query_through(&a, &tls, &nhs).await {
                             Ok(()) => tally.ok += 1,
-                            Err(e) => tally.failures.push(e),
+                            Err(e) => tally.fail(e),
                         }
                     }
                     tally
@@ -124,22 +142,29 @@ impl Load {
 
     /// Stops the clients and returns every tally, after asserting none
     /// failed and each made calls.
-    async fn finish(self) -> u64 {
+    async fn finish(mut self) -> u64 {
         self.stop.send_replace(true);
         let mut total = 0;
-        for (kind, client) in self.clients {
+        for (kind, client) in std::mem::take(&mut self.clients) {
             let tally = client.await.unwrap();
             assert!(
-                tally.failures.is_empty(),
+                tally.failed == 0,
                 "{kind}: {} failed calls (of {}): {:?}",
-                tally.failures.len(),
-                tally.ok + tally.failures.len() as u64,
-                &tally.failures[..tally.failures.len().min(5)]
+                tally.failed,
+                tally.ok + tally.failed,
+                tally.failures
             );
             assert!(tally.ok > 0, "{kind} made no call");
             total += tally.ok;
         }
         total
+    }
+}
+
+impl Drop for Load {
+    /// A test that fails half-way stops its clients too.
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
     }
 }
 
@@ -168,8 +193,9 @@ async fn query_through(config: &AgentConfig, tls: &HubTls, nhs: &str) -> Result<
 /// The serial of the certificate the hub presents to a new handshake.
 async fn hub_serial_seen(hub: SocketAddr, as_agent: &AgentConfig) -> String {
     let tls = HubTls::from_config(as_agent).unwrap();
-    tls.connect("127.0.0.1", hub.port())
+    tokio::time::timeout(WAIT, tls.connect("127.0.0.1", hub.port()))
         .await
+        .expect("handshake in time")
         .expect("handshake");
     tls.last_hub_serial()
         .expect("the hub presented a certificate")
@@ -197,12 +223,14 @@ async fn agent_serial_seen(t: &TestDir, agent: &RunningAgent) -> String {
         let _ = tls.shutdown().await;
         serial
     });
-    let mut client = agent
-        .hub_tls()
-        .connect("127.0.0.1", port)
+    let mut client = tokio::time::timeout(WAIT, agent.hub_tls().connect("127.0.0.1", port))
         .await
+        .expect("client handshake in time")
         .expect("client handshake");
-    let serial = accepted.await.unwrap();
+    let serial = tokio::time::timeout(WAIT, accepted)
+        .await
+        .expect("server handshake in time")
+        .unwrap();
     let _ = client.read(&mut [0u8; 1]).await;
     serial
 }
@@ -272,7 +300,7 @@ async fn hub_and_agent_certificates_rotate_under_query_load_with_no_failed_call(
     let agent_serial_before = agent_serial_seen(&t, &agent_a).await;
 
     let load = Load::start(hub.addr(), &b_config, &a_config, &agent_a);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     // The hub: new files, then a reload (what SIGHUP asks for).
     let hub_serial = new_hub_certificate(&t);
@@ -280,7 +308,7 @@ async fn hub_and_agent_certificates_rotate_under_query_load_with_no_failed_call(
     let reloaded = hub.tls_reload_handle().reload().await.unwrap().unwrap();
     assert_eq!(reloaded.serial, hub_serial);
     assert_eq!(hub_serial_seen(hub.addr(), &b_config).await, hub_serial);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Council A's agent: enrolled anew, files installed, reloaded.
     let agent_serial = enrol_council_a(&t, &a_config);
@@ -288,7 +316,7 @@ async fn hub_and_agent_certificates_rotate_under_query_load_with_no_failed_call(
     let reloaded = agent_a.tls_reload_handle().reload().await.unwrap().unwrap();
     assert_eq!(reloaded.serial, agent_serial);
     assert_eq!(agent_serial_seen(&t, &agent_a).await, agent_serial);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let calls = load.finish().await;
     assert!(calls >= 20, "only {calls} calls under load");
