@@ -112,10 +112,13 @@ pub async fn status(config: &AgentConfig) -> Result<Status, StatusError> {
     outbox.close().await;
     let certificate_warnings = certificate_warnings(config, Utc::now());
     let certificate_expires = config.certificate_validity().ok().map(|v| v.not_after);
+    // The name and dates first (their messages are the plainest), then
+    // every check a TLS load makes: the key matches, the CA signs it.
     let certificate_error = config
         .check_certificate_at(Utc::now())
         .err()
-        .map(|e| e.to_string());
+        .map(|e| e.to_string())
+        .or_else(|| crate::tls::load(config).err().map(|e| e.to_string()));
     let hub = match &certificate_error {
         // The handshake would fail, or the hub would answer for another
         // authority: say what is wrong instead.

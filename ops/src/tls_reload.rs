@@ -272,6 +272,7 @@ mod tests {
         let file = dir.path().join("cert.pem");
         std::fs::write(&file, "one").unwrap();
         let target = Reloadable::new("first".to_string());
+        let expiry = CertificateExpiry::new();
         let calls = Arc::new(AtomicU32::new(0));
         let counted = calls.clone();
         let path = file.clone();
@@ -293,7 +294,7 @@ mod tests {
                     Ok(loaded(&text))
                 }
             },
-            expiry: CertificateExpiry::new(),
+            expiry: expiry.clone(),
         }
         .spawn(stop);
 
@@ -305,6 +306,8 @@ mod tests {
         let refused = handle.reload().await.unwrap().unwrap_err();
         assert_eq!(refused.outcome(), "wrong_identity");
         assert_eq!(*target.current(), "first");
+        // A refused load leaves the expiry gauge's dates alone.
+        assert_eq!(expiry.get(CertificateRole::Own), None);
 
         // A change on disk is picked up without asking.
         std::fs::write(&file, "second, longer").unwrap();
@@ -315,6 +318,9 @@ mod tests {
         }
         let ok = handle.reload().await.unwrap().unwrap();
         assert_eq!(ok.serial, "second, longer");
+        // The gauge reads the dates of what is loaded now.
+        assert_eq!(expiry.get(CertificateRole::Own), Some(ok.own_not_after));
+        assert!(expiry.get(CertificateRole::Ca).is_some());
 
         stop_tx.send_replace(true);
         task.await.unwrap();
