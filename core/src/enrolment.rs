@@ -82,21 +82,12 @@ pub struct Request {
 pub fn request(authority: &AuthorityCode) -> Result<Request, EnrolError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .subject_alt_names
-        .push(SanType::URI(authority.uri().try_into()?));
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, common_name(authority));
+    crate::pki::name_authority(&mut params, authority)?;
     let csr = params.serialize_request(&key)?;
     Ok(Request {
         key_pem: key.serialize_pem(),
         csr_pem: csr.pem()?,
     })
-}
-
-fn common_name(authority: &AuthorityCode) -> String {
-    format!("kith-agent {authority}")
 }
 
 /// Where [`write_request`] put the files.
@@ -196,7 +187,7 @@ pub fn issue(
     }
     let authority = authority.ok_or(EnrolError::NoAuthority)?;
     if let Some(cn) = request_common_name(csr_pem)?
-        && cn != common_name(&authority)
+        && cn != crate::pki::authority_common_name(&authority)
         && cn != authority.as_str()
     {
         return Err(EnrolError::NameMismatch {

@@ -183,6 +183,26 @@ impl CertificateAuthority {
     }
 }
 
+/// An agent certificate's (or request's) names: the one URI SAN the hub
+/// reads the authority from, and the common name people read.
+pub(crate) fn name_authority(
+    params: &mut CertificateParams,
+    authority: &AuthorityCode,
+) -> Result<(), rcgen::Error> {
+    params
+        .subject_alt_names
+        .push(SanType::URI(authority.uri().try_into()?));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, authority_common_name(authority));
+    Ok(())
+}
+
+/// `kith-agent <CODE>`.
+pub(crate) fn authority_common_name(authority: &AuthorityCode) -> String {
+    format!("kith-agent {authority}")
+}
+
 /// 16 random bytes, the top bit clear (a positive serial, RFC 5280), so no
 /// two certificates of one CA share a serial, even for the same key.
 pub(crate) fn random_serial() -> Result<rcgen::SerialNumber, rcgen::Error> {
@@ -204,12 +224,7 @@ pub(crate) fn authority_params(
     serial: rcgen::SerialNumber,
 ) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .subject_alt_names
-        .push(SanType::URI(authority.uri().try_into()?));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("kith-agent {authority}"));
+    name_authority(&mut params, authority)?;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.serial_number = Some(serial);

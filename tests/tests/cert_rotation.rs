@@ -286,14 +286,21 @@ fn rand_suffix() -> u64 {
         .as_nanos() as u64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hub_and_agent_certificates_rotate_under_query_load_with_no_failed_call() {
+/// A hub with council A's record, council A's agent running, and council
+/// B's config.
+async fn federation() -> (TestDir, RunningHub, AgentConfig, AgentConfig, RunningAgent) {
     let t = TestDir::new();
     let hub = t.start_hub().await;
     publish_one(&t, &hub).await;
     let a_config = t.agent_config(COUNCIL_A, hub.addr());
     let b_config = t.agent_config(COUNCIL_B, hub.addr());
     let agent_a = Agent::start(a_config.clone()).await.unwrap();
+    (t, hub, a_config, b_config, agent_a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hub_and_agent_certificates_rotate_under_query_load_with_no_failed_call() {
+    let (t, hub, a_config, b_config, agent_a) = federation().await;
     assert!(agent_a.wait_until_linked(WAIT).await, "agent A linked");
 
     let hub_serial_before = hub_serial_seen(hub.addr(), &b_config).await;
@@ -382,12 +389,7 @@ async fn scrape(addr: SocketAddr) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_files_are_refused_with_their_reason_and_the_old_certificate_keeps_serving() {
-    let t = TestDir::new();
-    let hub = t.start_hub().await;
-    publish_one(&t, &hub).await;
-    let a_config = t.agent_config(COUNCIL_A, hub.addr());
-    let b_config = t.agent_config(COUNCIL_B, hub.addr());
-    let agent_a = Agent::start(a_config.clone()).await.unwrap();
+    let (t, hub, a_config, b_config, agent_a) = federation().await;
     let hub_config = t.hub_config(0);
     let hub_serial = hub_serial_seen(hub.addr(), &b_config).await;
     let agent_serial = agent_serial_seen(&t, &agent_a).await;
