@@ -12,6 +12,7 @@ pub mod audit;
 pub mod codes;
 pub mod content_hash;
 pub mod directive;
+pub mod enrolment;
 pub mod error;
 pub mod identity;
 pub mod level;

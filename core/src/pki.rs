@@ -173,17 +173,63 @@ impl CertificateAuthority {
         authority: &AuthorityCode,
         validity: Validity,
     ) -> Result<CertifiedKey, PkiError> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params
-            .subject_alt_names
-            .push(SanType::URI(authority.uri().try_into()?));
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("kith-agent {authority}"));
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let params = authority_params(authority, validity, random_serial()?)?;
         self.issue(params, validity)
     }
+
+    /// The CA as rcgen signs with it (enrolment signs requests with it).
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+}
+
+/// An agent certificate's (or request's) names: the one URI SAN the hub
+/// reads the authority from, and the common name people read.
+pub(crate) fn name_authority(
+    params: &mut CertificateParams,
+    authority: &AuthorityCode,
+) -> Result<(), rcgen::Error> {
+    params
+        .subject_alt_names
+        .push(SanType::URI(authority.uri().try_into()?));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, authority_common_name(authority));
+    Ok(())
+}
+
+/// `kith-agent <CODE>`.
+pub(crate) fn authority_common_name(authority: &AuthorityCode) -> String {
+    format!("kith-agent {authority}")
+}
+
+/// 16 random bytes, the top bit clear (a positive serial, RFC 5280), so no
+/// two certificates of one CA share a serial, even for the same key.
+pub(crate) fn random_serial() -> Result<rcgen::SerialNumber, rcgen::Error> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| rcgen::Error::RingUnspecified)?;
+    bytes[0] = (bytes[0] & 0x7f) | 0x01;
+    Ok(rcgen::SerialNumber::from_slice(&bytes))
+}
+
+/// The fields of an agent's client certificate for `authority`, as the CA
+/// sets them: one URI SAN, its common name, client authentication only,
+/// `validity` from now, serial `serial`.
+pub(crate) fn authority_params(
+    authority: &AuthorityCode,
+    validity: Validity,
+    serial: rcgen::SerialNumber,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    name_authority(&mut params, authority)?;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.serial_number = Some(serial);
+    apply(&mut params, validity);
+    Ok(params)
 }
 
 fn rustls_pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {

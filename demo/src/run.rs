@@ -143,6 +143,7 @@ pub async fn run(
         jurisdiction: "england".into(),
         policy_dir: dir.join("policies"),
         policy_reload_interval_ms: kith_hub::config::DEFAULT_POLICY_RELOAD_INTERVAL_MS,
+        tls_reload_interval_ms: kith_hub::config::DEFAULT_TLS_RELOAD_INTERVAL_MS,
         detail_timeout_ms: kith_hub::config::DEFAULT_DETAIL_TIMEOUT_MS,
         tls: TlsFiles {
             ca: pki.ca_cert(),

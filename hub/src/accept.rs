@@ -10,19 +10,18 @@
 //! `tls_handshake_timeout` again to send its first bytes.
 //!
 //! The stream handed to tonic is a `tokio_rustls` server stream, so
-//! `Request::peer_certs()` works as it did with tonic's own TLS.
+//! `Request::peer_certs()` works as it did with tonic's own TLS. Each
+//! handshake takes the TLS configuration current when it starts
+//! (`tls::ServerTls`), which is how a rotated certificate reaches new
+//! connections without touching open ones.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kith_core::tls::TlsFiles;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -31,34 +30,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
-
-/// The hub's rustls server configuration: its certificate, a client
-/// certificate chaining to the federation CA required, HTTP/2 only.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, String> {
-    let read_certs = |what: &str, path: &std::path::Path| {
-        CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("{what} {}: {e}", path.display()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in read_certs("CA bundle", &files.ca)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("CA bundle {}: {e}", files.ca.display()))?;
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-        .build()
-        .map_err(|e| format!("CA bundle {}: {e}", files.ca.display()))?;
-    let chain = read_certs("certificate", &files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| format!("private key {}: {e}", files.key.display()))?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("certificate {}: {e}", files.cert.display()))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
-}
 
 /// How accepted connections are bounded.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +47,7 @@ pub struct AcceptLimits {
 /// is dropped.
 pub fn incoming(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: crate::tls::ServerTls,
     limits: AcceptLimits,
 ) -> ReceiverStream<io::Result<TlsStream<FirstData>>> {
     let (tx, rx) = mpsc::channel(64);
@@ -85,7 +56,6 @@ pub fn incoming(
     let mut tcp = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(limits.tcp_keepalive));
-    let acceptor = TlsAcceptor::from(tls);
     tokio::spawn(async move {
         loop {
             let stream = tokio::select! {
@@ -102,7 +72,9 @@ pub fn incoming(
                     }
                 },
             };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            // The configuration current now: after a certificate
+            // rotation, new handshakes use the new files (tls.rs).
+            let (acceptor, tx) = (TlsAcceptor::from(tls.current()), tx.clone());
             tokio::spawn(async move {
                 let peer = stream.peer_addr().ok();
                 let accepted = tokio::time::timeout(

@@ -55,6 +55,10 @@ pub struct HubConfig {
     /// How often the policy folder is checked for changes (SIGHUP reloads at once).
     #[serde(default = "default_policy_reload_interval_ms")]
     pub policy_reload_interval_ms: u64,
+    /// How often the `[tls]` files are checked for changes (SIGHUP reloads
+    /// at once): a rotated certificate is served to new handshakes.
+    #[serde(default = "default_tls_reload_interval_ms")]
+    pub tls_reload_interval_ms: u64,
     /// Break glass, access notifications, matching and retention.
     #[serde(default)]
     pub sharing: SharingConfig,
@@ -289,6 +293,13 @@ fn default_policy_reload_interval_ms() -> u64 {
 
 /// The default for `policy_reload_interval_ms`.
 pub const DEFAULT_POLICY_RELOAD_INTERVAL_MS: u64 = 2000;
+
+fn default_tls_reload_interval_ms() -> u64 {
+    DEFAULT_TLS_RELOAD_INTERVAL_MS
+}
+
+/// The default for `tls_reload_interval_ms`: 5 s (three `stat` calls).
+pub const DEFAULT_TLS_RELOAD_INTERVAL_MS: u64 = 5000;
 
 fn default_break_glass_window_minutes() -> u64 {
     DEFAULT_BREAK_GLASS_WINDOW_MINUTES
@@ -576,6 +587,10 @@ signing_key = "audit-log.skey"
             sharing.retention_purge_interval_ms
         );
         assert_eq!(example.audit.checkpoint_interval_ms, 1000);
+        assert_eq!(
+            example.tls_reload_interval_ms,
+            DEFAULT_TLS_RELOAD_INTERVAL_MS
+        );
         assert_eq!(example.authorities.len(), 2);
     }
 

@@ -37,4 +37,5 @@ pub mod server;
 pub mod store;
 pub mod subject;
 pub mod telemetry;
+pub mod tls;
 pub mod transparency;

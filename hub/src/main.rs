@@ -41,7 +41,8 @@ enum Command {
         #[arg(long, short, env = "KITH_HUB_CONFIG")]
         config: PathBuf,
     },
-    /// Serve the hub over mutual TLS until Ctrl-C or SIGTERM.
+    /// Serve the hub over mutual TLS until Ctrl-C or SIGTERM. SIGHUP
+    /// reloads the policy set and the TLS certificate, key and trust bundle.
     Serve {
         /// The hub's TOML configuration (see docs/operators.md).
         #[arg(long, short, env = "KITH_HUB_CONFIG")]
@@ -114,12 +115,33 @@ enum PkiCommand {
         #[arg(long, default_value = kith_hub::transparency::DEV_ORIGIN)]
         log_origin: String,
     },
-    /// Issue an agent certificate for one more authority with an existing CA.
+    /// Sign an authority's certificate signing request with the federation
+    /// CA: `kith-hub pki issue CSR --ca DIR --config hub.toml --out CERT`.
+    /// The request is checked (its signature, exactly one authority named
+    /// and nothing else, no CA rights asked) and its authority must be a
+    /// member in the config's [[authorities]] (and --authority, if given).
+    /// The key stays with the authority (`kith-agent pki request`).
+    ///
+    /// Without CSR, the development shortcut: `--dir DIR --authority CODE`
+    /// makes a key and certificate for CODE at the CA.
     Issue {
+        /// The certificate signing request (PEM) to sign.
+        csr: Option<PathBuf>,
+        /// The CA folder holding ca.crt.pem and ca.key.pem.
+        #[arg(long, alias = "dir")]
+        ca: PathBuf,
+        /// The hub's config, whose [[authorities]] are the federation's members.
+        #[arg(long, short, env = "KITH_HUB_CONFIG")]
+        config: Option<PathBuf>,
+        /// Where to write the signed certificate (never an existing file).
         #[arg(long)]
-        dir: PathBuf,
+        out: Option<PathBuf>,
+        /// The authority the request must name (required without CSR).
         #[arg(long)]
-        authority: String,
+        authority: Option<String>,
+        /// Days the certificate is valid for, from now (1 to 825).
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u16).range(1..=825))]
+        days: u16,
     },
 }
 
@@ -195,13 +217,15 @@ async fn run(cli: Cli) -> Result<()> {
             let running = kith_hub::server::start(&config).await?;
             #[cfg(unix)]
             {
-                // SIGHUP: reload the policy set now.
+                // SIGHUP: reload the policy set and the TLS files now.
                 let reload = running.reload_handle();
+                let tls_reload = running.tls_reload_handle();
                 let mut hup =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        tracing::info!("SIGHUP: reloading the policy set");
+                        tracing::info!("SIGHUP: reloading the policy set and the TLS files");
+                        tls_reload.poke();
                         let _ = reload.send(()).await;
                     }
                 });
@@ -250,11 +274,36 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("  {code}: {}", layout.authority_cert(code).display());
             }
         }
-        Command::Pki(PkiCommand::Issue { dir, authority }) => {
+        Command::Pki(PkiCommand::Issue {
+            csr: None,
+            ca,
+            authority,
+            ..
+        }) => {
+            let Some(authority) = authority else {
+                bail!("give a CSR to sign, or --authority CODE for a development certificate");
+            };
             let code = AuthorityCode::new(authority)?;
-            let layout = kith_core::pki::PkiLayout::new(dir);
+            let layout = kith_core::pki::PkiLayout::new(ca);
             kith_core::pki::issue(&layout, &code)?;
             println!("{code}: {}", layout.authority_cert(&code).display());
+        }
+        Command::Pki(PkiCommand::Issue {
+            csr: Some(csr),
+            ca,
+            config,
+            out,
+            authority,
+            days,
+        }) => {
+            let (Some(config), Some(out)) = (config, out) else {
+                bail!("signing a CSR needs --config (the federation's members) and --out CERT");
+            };
+            let config = kith_hub::config::HubConfig::load(&config)?;
+            let expected = authority.map(AuthorityCode::new).transpose()?;
+            let issued = issue_csr(&csr, &ca, &config, expected.as_ref(), days)?;
+            write_new(&out, &issued.cert_pem)?;
+            println!("{}: {}", issued.authority, out.display());
         }
         Command::Policy(PolicyCommand::Check { dir }) => {
             if !dir.is_dir() {
@@ -291,6 +340,56 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks and signs the request at `csr` with the CA in `ca_dir`, the
+/// members being `config`'s [[authorities]].
+fn issue_csr(
+    csr: &std::path::Path,
+    ca_dir: &std::path::Path,
+    config: &kith_hub::config::HubConfig,
+    expected: Option<&AuthorityCode>,
+    days: u16,
+) -> Result<kith_core::enrolment::Issued> {
+    let layout = kith_core::pki::PkiLayout::new(ca_dir);
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let ca = kith_core::pki::CertificateAuthority::from_pem(
+        &read(layout.ca_cert())?,
+        &read(layout.ca_key())?,
+    )?;
+    let meta = std::fs::metadata(csr).with_context(|| format!("cannot read {}", csr.display()))?;
+    if meta.len() > kith_core::enrolment::MAX_CSR_BYTES as u64 {
+        bail!(
+            "{}: {} bytes; a certificate signing request is at most {}",
+            csr.display(),
+            meta.len(),
+            kith_core::enrolment::MAX_CSR_BYTES
+        );
+    }
+    let request = read(csr.to_path_buf())?;
+    let is_member =
+        |code: &AuthorityCode| config.authorities.iter().any(|m| m.code == code.as_str());
+    let validity = kith_core::pki::Validity {
+        from_days_ago: 1,
+        until_days_from_now: i64::from(days),
+    };
+    kith_core::enrolment::issue(&ca, &request, &is_member, expected, validity)
+        .with_context(|| format!("refused to sign {}", csr.display()))
+}
+
+/// Writes `contents` to `path`, which must not exist yet.
+fn write_new(path: &std::path::Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

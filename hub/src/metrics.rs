@@ -113,6 +113,7 @@ pub fn describe() {
         "Store operations that failed (each became Unavailable to the caller)."
     );
     CertificateExpiry::describe();
+    kith_ops::tls_reload::describe();
 }
 
 pub fn query(outcome: &'static str, purpose: &'static str, took: Option<Duration>) {

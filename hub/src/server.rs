@@ -69,6 +69,8 @@ pub struct RunningHub {
     sequencer: JoinHandle<()>,
     reload: tokio::sync::mpsc::Sender<()>,
     policy_watcher: JoinHandle<()>,
+    tls_reload: kith_ops::tls_reload::ReloadHandle,
+    tls_watcher: JoinHandle<()>,
     purge: JoinHandle<()>,
     health: JoinHandle<()>,
     stop: oneshot::Sender<()>,
@@ -104,6 +106,12 @@ impl RunningHub {
         self.reload.clone()
     }
 
+    /// A handle that loads the TLS certificate, key and trust bundle again
+    /// (what SIGHUP does; `reload` also says how it went).
+    pub fn tls_reload_handle(&self) -> kith_ops::tls_reload::ReloadHandle {
+        self.tls_reload.clone()
+    }
+
     /// Stops accepting, lets in-flight calls finish, and returns.
     pub async fn shutdown(self) -> Result<(), tonic::transport::Error> {
         self.links.close_all();
@@ -125,6 +133,7 @@ impl RunningHub {
         let _ = self.sequencer.await;
         self.hub.store().release_sequencer_lease().await;
         let _ = self.policy_watcher.await;
+        let _ = self.tls_watcher.await;
         let _ = self.purge.await;
         let _ = self.health.await;
         served
@@ -178,7 +187,13 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
     limits.check().map_err(StartError::Config)?;
     // TLS is accepted here, not by tonic, so that a client that finishes
     // its handshake and then sends nothing is dropped too (accept.rs).
-    let tls = crate::accept::server_config(&config.tls).map_err(StartError::TlsConfig)?;
+    let loaded = crate::tls::load(&config.tls).map_err(|e| StartError::TlsConfig(e.to_string()))?;
+    let certificates = kith_ops::CertificateExpiry::new();
+    certificates.set(kith_ops::CertificateRole::Own, loaded.own_not_after);
+    certificates.set(kith_ops::CertificateRole::Ca, loaded.ca_not_after);
+    kith_ops::tls_reload::warn_if_expiring("kith-hub", &certificates, chrono::Utc::now());
+    let tls_serial = loaded.serial.clone();
+    let tls: crate::tls::ServerTls = kith_ops::tls_reload::Reloadable::new(loaded.value);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -190,10 +205,6 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         source,
     })?;
 
-    let certificates = kith_ops::CertificateExpiry::new();
-    certificates
-        .load(&config.tls.cert, &config.tls.ca)
-        .map_err(StartError::TlsConfig)?;
     let metrics = start_metrics(config, &links, &log, &certificates).await;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -298,6 +309,20 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         Duration::from_millis(config.audit.checkpoint_interval_ms.max(10)),
         sequencer_stopped,
     );
+    let tls_files = config.tls.clone();
+    let (tls_reload, tls_watcher) = kith_ops::tls_reload::Reloader {
+        service: "kith-hub",
+        paths: vec![
+            config.tls.ca.clone(),
+            config.tls.cert.clone(),
+            config.tls.key.clone(),
+        ],
+        interval: Duration::from_millis(config.tls_reload_interval_ms.max(10)),
+        target: tls.clone(),
+        load: move || crate::tls::load(&tls_files),
+        expiry: certificates.clone(),
+    }
+    .spawn(stop_sequencer.subscribe());
     let incoming = crate::accept::incoming(
         listener,
         tls,
@@ -314,6 +339,7 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         %addr,
         jurisdiction = %config.jurisdiction,
         audit_log_vkey = %log.vkey(),
+        certificate_serial = %tls_serial,
         "kith-hub serving over mutual TLS"
     );
     Ok(RunningHub {
@@ -325,6 +351,8 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         sequencer,
         reload,
         policy_watcher,
+        tls_reload,
+        tls_watcher,
         purge,
         health: health_task,
         stop,

@@ -65,6 +65,39 @@ pub struct RunningAgent {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     metrics: Option<kith_ops::MetricsEndpoint>,
     console_address: Option<std::net::SocketAddr>,
+    hub_tls: crate::tls::HubTls,
+    tls_reload: kith_ops::tls_reload::ReloadHandle,
+}
+
+/// The client TLS configuration the agent starts with: checked, or, when
+/// the files fail a check (an expired certificate), built from them anyway
+/// with the reason logged, so ingest runs while the certificate is replaced.
+fn start_tls(
+    config: &AgentConfig,
+    certificates: &kith_ops::CertificateExpiry,
+) -> Result<crate::tls::ClientTls, AgentError> {
+    match crate::tls::load(config) {
+        Ok(loaded) => {
+            certificates.set(kith_ops::CertificateRole::Own, loaded.own_not_after);
+            certificates.set(kith_ops::CertificateRole::Ca, loaded.ca_not_after);
+            kith_ops::tls_reload::warn_if_expiring("kith-agent", certificates, chrono::Utc::now());
+            tracing::info!(certificate_serial = %loaded.serial, "TLS files loaded");
+            Ok(kith_ops::tls_reload::Reloadable::new(loaded.value))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "TLS files fail their checks; the hub will refuse this agent until they are replaced (they are watched)");
+            if let Err(e) = certificates.load(&config.tls.cert, &config.tls.ca) {
+                tracing::error!(error = %e, "certificate expiry cannot be read for the metrics");
+            }
+            let client =
+                crate::tls::load_unchecked(config).map_err(|reason| ConfigError::Certificate {
+                    what: "TLS files",
+                    path: config.tls.cert.clone(),
+                    reason,
+                })?;
+            Ok(kith_ops::tls_reload::Reloadable::new(client))
+        }
+    }
 }
 
 impl Agent {
@@ -93,11 +126,15 @@ impl Agent {
             })?;
         }
         let outbox = Outbox::open(&config.outbox_path()).await?;
-        let publisher = Publisher::new(&config, outbox.clone())?;
+        let certificates = kith_ops::CertificateExpiry::new();
+        let client_tls = start_tls(&config, &certificates)?;
+        let hub_tls = crate::tls::HubTls::new(client_tls.clone(), &config.hub.server_name)
+            .map_err(HubError::from)?;
+        let publisher = Publisher::new(&config, outbox.clone(), hub_tls.clone())?;
         let responder = Arc::new(DetailResponder::new(&config, outbox.clone())?);
         let notifier =
             Arc::new(Notifier::new(&config, &outbox).map_err(AgentError::Notifications)?);
-        let (link, link_state) = Link::new(&config)?;
+        let (link, link_state) = Link::new(&config, hub_tls.clone())?;
         let link = link
             .with_responder(responder)
             .with_notifier(notifier.clone());
@@ -134,10 +171,21 @@ impl Agent {
             console_address = Some(console.address);
             tasks.push(("console", console.task));
         }
-        let certificates = kith_ops::CertificateExpiry::new();
-        if let Err(e) = certificates.load(&config.tls.cert, &config.tls.ca) {
-            tracing::error!(error = %e, "certificate expiry cannot be read for the metrics");
+        let reload_config = config.clone();
+        let (tls_reload, tls_watcher) = kith_ops::tls_reload::Reloader {
+            service: "kith-agent",
+            paths: vec![
+                config.tls.ca.clone(),
+                config.tls.cert.clone(),
+                config.tls.key.clone(),
+            ],
+            interval: config.tls_reload_interval(),
+            target: client_tls,
+            load: move || crate::tls::load(&reload_config),
+            expiry: certificates.clone(),
         }
+        .spawn(shutdown.subscribe());
+        tasks.push(("TLS reloader", tls_watcher));
         let metrics = start_metrics(
             &config,
             crate::metrics::Sampled {
@@ -150,6 +198,8 @@ impl Agent {
         tracing::info!(%authority, hub = ?config.hub.addresses, drop_dir = %config.drop_dir.display(), "agent started");
         Ok(RunningAgent {
             metrics,
+            hub_tls,
+            tls_reload,
             config,
             outbox,
             link_state,
@@ -201,6 +251,18 @@ async fn start_metrics(
 }
 
 impl RunningAgent {
+    /// A handle that loads the TLS certificate, key and trust bundle again
+    /// (what SIGHUP does; `reload` also says how it went).
+    pub fn tls_reload_handle(&self) -> kith_ops::tls_reload::ReloadHandle {
+        self.tls_reload.clone()
+    }
+
+    /// How the agent dials the hub: each new connection uses the files
+    /// loaded last.
+    pub fn hub_tls(&self) -> &crate::tls::HubTls {
+        &self.hub_tls
+    }
+
     /// Where `/metrics` is served, if it is.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics.as_ref().map(kith_ops::MetricsEndpoint::addr)

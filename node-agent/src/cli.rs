@@ -178,6 +178,10 @@ pub(crate) enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Enrolment with the federation CA: make this authority's key and a
+    /// certificate signing request. See docs/operators.md (rotation).
+    #[command(subcommand)]
+    Pki(PkiCommand),
     /// The auditor's commands: read the hub's audit log and prove it was
     /// never rewritten. See docs/audit.md.
     ///
@@ -188,6 +192,23 @@ pub(crate) enum Command {
     /// all, anyone else is refused.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PkiCommand {
+    /// Make a new private key and a certificate signing request (CSR) for
+    /// the authority, here on its own machine: OUT/<CODE>.key.pem (mode
+    /// 0600; it never leaves this machine) and OUT/<CODE>.csr.pem, which
+    /// goes to the federation CA (`kith-hub pki issue`). An existing key is
+    /// never replaced. Needs no config file.
+    Request {
+        /// The authority's code (ODS or GSS), as the certificate will name it.
+        #[arg(long)]
+        authority: String,
+        /// The folder to write the key and the request to.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

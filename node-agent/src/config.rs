@@ -120,7 +120,18 @@ pub struct TlsConfig {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// How often `kith-agent run` checks the three files for changes
+    /// (SIGHUP reloads at once); new connections use the new files.
+    #[serde(default = "default_tls_reload_interval_ms")]
+    pub reload_interval_ms: u64,
 }
+
+fn default_tls_reload_interval_ms() -> u64 {
+    DEFAULT_TLS_RELOAD_INTERVAL_MS
+}
+
+/// The default for `[tls] reload_interval_ms`: 5 s (three `stat` calls).
+pub const DEFAULT_TLS_RELOAD_INTERVAL_MS: u64 = 5000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -244,6 +255,7 @@ impl AgentConfig {
                 ca: tls.ca,
                 cert: tls.cert,
                 key: tls.key,
+                reload_interval_ms: DEFAULT_TLS_RELOAD_INTERVAL_MS,
             },
             ingest: IngestConfig::default(),
             publish: PublishConfig::default(),
@@ -537,6 +549,10 @@ impl AgentConfig {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.publish.request_timeout_ms)
+    }
+
+    pub fn tls_reload_interval(&self) -> Duration {
+        Duration::from_millis(self.tls.reload_interval_ms.max(10))
     }
 
     pub fn heartbeat_interval(&self) -> Duration {

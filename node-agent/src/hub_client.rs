@@ -8,14 +8,15 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 use crate::config::AgentConfig;
+use crate::tls::HubTls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("TLS settings: {0}")]
-    Tls(#[from] kith_core::tls::TlsError),
+    Tls(#[from] crate::tls::HubTlsError),
     #[error("hub address {address:?}: {source}")]
     Address {
         address: String,
@@ -29,6 +30,7 @@ pub enum HubError {
 #[derive(Debug, Clone)]
 pub struct HubConnector {
     endpoints: Vec<(String, Endpoint)>,
+    tls: HubTls,
     current: usize,
     channel: Option<Channel>,
 }
@@ -50,20 +52,35 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 
 impl HubConnector {
     /// Prepares an endpoint per configured address; nothing is dialled yet.
-    /// `request_timeout` bounds every call made over the channels.
+    /// `request_timeout` bounds every call made over the channels. The TLS
+    /// files are read and checked now, once (one-shot commands).
     pub fn new(config: &AgentConfig, request_timeout: Option<Duration>) -> Result<Self, HubError> {
-        kith_core::tls::install_crypto_provider();
-        let tls: ClientTlsConfig = config.tls_files().client_config(&config.hub.server_name)?;
+        Self::with_tls(config, request_timeout, HubTls::from_config(config)?)
+    }
+
+    /// As [`HubConnector::new`], dialling with `tls`, whose configuration
+    /// may be reloaded meanwhile: every new connection takes the current
+    /// one (`kith-agent run`).
+    pub fn with_tls(
+        config: &AgentConfig,
+        request_timeout: Option<Duration>,
+        tls: HubTls,
+    ) -> Result<Self, HubError> {
         let mut endpoints = Vec::with_capacity(config.hub.addresses.len());
         for address in &config.hub.addresses {
             let bad = |source| HubError::Address {
                 address: address.clone(),
                 source,
             };
-            let mut endpoint = Endpoint::from_shared(address.clone())
+            // TLS is done by our connector (tls.rs), so tonic is given the
+            // address as http://; requests still name https://.
+            let origin = Endpoint::from_shared(address.clone())
                 .map_err(bad)?
-                .tls_config(tls.clone())
+                .uri()
+                .clone();
+            let mut endpoint = Endpoint::from_shared(crate::tls::endpoint_uri(address))
                 .map_err(bad)?
+                .origin(origin)
                 .connect_timeout(config.connect_timeout())
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
@@ -76,6 +93,7 @@ impl HubConnector {
         }
         Ok(Self {
             endpoints,
+            tls,
             current: 0,
             channel: None,
         })
@@ -100,7 +118,7 @@ impl HubConnector {
         let mut failures = Vec::new();
         for _ in 0..self.endpoints.len() {
             let (address, endpoint) = &self.endpoints[self.current];
-            match endpoint.connect().await {
+            match endpoint.connect_with_connector(self.tls.connector()).await {
                 Ok(channel) => {
                     tracing::debug!(hub = %address, "connected to the hub");
                     self.channel = Some(channel.clone());
@@ -125,7 +143,10 @@ impl HubConnector {
 
     /// Connects to one specific configured address (for health checks).
     pub async fn connect_to(&self, index: usize) -> Result<Channel, tonic::transport::Error> {
-        self.endpoints[index].1.connect().await
+        self.endpoints[index]
+            .1
+            .connect_with_connector(self.tls.connector())
+            .await
     }
 }
 

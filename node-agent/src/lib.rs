@@ -15,6 +15,7 @@
 //! | [`drop_reports`] | the drop folder's reports, read back for the operator |
 //! | [`backoff`] | retry delays |
 //! | [`hub_client`] | mutual TLS channels and failover between hub addresses |
+//! | [`tls`] | client TLS: checked files, reloaded configuration, the connector |
 //! | [`publisher`] | outbox → hub `PublishRecords`, then `PublishDirectives` |
 //! | [`link`] | the long-lived `OpenLink` stream |
 //! | [`detail`] | answering the hub's detail requests, with the agent's own policy copy and directives |
@@ -54,6 +55,7 @@ pub mod query;
 pub mod status;
 pub mod table;
 pub mod terminal;
+pub mod tls;
 pub mod webhook;
 
 pub use agent::{Agent, AgentError, RunningAgent};

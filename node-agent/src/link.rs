@@ -95,11 +95,15 @@ fn every(period: Duration) -> Interval {
 
 impl Link {
     /// Prepares the link; nothing is dialled until [`Link::run`].
-    pub fn new(config: &AgentConfig) -> Result<(Self, watch::Receiver<LinkState>), HubError> {
+    /// Each connection it dials uses `tls` as it stands at that moment.
+    pub fn new(
+        config: &AgentConfig,
+        tls: crate::tls::HubTls,
+    ) -> Result<(Self, watch::Receiver<LinkState>), HubError> {
         let (state, receiver) = watch::channel(LinkState::default());
         let link = Self {
             // No request deadline: the stream is meant to stay open.
-            hub: HubConnector::new(config, None)?,
+            hub: HubConnector::with_tls(config, None, tls)?,
             responder: None,
             notifier: None,
             authority: config.authority.clone(),

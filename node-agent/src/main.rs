@@ -3,7 +3,8 @@
 
 mod cli;
 
-use cli::{AuditCommand, BreakGlassCommand, Cli, Command, RecordCommand, UserCommand};
+use cli::{AuditCommand, BreakGlassCommand, Cli, Command, PkiCommand, RecordCommand, UserCommand};
+use kith_core::AuthorityCode;
 
 use std::process::ExitCode;
 
@@ -364,11 +365,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", AgentConfig::example_toml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pki(PkiCommand::Request { authority, out }) => {
+            let code = AuthorityCode::new(authority).context("--authority")?;
+            let files = kith_core::enrolment::write_request(&out, &code)?;
+            let key = escape(&files.key.display().to_string()).into_owned();
+            let csr = escape(&files.csr.display().to_string()).into_owned();
+            println!("private key (stays on this machine, mode 0600): {key}");
+            println!("certificate signing request for {code}: {csr}");
+            println!(
+                "send the request to the federation CA, who runs: kith-hub pki issue {csr} ..."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run => {
             let config = load(&cli.config)?;
             let agent = Agent::start(config)
                 .await
                 .context("cannot start the agent")?;
+            #[cfg(unix)]
+            {
+                // SIGHUP: load the TLS certificate, key and trust bundle now.
+                let tls_reload = agent.tls_reload_handle();
+                let mut hup =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the TLS files");
+                        tls_reload.poke();
+                    }
+                });
+            }
             shutdown_signal().await;
             agent.shutdown().await;
             Ok(ExitCode::SUCCESS)

@@ -67,6 +67,7 @@ pub fn describe() {
         "Notifications stored but not yet delivered to every configured sink."
     );
     CertificateExpiry::describe();
+    kith_ops::tls_reload::describe();
 }
 
 pub fn delivered(queue: &'static str, accepted: u64, unchanged: u64, stale: u64, rejected: u64) {

@@ -128,10 +128,15 @@ fn call_error(address: &str, status: tonic::Status) -> PublishError {
 }
 
 impl Publisher {
-    pub fn new(config: &AgentConfig, outbox: Outbox) -> Result<Self, PublishError> {
+    /// Each connection it dials uses `tls` as it stands at that moment.
+    pub fn new(
+        config: &AgentConfig,
+        outbox: Outbox,
+        tls: crate::tls::HubTls,
+    ) -> Result<Self, PublishError> {
         Ok(Self {
             outbox,
-            hub: HubConnector::new(config, Some(config.request_timeout()))?,
+            hub: HubConnector::with_tls(config, Some(config.request_timeout()), tls)?,
             batch_size: config.publish.batch_size,
             poll_interval: config.poll_interval(),
             backoff: Backoff::new(

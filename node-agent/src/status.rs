@@ -119,10 +119,13 @@ pub async fn status_of(config: &AgentConfig, outbox: &Outbox) -> Result<Status, 
     let link = outbox.recorded_link().await?;
     let certificate_warnings = certificate_warnings(config, Utc::now());
     let certificate_expires = config.certificate_validity().ok().map(|v| v.not_after);
+    // The name and dates first (their messages are the plainest), then
+    // every check a TLS load makes: the key matches, the CA signs it.
     let certificate_error = config
         .check_certificate_at(Utc::now())
         .err()
-        .map(|e| e.to_string());
+        .map(|e| e.to_string())
+        .or_else(|| crate::tls::load(config).err().map(|e| e.to_string()));
     let hub = match &certificate_error {
         // The handshake would fail, or the hub would answer for another
         // authority: say what is wrong instead.
@@ -475,6 +478,7 @@ mod tests {
             ca: pki.ca_cert(),
             cert: pki.authority_cert(&code),
             key: pki.authority_key(&code),
+            reload_interval_ms: crate::config::DEFAULT_TLS_RELOAD_INTERVAL_MS,
         };
         let own = kith_ops::certificates::not_after(&config.tls.cert, false).unwrap();
         assert!(certificate_warnings(&config, own - chrono::Duration::days(31)).is_empty());

@@ -188,4 +188,24 @@ async fn status_names_an_unusable_certificate_and_does_not_call_the_hub() {
         text.contains("certificate    UNUSABLE: ") && text.contains("not valid until"),
         "{text}"
     );
+
+    // In date and naming the authority, but a key of another certificate,
+    // or signed by a CA outside the trust bundle: named as such too.
+    reissue(&s.pki, &s.config, AUTHORITY, Validity::default());
+    let other = CertificateAuthority::generate("Some other CA")
+        .unwrap()
+        .issue_authority(&AuthorityCode::new(AUTHORITY).unwrap(), Validity::default())
+        .unwrap();
+    std::fs::write(&s.config.tls.key, &other.key_pem).unwrap();
+    let status = kith_agent::status(&s.config).await.unwrap();
+    let why = status.certificate_error.expect("a key problem");
+    assert!(why.contains("is not the key of certificate"), "{why}");
+    std::fs::write(&s.config.tls.cert, &other.cert_pem).unwrap();
+    let status = kith_agent::status(&s.config).await.unwrap();
+    let why = status.certificate_error.expect("a trust problem");
+    assert!(why.contains("is not signed by the trust bundle"), "{why}");
+    assert_eq!(
+        status.hub_error.as_deref(),
+        Some("not contacted: the certificate cannot be used")
+    );
 }

@@ -361,3 +361,63 @@ fn an_error_quoting_hostile_text_is_printed_escaped() {
     assert!(stderr.contains("evil\\u{1b}[31m.jsonl"), "{stderr}");
     assert!(!stderr.chars().any(dangerous), "{stderr:?}");
 }
+
+#[test]
+fn pki_request_writes_an_owner_only_key_and_a_csr_and_never_replaces_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("next");
+    // No config file is needed to enrol.
+    let run = || {
+        kith_agent(
+            &dir.path().join("absent.toml"),
+            &[
+                "pki",
+                "request",
+                "--authority",
+                AUTHORITY,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let first: Output = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains("mode 0600"), "{stdout}");
+    let key = out.join(format!("{AUTHORITY}.key.pem"));
+    let csr = out.join(format!("{AUTHORITY}.csr.pem"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let csr_text = std::fs::read_to_string(&csr).unwrap();
+    assert!(
+        csr_text.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
+        "{csr_text}"
+    );
+    assert!(!csr_text.contains("PRIVATE KEY"));
+    let key_text = std::fs::read_to_string(&key).unwrap();
+
+    let second = run();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), key_text);
+
+    let bad = kith_agent(
+        &dir.path().join("absent.toml"),
+        &["pki", "request", "--authority", "has space", "--out", "x"],
+    )
+    .output()
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--authority"));
+}

@@ -113,6 +113,7 @@ impl TestDir {
             jurisdiction: "england".into(),
             policy_dir: self.path().join("policies"),
             policy_reload_interval_ms: 100,
+            tls_reload_interval_ms: 100,
             detail_timeout_ms: 2000,
             tls: TlsFiles {
                 ca: self.pki.ca_cert(),

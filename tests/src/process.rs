@@ -48,6 +48,16 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (a `kill -s` name: `HUP`, `TERM`) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -s {signal} {pid}");
+    }
+
     /// True while the process runs.
     pub fn running(&mut self) -> bool {
         self.child
