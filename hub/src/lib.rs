@@ -35,5 +35,7 @@ pub mod retention;
 pub mod server;
 pub mod store;
 pub mod subject;
+pub mod subscription_notices;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod transparency;
