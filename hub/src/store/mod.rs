@@ -426,7 +426,7 @@ pub trait Store: Send + Sync + 'static {
         today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError>;
 
-    /// The record with this key, whatever its status.
+    /// The record with this key, whatever its status, with its directives.
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError>;
 
     /// Appends audit entries in one transaction (one durable commit for the

@@ -975,7 +975,24 @@ where
         .bind(key.record_id.clone())
         .fetch_optional(D::exec(&mut conn))
         .await?;
-        row.map(codec::stored_record).transpose()
+        let Some(mut stored) = row.map(codec::stored_record).transpose()? else {
+            return Ok(None);
+        };
+        // Its directives too, as the query path's reads give them: a
+        // subscription notice is decided with them (an objection stops it).
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM directives WHERE custodian = $1 AND record_id = $2 \
+             ORDER BY directive_id",
+        )
+        .bind(key.custodian.clone())
+        .bind(key.record_id.clone())
+        .fetch_all(D::exec(&mut conn))
+        .await?;
+        stored.directives = bodies
+            .iter()
+            .map(|b| codec::from_json(b, "directive body"))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(stored))
     }
 
     async fn append_audit_with(
