@@ -145,7 +145,9 @@ impl SubscribeRequest {
         categories.dedup();
         if self.relationship_types.is_empty()
             && self.categories.is_empty()
-            && !errors.iter().any(|e| e.field == "relationship_types")
+            && !errors
+                .iter()
+                .any(|e| e.field.starts_with("relationship_types"))
         {
             errors.push(FieldError::new(
                 "relationship_types",

@@ -49,6 +49,7 @@ pub mod outbox;
 pub mod publisher;
 pub mod query;
 pub mod status;
+pub mod subscriptions;
 pub mod table;
 pub mod terminal;
 pub mod webhook;

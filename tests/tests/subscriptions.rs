@@ -496,3 +496,65 @@ async fn each_bad_subscription_is_refused_with_its_reason() {
         "nothing else stored"
     );
 }
+
+#[tokio::test]
+async fn the_agent_subscribes_in_bulk_and_lists_and_ends_them() {
+    let w = world().await;
+    let config = w.t.agent_config(TRUST_C, w.hub.addr());
+    let good = serde_json::json!({"nhs_number": w.nhs, "relationship_types": ["child_protection_plan"],
+        "purpose": "safeguarding", "user_id": "sg-1", "role": "safeguarding_lead"});
+    let other = serde_json::json!({"nhs_number": test_nhs_number(99), "categories": ["children"],
+        "purpose": "safeguarding", "user_id": "sg-1", "role": "safeguarding_lead"});
+    let bad_type = serde_json::json!({"nhs_number": w.nhs, "relationship_types": ["astrology"],
+        "purpose": "safeguarding", "user_id": "sg-1", "role": "safeguarding_lead"});
+    let text = format!("{good}\n{other}\nnot json\n{bad_type}\n{good}\n");
+    let report = kith_agent::subscriptions::subscribe_lines(&config, &text)
+        .await
+        .unwrap();
+    assert_eq!((report.accepted, report.rejected), (1, 4), "{report:?}");
+    let refused: Vec<(usize, &str)> = report
+        .lines
+        .iter()
+        .filter(|l| !l.refused.is_empty())
+        .map(|l| (l.line, l.refused.as_str()))
+        .collect();
+    assert!(
+        refused[0].1.contains("no current relationship record"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].1.starts_with("not a subscription"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[2].1.starts_with("relationship_types[0]"),
+        "{refused:?}"
+    );
+    assert!(refused[3].1.contains("duplicate"), "{refused:?}");
+    assert_eq!(
+        refused.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [2, 3, 4, 5]
+    );
+
+    let listed = kith_agent::subscriptions::list(&config, false)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].subscription_id, report.lines[0].subscription_id);
+    assert_eq!(listed[0].relationship_types, ["child_protection_plan"]);
+    let user = kith_core::ActingUser {
+        user_id: "sg-1".into(),
+        display_name: String::new(),
+        role: "safeguarding_lead".into(),
+        team: String::new(),
+    };
+    kith_agent::subscriptions::unsubscribe(&config, &user, &listed[0].subscription_id)
+        .await
+        .unwrap();
+    assert!(
+        kith_agent::subscriptions::list(&config, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
