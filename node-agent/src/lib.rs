@@ -39,6 +39,7 @@ pub mod csv_format;
 pub mod detail;
 pub mod hub_client;
 pub mod ingest;
+pub mod ingest_subscriptions;
 pub mod lifecycle;
 pub mod link;
 pub mod logging;

@@ -558,3 +558,85 @@ async fn the_agent_subscribes_in_bulk_and_lists_and_ends_them() {
             .is_empty()
     );
 }
+
+/// The lines of a JSON Lines file once it has at least `n`.
+async fn lines_of(file: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let read = || {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || async { read().len() >= n }).await,
+        "{} has fewer than {n} lines: {:?}",
+        file.display(),
+        read()
+    );
+    read()
+}
+
+#[tokio::test]
+async fn a_dropped_subscriptions_file_subscribes_and_the_agent_sinks_get_the_notice() {
+    let w = world().await;
+    let mut config = w.t.agent_config(TRUST_C, w.hub.addr());
+    let sink = w.t.path().join("trust-notifications.jsonl");
+    config.notifications.file = Some(sink.clone());
+    let agent = kith_agent::Agent::start(config.clone()).await.unwrap();
+
+    let good = serde_json::json!({"nhs_number": w.nhs, "relationship_types": ["child_protection_plan"],
+        "purpose": "direct_care", "user_id": "ed-1", "role": "ed_clinician"});
+    let bad = serde_json::json!({"nhs_number": w.nhs, "relationship_types": ["child_protection_plan"],
+        "purpose": "direct_care", "user_id": "ed-1", "role": "ed_clinician", "ends_on": "2020-01-01"});
+    drop_file(
+        &config,
+        "open-cases.subscriptions.jsonl",
+        &format!("{good}\n{bad}\n"),
+    );
+    let done = config.drop_dir.join("done");
+    let report = || {
+        std::fs::read_dir(&done).ok().and_then(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+                p.to_string_lossy()
+                    .ends_with(".subscriptions.jsonl.report.json")
+            })
+        })
+    };
+    assert!(eventually(Duration::from_secs(20), || async { report().is_some() }).await);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report().unwrap()).unwrap()).unwrap();
+    assert_eq!(r["accepted"], 1, "{r}");
+    assert_eq!(r["rejected"], 1, "{r}");
+    assert!(
+        r["lines"][1]["refused"]
+            .as_str()
+            .unwrap()
+            .starts_with("ends_on"),
+        "{r}"
+    );
+    assert!(
+        !config
+            .drop_dir
+            .join("open-cases.subscriptions.jsonl")
+            .exists()
+    );
+
+    publish_accepted(w.hub.addr(), &w.t.agent_tls(COUNCIL_A), vec![cpp(&w, 1)]).await;
+    let told = lines_of(&sink, 1).await;
+    assert_eq!(told[0]["kind"], "subscription", "{told:?}");
+    assert_eq!(told[0]["change"], "started");
+    assert_eq!(told[0]["level"], "summary");
+    assert_eq!(
+        told[0]["relationship"]["custodian_name"],
+        "Manchester City Council"
+    );
+    assert!(
+        told[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("started a record cpp-1"),
+        "{told:?}"
+    );
+    agent.shutdown().await;
+}
