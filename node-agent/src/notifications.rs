@@ -521,7 +521,43 @@ mod tests {
             query_id: "q-9".into(),
             reason: String::new(),
             audit_index: 17,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_subscription_notice_says_who_what_and_how_to_reach_them() {
+        let mut w = wire("n-s", pb::NotificationKind::Subscription);
+        w.subscription_id = "sub-1".into();
+        w.change = pb::SubscriptionChange::Started as i32;
+        w.disclosed = Some(pb::DisclosedRecord {
+            level: pb::DisclosureLevel::Summary as i32,
+            record: Some(pb::RelationshipRecord {
+                service: "Children's Services".into(),
+                key_worker: Some(pb::Contact {
+                    name: "Jo Smith".into(),
+                    phone: "0161 234 5000".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            custodian_name: "Manchester City Council".into(),
+            ..Default::default()
+        });
+        let n = Notification::from_wire(w).unwrap();
+        assert_eq!(n.change.as_deref(), Some("started"));
+        assert_eq!(n.subscription_id, "sub-1");
+        assert_eq!(
+            n.message,
+            "Manchester City Council (E08000003) started a record cpp-1 (child protection plan) \
+             with a person you subscribed for (subscription sub-1); summary level; \
+             service: Children's Services; key worker: Jo Smith 0161 234 5000"
+        );
+        let json = serde_json::to_value(&n).unwrap();
+        assert!(
+            json["relationship"]["period_start"].is_null(),
+            "no period at summary"
+        );
     }
 
     #[test]
