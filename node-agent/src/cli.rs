@@ -136,7 +136,7 @@ pub(crate) enum Command {
     /// Read from the agent's own database (kept by `run`), so the hub is not
     /// contacted.
     Notifications {
-        /// Only this kind: access, break_glass or revocation.
+        /// Only this kind: access, break_glass, revocation or subscription.
         #[arg(long, value_parser = parse_notification_kind)]
         kind: Option<NotificationKind>,
         /// At most this many.
