@@ -270,10 +270,13 @@ impl Notification {
         } else {
             format!("{} ({})", r.custodian_name, self.custodian)
         };
+        let what = match &self.relationship_type {
+            Some(t) => format!("{} (record {})", t.replace('_', " "), self.record_id),
+            None => format!("record {}", self.record_id),
+        };
         let mut out = format!(
-            "{who} {} a {} with a person you subscribed for (subscription {}); {} level",
+            "{who} {} a {what} with a person you subscribed for (subscription {}); {} level",
             self.change.as_deref().unwrap_or("changed"),
-            self.record_phrase(),
             self.subscription_id,
             self.level.as_deref().unwrap_or("unknown"),
         );
@@ -467,13 +470,27 @@ pub fn render_table(notifications: &[Notification]) -> String {
         .iter()
         .map(|n| {
             let revoked = n.kind == NotificationKind::Revocation;
+            let subscription = n.kind == NotificationKind::Subscription;
             vec![
                 or_dash(&n.occurred_at),
                 n.kind.as_str().to_string(),
                 n.record_phrase().trim_start_matches("record ").to_string(),
-                if revoked { "-".into() } else { n.who() },
+                if revoked || subscription {
+                    "-".into()
+                } else {
+                    n.who()
+                },
                 if revoked {
                     "-".into()
+                } else if subscription {
+                    // Whose relationship it is: the custodian.
+                    n.relationship
+                        .as_ref()
+                        .filter(|r| !r.custodian_name.is_empty())
+                        .map_or_else(
+                            || n.custodian.clone(),
+                            |r| format!("{} ({})", r.custodian_name, n.custodian),
+                        )
                 } else {
                     n.organisation()
                 },
@@ -549,7 +566,7 @@ mod tests {
         assert_eq!(n.subscription_id, "sub-1");
         assert_eq!(
             n.message,
-            "Manchester City Council (E08000003) started a record cpp-1 (child protection plan) \
+            "Manchester City Council (E08000003) started a child protection plan (record cpp-1) \
              with a person you subscribed for (subscription sub-1); summary level; \
              service: Children's Services; key worker: Jo Smith 0161 234 5000"
         );

@@ -635,7 +635,7 @@ async fn a_dropped_subscriptions_file_subscribes_and_the_agent_sinks_get_the_not
         told[0]["message"]
             .as_str()
             .unwrap()
-            .contains("started a record cpp-1"),
+            .contains("started a child protection plan (record cpp-1)"),
         "{told:?}"
     );
     agent.shutdown().await;
