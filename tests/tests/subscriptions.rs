@@ -640,3 +640,41 @@ async fn a_dropped_subscriptions_file_subscribes_and_the_agent_sinks_get_the_not
     );
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_withdrawal_is_told_and_named_in_its_audit_entry() {
+    let w = world().await;
+    let s = subscribed(&w, "safeguarding_lead", pb::Purpose::Safeguarding).await;
+    let mut link = LinkProbe::open(w.hub.addr(), &w.t.agent_tls(TRUST_C)).await;
+    publish_accepted(w.hub.addr(), &w.t.agent_tls(COUNCIL_A), vec![cpp(&w, 1)]).await;
+    assert_eq!(notices(&mut link, Duration::from_secs(2)).await.len(), 1);
+    let mut c = records_client(
+        channel(w.hub.addr(), &w.t.agent_tls(COUNCIL_A))
+            .await
+            .unwrap(),
+    );
+    let withdrawn = c
+        .withdraw_record(pb::WithdrawRecordRequest {
+            record: Some(pb::RecordRef {
+                custodian: COUNCIL_A.into(),
+                record_id: "cpp-1".into(),
+            }),
+            reason: pb::WithdrawReason::EnteredInError as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let told = notices(&mut link, Duration::from_secs(2)).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].change, pb::SubscriptionChange::Withdrawn as i32);
+    assert_eq!(told[0].subscription_id, s.subscription_id);
+    assert_eq!(told[0].audit_index, withdrawn.audit_index);
+    let entries = audit_entries(&w.hub).await;
+    let e = &entries[withdrawn.audit_index as usize];
+    assert_eq!(e["kind"], "withdraw");
+    assert_eq!(
+        e["notified"][0]["subscription_id"],
+        s.subscription_id.as_str()
+    );
+    assert_eq!(e["notified"][0]["recipient"], TRUST_C);
+}
