@@ -47,6 +47,11 @@ pub enum AuditKind {
     /// what the others hold. Written in the same commit as the query entry;
     /// read by that custodian's auditor only.
     Access,
+    /// An authority subscribed for a person (or was refused).
+    Subscribe,
+    /// A subscription ended: by its subscriber, or because the subscriber's
+    /// own relationship with the person ended (or an attempt was refused).
+    Unsubscribe,
     /// A kind this version does not know (written by a newer hub). Never
     /// written.
     #[default]
@@ -70,6 +75,8 @@ impl AuditKind {
             Self::NotificationDelivered => "notification_delivered",
             Self::BreakGlassReview => "break_glass_review",
             Self::Access => "access",
+            Self::Subscribe => "subscribe",
+            Self::Unsubscribe => "unsubscribe",
             Self::Unrecognised => "unrecognised",
         }
     }
@@ -150,6 +157,28 @@ pub struct AuditEntry {
     /// non-member's refusals coalesced over a window: [`crate::refusals`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// Subscription notices this act gave (a publish, end or withdraw):
+    /// who was told, under which subscription, at which level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<AuditedNotice>,
+    /// The subscription a subscribe or unsubscribe entry is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+}
+
+/// One subscription notice given by an audited act.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditedNotice {
+    pub subscription_id: String,
+    /// The subscriber told.
+    pub recipient: String,
+    pub custodian: String,
+    pub record_id: String,
+    /// The level the notice was cut to: detail or summary.
+    pub level: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decided_by: Vec<String>,
 }
 
 /// The break-glass side of a query entry.
@@ -492,6 +521,8 @@ mod tests {
             AuditKind::NotificationDelivered,
             AuditKind::BreakGlassReview,
             AuditKind::Access,
+            AuditKind::Subscribe,
+            AuditKind::Unsubscribe,
         ] {
             assert_eq!(
                 serde_json::to_value(kind).unwrap(),

@@ -277,6 +277,19 @@ codes! {
         BreakGlass = "break_glass",
         /// A record the recipient's users were shown has been revoked.
         Revocation = "revocation",
+        /// A relationship with a person the recipient subscribed for started,
+        /// changed, ended or was withdrawn.
+        Subscription = "subscription",
+    }
+}
+
+codes! {
+    /// What happened to the record a subscription notice is about.
+    SubscriptionChange ("subscription change") => SubscriptionChange {
+        Started = "started",
+        Changed = "changed",
+        Ended = "ended",
+        Withdrawn = "withdrawn",
     }
 }
 

@@ -21,6 +21,7 @@ pub mod nhs_number;
 pub mod pki;
 pub mod query;
 pub mod record;
+pub mod subscription;
 pub mod tls;
 pub mod validate;
 pub mod wire;
@@ -29,7 +30,7 @@ pub use acting_user::ActingUser;
 pub use codes::{
     Article6Basis, Article9Condition, BreakGlassReason, DirectiveKind, DirectiveStatus,
     NotificationKind, Purpose, RelationshipType, Residency, ReviewOutcome, Sensitivity,
-    WithdrawReason,
+    SubscriptionChange, WithdrawReason,
 };
 pub use directive::Directive;
 pub use error::FieldError;

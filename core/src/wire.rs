@@ -515,6 +515,65 @@ pub fn directive_to_wire(d: &Directive) -> pb::SharingDirective {
     }
 }
 
+/// Converts a subscription request from the wire: every field as given,
+/// what could not be parsed (a code out of range) in `malformed`.
+pub fn subscribe_from_wire(req: pb::SubscribeRequest) -> crate::subscription::SubscribeRequest {
+    let mut malformed = Vec::new();
+    let purpose = match req.purpose {
+        0 => None,
+        n => {
+            let p = Purpose::from_wire(n);
+            if p.is_none() {
+                malformed.push(FieldError::new(
+                    "purpose",
+                    format!("{n} is not a known purpose"),
+                ));
+            }
+            p
+        }
+    };
+    let mut relationship_types = Vec::new();
+    for (i, n) in req
+        .relationship_types
+        .iter()
+        .take(crate::subscription::MAX_SUBSCRIPTION_CODES + 1)
+        .enumerate()
+    {
+        match RelationshipType::from_wire(*n) {
+            Some(t) => relationship_types.push(t),
+            None => malformed.push(FieldError::new(
+                format!("relationship_types[{i}]"),
+                format!("{n} is not a known relationship type"),
+            )),
+        }
+    }
+    crate::subscription::SubscribeRequest {
+        user: acting_user_from_wire(req.acting_user),
+        nhs_number: req.nhs_number,
+        relationship_types,
+        categories: req.categories,
+        purpose,
+        ends_on: (!req.ends_on.is_empty()).then_some(req.ends_on),
+        malformed,
+    }
+}
+
+/// Converts a checked subscription request to the wire (the agent's side).
+pub fn subscribe_to_wire(s: &crate::subscription::CheckedSubscribe) -> pb::SubscribeRequest {
+    pb::SubscribeRequest {
+        acting_user: Some(acting_user_to_wire(&s.user)),
+        nhs_number: s.nhs_number.as_digits(),
+        relationship_types: s
+            .relationship_types
+            .iter()
+            .map(|t| t.to_wire() as i32)
+            .collect(),
+        categories: s.categories.clone(),
+        purpose: s.purpose.to_wire() as i32,
+        ends_on: s.ends_on.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,12 @@
 //! |---|---|
 //! | [`log_file`] | the demo's log lines, into a file in its folder instead of between the story's lines |
 //! | [`run`] | the demo's story: PKI, configs, hub, agents, drops, queries, what each saw |
+//! | [`subscription`] | the subscription step: the trust subscribes to the child, a council starts a plan, the trust's agent is told |
 //! | [`synthetic`] | seeded, plausible people and relationship records (NHS numbers from the 999 test range), shared with `kith-bench` and the tests |
 
 pub mod log_file;
 pub mod run;
+pub mod subscription;
 pub mod synthetic;
 
 pub use run::run;

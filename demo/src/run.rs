@@ -405,6 +405,7 @@ pub async fn run(
         "{}",
         indent(&kith_agent::notifications::render_table(&told))
     );
+    crate::subscription::show(&dir, &agents, child).await?;
 
     if keep_running {
         println!(

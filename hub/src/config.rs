@@ -105,6 +105,20 @@ pub struct SharingConfig {
     /// How often records past their `retain_until` date are purged.
     #[serde(default = "default_retention_purge_interval_ms")]
     pub retention_purge_interval_ms: u64,
+    /// How long a subscription lasts when it names no end date, in days.
+    #[serde(default = "default_subscription_default_days")]
+    pub subscription_default_days: u32,
+    /// The longest a subscription may last, in days.
+    #[serde(default = "default_subscription_max_days")]
+    pub subscription_max_days: u32,
+}
+
+fn default_subscription_default_days() -> u32 {
+    kith_core::subscription::SubscriptionLimits::default().default_days
+}
+
+fn default_subscription_max_days() -> u32 {
+    kith_core::subscription::SubscriptionLimits::default().max_days
 }
 
 impl Default for SharingConfig {
@@ -114,6 +128,8 @@ impl Default for SharingConfig {
             access_notification_types: default_access_notification_types(),
             match_rules: None,
             retention_purge_interval_ms: DEFAULT_RETENTION_PURGE_INTERVAL_MS,
+            subscription_default_days: default_subscription_default_days(),
+            subscription_max_days: default_subscription_max_days(),
         }
     }
 }
@@ -468,10 +484,28 @@ impl SharingConfig {
                     .map_err(|e| format!("sharing.match_rules: {}: {e}", path.display()))?
             }
         };
+        if self.subscription_max_days == 0 || self.subscription_max_days > 3650 {
+            return Err(format!(
+                "sharing.subscription_max_days: {} is outside 1 to 3650 (ten years)",
+                self.subscription_max_days
+            ));
+        }
+        if self.subscription_default_days == 0
+            || self.subscription_default_days > self.subscription_max_days
+        {
+            return Err(format!(
+                "sharing.subscription_default_days: {} is outside 1 to subscription_max_days ({})",
+                self.subscription_default_days, self.subscription_max_days
+            ));
+        }
         Ok(Settings {
             break_glass_window: chrono::Duration::minutes(self.break_glass_window_minutes as i64),
             access_notification_types: types,
             match_rules,
+            subscription_limits: kith_core::subscription::SubscriptionLimits {
+                default_days: self.subscription_default_days,
+                max_days: self.subscription_max_days,
+            },
             ..Settings::default()
         })
     }
@@ -504,6 +538,8 @@ pub struct Settings {
     pub match_rules: kith_core::matching::MatchRules,
     /// How long a non-member's refusals are coalesced into one entry.
     pub refusal_window: std::time::Duration,
+    /// A subscription's default and longest duration.
+    pub subscription_limits: kith_core::subscription::SubscriptionLimits,
 }
 
 impl Default for Settings {
@@ -517,6 +553,7 @@ impl Default for Settings {
                 .collect(),
             match_rules: kith_core::matching::MatchRules::default(),
             refusal_window: crate::refusals::DEFAULT_WINDOW,
+            subscription_limits: kith_core::subscription::SubscriptionLimits::default(),
         }
     }
 }

@@ -37,6 +37,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../policies/default/40-audit.cedar"),
     ),
     (
+        "default/50-subscriptions.cedar",
+        include_str!("../../policies/default/50-subscriptions.cedar"),
+    ),
+    (
         "default/agreement-adult-care-integration.cedar",
         include_str!("../../policies/default/agreement-adult-care-integration.cedar"),
     ),
@@ -87,6 +91,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "tests/role-kinds.json",
         include_str!("../../policies/tests/role-kinds.json"),
+    ),
+    (
+        "tests/subscriptions.json",
+        include_str!("../../policies/tests/subscriptions.json"),
     ),
     (
         "vocabulary.json",

@@ -13,6 +13,10 @@ pub enum HubError {
     PermissionDenied(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// The same thing is already held (a duplicate subscription); each
+    /// entry names a field.
+    #[error("already exists: {}", kith_core::error::join(.0))]
+    AlreadyExists(Vec<FieldError>),
     /// The hub cannot do its work safely right now (for example the store
     /// or the audit log cannot be written): fail closed.
     #[error("unavailable: {0}")]

@@ -55,14 +55,16 @@ pub enum Service {
     Query,
     Audit,
     AgentLink,
+    Subscriptions,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::Records,
         Service::Query,
         Service::Audit,
         Service::AgentLink,
+        Service::Subscriptions,
     ];
 
     /// The conditions the service cannot do without.
@@ -77,6 +79,8 @@ impl Service {
             Service::Audit => &[StoreWritable, StoreReachable, PolicyLoaded, SigningKey],
             // Acknowledgements and hellos are written.
             Service::AgentLink => &[StoreWritable, StoreReachable],
+            // Subscribing is decided by policy and audited.
+            Service::Subscriptions => &[StoreWritable, StoreReachable, PolicyLoaded],
         }
     }
 }

@@ -36,6 +36,8 @@ pub mod retention;
 pub mod server;
 pub mod store;
 pub mod subject;
+pub mod subscription_notices;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod tls;
 pub mod transparency;

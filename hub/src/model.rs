@@ -1,5 +1,5 @@
 //! The hub's plain records of what happened: break-glass accesses and
-//! their reviews, and notifications to authorities.
+//! their reviews, notifications to authorities, and subscriptions.
 //!
 //! They live here, apart from the `impl Hub` code that makes them
 //! (`break_glass.rs`, `notify.rs`, `query/`), so that the store, which
@@ -7,8 +7,11 @@
 //! module and on nothing of each other: `grpc → Hub → Store` holds at the
 //! import level.
 
+use chrono::NaiveDate;
 use chrono::{SecondsFormat, Utc};
-use kith_core::{ActingUser, Purpose, RelationshipType, ReviewOutcome};
+use kith_core::{
+    ActingUser, Contact, Period, Purpose, RelationshipType, ReviewOutcome, SubscriptionChange,
+};
 use kith_policy::Level;
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +89,79 @@ pub struct Notification {
     pub reason: String,
     /// The audit entry recording what this is about.
     pub audit_index: u64,
+    /// Subscription notices: the subscription that asked for it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subscription_id: String,
+    /// Subscription notices: what happened to the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<SubscriptionChange>,
+    /// Subscription notices: the record as the subscriber may see it, cut
+    /// to `level`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<Shown>,
+}
+
+/// What a subscription notice shows of a record: at summary, the service
+/// and how to reach the custodian; at detail, the period too. Never more
+/// than the level decided for the subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shown {
+    pub custodian_name: String,
+    pub service: String,
+    pub key_worker: Contact,
+    pub out_of_hours: Contact,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+}
+
+/// One subscription, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub subscription_id: String,
+    /// The authority told (from its certificate when it subscribed).
+    pub subscriber: String,
+    /// NHS number digits.
+    pub nhs_number: String,
+    pub relationship_types: Vec<RelationshipType>,
+    pub categories: Vec<String>,
+    pub purpose: Purpose,
+    /// Who subscribed: each notice is decided as if this user queried.
+    pub created_by: ActingUser,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// The last day it is current.
+    pub ends_on: NaiveDate,
+    /// Its subscribe audit entry.
+    pub audit_index: u64,
+    /// Set once it ended (RFC 3339 UTC), with why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+}
+
+impl Subscription {
+    /// Whether it is current on `today`: not ended, not past its end.
+    pub fn current(&self, today: NaiveDate) -> bool {
+        self.ended_at.is_none() && self.ends_on >= today
+    }
+
+    /// Whether it asks about a record of `relationship_type`, whose
+    /// category (the policy set's) is `category`.
+    pub fn covers(&self, relationship_type: RelationshipType, category: &str) -> bool {
+        self.relationship_types.contains(&relationship_type)
+            || self.categories.iter().any(|c| c == category)
+    }
+
+    /// Whether it asks for what `other` asks for: the same subscriber,
+    /// person, purpose, types and categories.
+    pub fn same_as(&self, other: &Subscription) -> bool {
+        self.subscriber == other.subscriber
+            && self.nhs_number == other.nhs_number
+            && self.purpose == other.purpose
+            && self.relationship_types == other.relationship_types
+            && self.categories == other.categories
+    }
 }
 
 impl Notification {
@@ -118,6 +194,9 @@ impl Notification {
             query_id: String::new(),
             reason: String::new(),
             audit_index,
+            subscription_id: String::new(),
+            change: None,
+            shown: None,
         }
     }
 }

@@ -11,8 +11,10 @@ use kith_core::{FieldError, Record, WithdrawReason};
 use crate::audit::{AuditEntry, AuditKind, AuditedRecord, key_part};
 use crate::error::HubError;
 use crate::hub::{Caller, Hub, now};
+use crate::model::Notification;
 use crate::store::{ChangeOutcome, Publishable, RecordKey, StoreOutcome};
-use crate::{data_location, disclosure};
+use crate::{data_location, disclosure, subscription_notices};
+use kith_core::SubscriptionChange;
 use kith_policy::HoldDecision;
 
 /// Most records one publish call may carry.
@@ -173,6 +175,8 @@ impl Hub {
                 .collect()
         };
         let at = now();
+        // Subscription notices each valid record would give once stored.
+        let notices = self.publish_notices(&valid, at).await?;
         let audit = |stored: &[StoreOutcome]| {
             let mut entry = AuditEntry::new(AuditKind::Publish, caller.authority.as_str(), at);
             entry.records = candidates
@@ -200,9 +204,27 @@ impl Hub {
                 .collect();
             entry
         };
-        let published = self.store.publish(&valid, &audit).await;
+        let effects = |stored: &[StoreOutcome]| {
+            let mut entry = audit(stored);
+            let given: Vec<Notification> = stored
+                .iter()
+                .zip(&notices)
+                .filter(|(o, _)| **o == StoreOutcome::Accepted)
+                .flat_map(|(_, n)| n.iter().cloned())
+                .collect();
+            entry.notified = subscription_notices::audited(&given);
+            (entry, given)
+        };
+        let published = self.store.publish_notifying(&valid, &effects).await;
         self.conditions.store_write(&published);
         let (stored, audit_index) = published?;
+        if stored
+            .iter()
+            .zip(&notices)
+            .any(|(o, n)| *o == StoreOutcome::Accepted && !n.is_empty())
+        {
+            self.notifier.wake();
+        }
         let results: Vec<PublishResult> = candidates
             .iter()
             .zip(merge(&stored))
@@ -292,7 +314,8 @@ impl Hub {
         if let Err(why) = self.own(caller, &key) {
             return Err(self.refuse_change(caller, AuditKind::End, &key, why).await);
         }
-        if let Some(held) = self.store.record(&key).await?
+        let held = self.store.record(&key).await?;
+        if let Some(held) = &held
             && end < held.record.period.start
         {
             return Err(HubError::InvalidArgument(vec![FieldError::new(
@@ -303,10 +326,33 @@ impl Hub {
                 ),
             )]));
         }
+        let at = now();
+        let notices = match held {
+            Some(mut h) if h.status == crate::store::RecordStatus::Active => {
+                h.ended_on = Some(end);
+                self.change_notices(&h, SubscriptionChange::Ended, at)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
         let detail = format!("ended on {end}");
-        let audit = |o| Self::change_entry(caller, AuditKind::End, &key, o, &detail);
-        match self.store.end_record(&key, end, &audit).await? {
-            (ChangeOutcome::Done, index) => Ok(index),
+        let effects = |o| {
+            let mut entry = Self::change_entry(caller, AuditKind::End, &key, o, &detail);
+            let given = if o == ChangeOutcome::Done {
+                notices.clone()
+            } else {
+                Vec::new()
+            };
+            entry.notified = subscription_notices::audited(&given);
+            (entry, given)
+        };
+        match self.store.end_record_notifying(&key, end, &effects).await? {
+            (ChangeOutcome::Done, index) => {
+                if !notices.is_empty() {
+                    self.notifier.wake();
+                }
+                Ok(index)
+            }
             (ChangeOutcome::NotFound, _) => Err(not_found(&key)),
         }
     }
@@ -323,10 +369,34 @@ impl Hub {
                 .refuse_change(caller, AuditKind::Withdraw, &key, why)
                 .await);
         }
+        let at = now();
+        let notices = match self.store.record(&key).await? {
+            Some(h) if h.status == crate::store::RecordStatus::Active => {
+                self.change_notices(&h, SubscriptionChange::Withdrawn, at)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
         let detail = format!("withdrawn: {reason}");
-        let audit = |o| Self::change_entry(caller, AuditKind::Withdraw, &key, o, &detail);
-        match self.store.withdraw_record(&key, reason, &audit).await? {
+        let effects = |o| {
+            let mut entry = Self::change_entry(caller, AuditKind::Withdraw, &key, o, &detail);
+            let given = if o == ChangeOutcome::Done {
+                notices.clone()
+            } else {
+                Vec::new()
+            };
+            entry.notified = subscription_notices::audited(&given);
+            (entry, given)
+        };
+        match self
+            .store
+            .withdraw_record_notifying(&key, reason, &effects)
+            .await?
+        {
             (ChangeOutcome::Done, index) => {
+                if !notices.is_empty() {
+                    self.notifier.wake();
+                }
                 // Whoever was shown it must stop relying on it.
                 self.revoke(
                     &key,

@@ -21,6 +21,7 @@ use crate::grpc::audit::AuditServiceImpl;
 use crate::grpc::link::{AgentLinkServiceImpl, Links};
 use crate::grpc::query::QueryServiceImpl;
 use crate::grpc::records::RecordServiceImpl;
+use crate::grpc::subscriptions::SubscriptionServiceImpl;
 use crate::hub::Hub;
 use crate::transparency::TransparencyLog;
 
@@ -239,6 +240,11 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
     let query =
         pb::query_service_server::QueryServiceServer::new(QueryServiceImpl { hub: hub.clone() })
             .max_decoding_message_size(limits.max_query_message_bytes);
+    let subscriptions =
+        pb::subscription_service_server::SubscriptionServiceServer::new(SubscriptionServiceImpl {
+            hub: hub.clone(),
+        })
+        .max_decoding_message_size(limits.max_query_message_bytes);
     let link = pb::agent_link_service_server::AgentLinkServiceServer::new(AgentLinkServiceImpl {
         hub: hub.clone(),
         links: links.clone(),
@@ -271,6 +277,11 @@ pub async fn start(config: &HubConfig) -> Result<RunningHub, StartError> {
         ))
         .add_service(guard(
             query,
+            &schema,
+            limits.wire(limits.max_query_message_bytes),
+        ))
+        .add_service(guard(
+            subscriptions,
             &schema,
             limits.wire(limits.max_query_message_bytes),
         ))

@@ -164,6 +164,13 @@ impl Agent {
                 )),
             ),
             ("hub link", tokio::spawn(link.run(stop.clone()))),
+            (
+                "subscriptions drop watcher",
+                tokio::spawn(
+                    crate::ingest_subscriptions::SubscriptionDrops::new(config.clone())
+                        .run(config.poll_interval(), stop.clone()),
+                ),
+            ),
         ];
         let mut console_address = None;
         if config.console.is_some() {

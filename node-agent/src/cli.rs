@@ -136,12 +136,76 @@ pub(crate) enum Command {
     /// Read from the agent's own database (kept by `run`), so the hub is not
     /// contacted.
     Notifications {
-        /// Only this kind: access, break_glass or revocation.
+        /// Only this kind: access, break_glass, revocation or subscription.
         #[arg(long, value_parser = parse_notification_kind)]
         kind: Option<NotificationKind>,
         /// At most this many.
         #[arg(long, default_value_t = 50, value_name = "N")]
         limit: usize,
+        /// Print as JSON (one array).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Subscribe for a person: be told when another authority starts,
+    /// changes, ends or withdraws a relationship with them.
+    ///
+    /// The hub allows it only while this authority holds a current record of
+    /// its own for the person, and decides each notice as if USER had
+    /// queried for PURPOSE then. Notices arrive as notifications of kind
+    /// subscription. With --file, subscribe every line of a
+    /// *.subscriptions.jsonl file (one JSON object a line: nhs_number,
+    /// relationship_types, categories, purpose, ends_on, user_id, role,
+    /// team) and print a report; exits 2 if any line was refused.
+    Subscribe {
+        /// The person's NHS number (10 digits).
+        #[arg(long, required_unless_present = "file")]
+        nhs_number: Option<String>,
+        /// A relationship type to hear of (repeat for more), e.g.
+        /// child_protection_plan.
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// A category to hear of (repeat for more), as the hub's policy set
+        /// names them, e.g. children or adults.
+        #[arg(long = "category", value_name = "CATEGORY")]
+        categories: Vec<String>,
+        /// The purpose the notices are decided for.
+        #[arg(long, value_parser = parse_purpose, required_unless_present = "file")]
+        purpose: Option<Purpose>,
+        /// The last day (YYYY-MM-DD); the hub's default when left out.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        ends_on: Option<String>,
+        /// Your user id in this authority's systems.
+        #[arg(long = "as", value_name = "USER", required_unless_present = "file")]
+        user: Option<String>,
+        /// Your role code, e.g. ed_clinician.
+        #[arg(long, required_unless_present = "file")]
+        role: Option<String>,
+        /// Your team.
+        #[arg(long, default_value = "")]
+        team: String,
+        /// Subscribe every line of this *.subscriptions.jsonl file instead.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["nhs_number", "purpose"])]
+        file: Option<PathBuf>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one of this authority's subscriptions.
+    Unsubscribe {
+        /// The subscription's id (from `subscribe` or `subscriptions`).
+        subscription_id: String,
+        /// Your user id in this authority's systems.
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+        /// Your role code.
+        #[arg(long)]
+        role: String,
+    },
+    /// List this authority's subscriptions at the hub, newest first.
+    Subscriptions {
+        /// Ended and expired ones too.
+        #[arg(long)]
+        all: bool,
         /// Print as JSON (one array).
         #[arg(long)]
         json: bool,

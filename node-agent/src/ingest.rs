@@ -85,6 +85,10 @@ impl SourceFormat {
     /// The format a file name announces, if any.
     pub fn of(path: &Path) -> Option<Self> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        // Subscriptions are not records: `ingest_subscriptions` takes them.
+        if name.ends_with(crate::ingest_subscriptions::SUBSCRIPTIONS_SUFFIX) {
+            return None;
+        }
         if name.ends_with(DIRECTIVES_SUFFIX) {
             return Some(Self::DirectiveLines);
         }

@@ -16,6 +16,7 @@ use kith_agent::logging::{self};
 use kith_agent::notifications::{self, NotificationStore};
 use kith_agent::outbox::Outbox;
 use kith_agent::query::{BreakGlassArgs, DemographicArgs};
+use kith_agent::subscriptions;
 use kith_agent::terminal::{self, escape, escape_lines};
 use kith_agent::{Agent, AgentConfig, QueryArgs, audit, ingest};
 
@@ -518,6 +519,91 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 escape(&record_id),
                 escape(&config.authority)
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subscribe {
+            nhs_number,
+            types,
+            categories,
+            purpose,
+            ends_on,
+            user,
+            role,
+            team,
+            file,
+            json,
+        } => {
+            let config = load(&cli.config)?;
+            if let Some(file) = file {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let report = subscriptions::subscribe_lines(&config, &text).await?;
+                if json {
+                    println!("{}", terminal::json_pretty(&report)?);
+                } else {
+                    print!("{}", escape_lines(&report.render()));
+                }
+                return Ok(if report.rejected > 0 {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
+            let line = subscriptions::SubscriptionLine {
+                nhs_number: nhs_number.unwrap_or_default(),
+                relationship_types: types,
+                categories,
+                purpose: purpose.map(|p| p.as_str().to_string()).unwrap_or_default(),
+                ends_on,
+                user_id: user.unwrap_or_default(),
+                role: role.unwrap_or_default(),
+                team,
+            };
+            let s = subscriptions::subscribe(&config, &line.request()).await?;
+            if json {
+                println!(
+                    "{}",
+                    terminal::json_pretty(&serde_json::json!({
+                        "subscription_id": s.subscription_id,
+                        "ends_on": s.ends_on,
+                    }))?
+                );
+            } else {
+                println!(
+                    "subscribed {} until {}",
+                    escape(&s.subscription_id),
+                    escape(&s.ends_on)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unsubscribe {
+            subscription_id,
+            user,
+            role,
+        } => {
+            let config = load(&cli.config)?;
+            let acting = kith_core::ActingUser {
+                user_id: user,
+                display_name: String::new(),
+                role,
+                team: String::new(),
+            };
+            let index = subscriptions::unsubscribe(&config, &acting, &subscription_id).await?;
+            println!(
+                "subscription {} ended; audit entry {index}",
+                escape(&subscription_id)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Subscriptions { all, json } => {
+            let config = load(&cli.config)?;
+            let list = subscriptions::list(&config, all).await?;
+            if json {
+                println!("{}", terminal::json_pretty(&list)?);
+            } else {
+                print!("{}", escape_lines(&subscriptions::render_table(&list)));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Notifications { kind, limit, json } => {

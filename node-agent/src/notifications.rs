@@ -68,8 +68,57 @@ pub struct Notification {
     pub reason: String,
     /// The hub's audit entry for what this is about.
     pub audit_index: u64,
+    /// Subscription notices: the subscription that asked for it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subscription_id: String,
+    /// Subscription notices: started, changed, ended or withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+    /// Subscription notices: the relationship as this authority may see it
+    /// (cut by the hub to `level`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<Relationship>,
     /// One sentence for people.
     pub message: String,
+}
+
+/// What a subscription notice shows of another authority's relationship:
+/// who, the service, how to reach them; the period only at detail level.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Relationship {
+    pub custodian_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_worker: Option<ContactPoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_hours: Option<ContactPoint>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub period_start: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub period_end: String,
+}
+
+/// A contact as a subscription notice carries it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContactPoint {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub phone: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
+}
+
+fn contact_point(c: Option<pb::Contact>) -> Option<ContactPoint> {
+    c.map(|c| ContactPoint {
+        name: c.name,
+        role: c.role,
+        phone: c.phone,
+        email: c.email,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +173,21 @@ impl Notification {
             query_id: n.query_id,
             reason: n.reason,
             audit_index: n.audit_index,
+            subscription_id: n.subscription_id,
+            change: kith_core::SubscriptionChange::from_wire(n.change)
+                .map(|c| c.as_str().to_string()),
+            relationship: n.disclosed.map(|d| {
+                let r = d.record.unwrap_or_default();
+                let period = r.period.unwrap_or_default();
+                Relationship {
+                    custodian_name: d.custodian_name,
+                    service: r.service,
+                    key_worker: contact_point(r.key_worker),
+                    out_of_hours: contact_point(r.out_of_hours),
+                    period_start: period.start,
+                    period_end: period.end,
+                }
+            }),
             message: String::new(),
         };
         notification.message = notification.sentence();
@@ -191,7 +255,61 @@ impl Notification {
                 self.custodian,
                 or_none(&self.reason)
             ),
+            NotificationKind::Subscription => self.subscription_sentence(),
         }
+    }
+
+    /// A subscription notice in one sentence, e.g. "Manchester City Council
+    /// (E08000003) started a child protection plan (record cpp-1) with a
+    /// person you subscribed for (subscription sub-…); summary level;
+    /// key worker: J. Smith 0161 000 0000".
+    fn subscription_sentence(&self) -> String {
+        let r = self.relationship.clone().unwrap_or_default();
+        let who = if r.custodian_name.is_empty() {
+            self.custodian.clone()
+        } else {
+            format!("{} ({})", r.custodian_name, self.custodian)
+        };
+        let what = match &self.relationship_type {
+            Some(t) => format!("{} (record {})", t.replace('_', " "), self.record_id),
+            None => format!("record {}", self.record_id),
+        };
+        let mut out = format!(
+            "{who} {} a {what} with a person you subscribed for (subscription {}); {} level",
+            self.change.as_deref().unwrap_or("changed"),
+            self.subscription_id,
+            self.level.as_deref().unwrap_or("unknown"),
+        );
+        if !r.service.is_empty() {
+            let _ = write!(out, "; service: {}", r.service);
+        }
+        for (label, c) in [
+            ("key worker", &r.key_worker),
+            ("out of hours", &r.out_of_hours),
+        ] {
+            if let Some(c) = c {
+                let parts: Vec<&str> = [c.name.as_str(), c.phone.as_str(), c.email.as_str()]
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                if !parts.is_empty() {
+                    let _ = write!(out, "; {label}: {}", parts.join(" "));
+                }
+            }
+        }
+        if !r.period_start.is_empty() {
+            let _ = write!(
+                out,
+                "; period {} to {}",
+                r.period_start,
+                if r.period_end.is_empty() {
+                    "open"
+                } else {
+                    &r.period_end
+                }
+            );
+        }
+        out
     }
 }
 
@@ -352,13 +470,27 @@ pub fn render_table(notifications: &[Notification]) -> String {
         .iter()
         .map(|n| {
             let revoked = n.kind == NotificationKind::Revocation;
+            let subscription = n.kind == NotificationKind::Subscription;
             vec![
                 or_dash(&n.occurred_at),
                 n.kind.as_str().to_string(),
                 n.record_phrase().trim_start_matches("record ").to_string(),
-                if revoked { "-".into() } else { n.who() },
+                if revoked || subscription {
+                    "-".into()
+                } else {
+                    n.who()
+                },
                 if revoked {
                     "-".into()
+                } else if subscription {
+                    // Whose relationship it is: the custodian.
+                    n.relationship
+                        .as_ref()
+                        .filter(|r| !r.custodian_name.is_empty())
+                        .map_or_else(
+                            || n.custodian.clone(),
+                            |r| format!("{} ({})", r.custodian_name, n.custodian),
+                        )
                 } else {
                     n.organisation()
                 },
@@ -406,7 +538,43 @@ mod tests {
             query_id: "q-9".into(),
             reason: String::new(),
             audit_index: 17,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_subscription_notice_says_who_what_and_how_to_reach_them() {
+        let mut w = wire("n-s", pb::NotificationKind::Subscription);
+        w.subscription_id = "sub-1".into();
+        w.change = pb::SubscriptionChange::Started as i32;
+        w.disclosed = Some(pb::DisclosedRecord {
+            level: pb::DisclosureLevel::Summary as i32,
+            record: Some(pb::RelationshipRecord {
+                service: "Children's Services".into(),
+                key_worker: Some(pb::Contact {
+                    name: "Jo Smith".into(),
+                    phone: "0161 234 5000".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            custodian_name: "Manchester City Council".into(),
+            ..Default::default()
+        });
+        let n = Notification::from_wire(w).unwrap();
+        assert_eq!(n.change.as_deref(), Some("started"));
+        assert_eq!(n.subscription_id, "sub-1");
+        assert_eq!(
+            n.message,
+            "Manchester City Council (E08000003) started a child protection plan (record cpp-1) \
+             with a person you subscribed for (subscription sub-1); summary level; \
+             service: Children's Services; key worker: Jo Smith 0161 234 5000"
+        );
+        let json = serde_json::to_value(&n).unwrap();
+        assert!(
+            json["relationship"]["period_start"].is_null(),
+            "no period at summary"
+        );
     }
 
     #[test]

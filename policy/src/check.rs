@@ -12,7 +12,11 @@
 //! (`allowed` or `refused`), a `requester` (the reviewer) and an
 //! `accessor` (the user who broke glass: `user_id`, and optionally `role`,
 //! `team` and `authority_code`, `authority_kind`, `jurisdiction`, each
-//! taken from the requester when left out). `expect_permitting` / `expect_forbidding`, when
+//! taken from the requester when left out). A subscribe case has
+//! `expect_subscribe` (`allowed` or `refused`), a `requester` (the
+//! subscribing user), `purpose`, `now` and `holds_relationship` (whether
+//! the subscriber authority holds a current relationship record of its own
+//! for the person). `expect_permitting` / `expect_forbidding`, when
 //! given, must equal the determining policy ids (in any order).
 
 use std::fmt;
@@ -127,6 +131,13 @@ struct Case {
     /// For a break-glass review case: who broke glass.
     #[serde(default)]
     accessor: Option<AccessorCase>,
+    /// For a subscribe case: `allowed` or `refused`.
+    #[serde(default)]
+    expect_subscribe: Option<String>,
+    /// For a subscribe case: the subscriber holds a current relationship
+    /// record of its own for the person.
+    #[serde(default)]
+    holds_relationship: bool,
     #[serde(default)]
     expect_permitting: Option<Vec<String>>,
     #[serde(default)]
@@ -215,6 +226,15 @@ fn run_case(set: &PolicySet, case: &Case) -> Result<(), (String, String)> {
             .as_ref()
             .map_or("(any)".into(), |v| format!("{v:?}"))
     );
+    if let Some(subscribe) = &case.expect_subscribe {
+        if case.expect.is_some() || case.expect_scope.is_some() || case.expect_review.is_some() {
+            return Err((
+                "expect_subscribe alone (a subscribe case)".into(),
+                "another expect given too".into(),
+            ));
+        }
+        return run_subscribe_case(set, case, subscribe, &want_ids);
+    }
     let expect = match (&case.expect, &case.expect_scope, &case.expect_review) {
         (Some(e), None, None) => e.as_str(),
         (None, Some(scope), None) => return run_audit_case(set, case, scope, &want_ids),
@@ -383,6 +403,59 @@ fn run_review_case(
             format!("review {} ({want_ids})", word(want)),
             format!(
                 "review {} (permitting {:?}, forbidding {:?}; reason {:?})",
+                word(d.allowed),
+                d.permitting,
+                d.forbidding,
+                d.reason
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a subscribe case (`expect_subscribe`).
+fn run_subscribe_case(
+    set: &PolicySet,
+    case: &Case,
+    subscribe: &str,
+    want_ids: &str,
+) -> Result<(), (String, String)> {
+    let want = match subscribe {
+        "allowed" => true,
+        "refused" => false,
+        other => {
+            return Err((
+                "expect_subscribe allowed or refused".into(),
+                format!("{other:?}"),
+            ));
+        }
+    };
+    let requester = case
+        .requester
+        .as_ref()
+        .ok_or_else(|| ("a requester".to_string(), "none given".to_string()))?;
+    let purpose = case
+        .purpose
+        .as_deref()
+        .ok_or_else(|| ("a purpose".to_string(), "none given".to_string()))?;
+    let now = now_of(&case.now).map_err(|e| ("a valid now".to_string(), e))?;
+    let words = set.vocabulary_problems(Some(requester), None);
+    if !words.is_empty() {
+        return Err((
+            format!("case {:?} to use the vocabulary", case.name),
+            words.join("; "),
+        ));
+    }
+    let d = set.may_subscribe(requester, purpose, now, case.holds_relationship);
+    if d.allowed != want
+        || !same_ids(&case.expect_permitting, &d.permitting)
+        || !same_ids(&case.expect_forbidding, &d.forbidding)
+    {
+        let word = |a: bool| if a { "allowed" } else { "refused" };
+        return Err((
+            format!("subscribe {} ({want_ids})", word(want)),
+            format!(
+                "subscribe {} (permitting {:?}, forbidding {:?}; reason {:?})",
                 word(d.allowed),
                 d.permitting,
                 d.forbidding,

@@ -21,6 +21,10 @@ pub(crate) const AUDIT_ACTIONS: [&str; 2] = ["audit_federation", "audit_own_auth
 /// actions: its resource is not a record).
 pub(crate) const REVIEW_ACTION: &str = "review_break_glass";
 
+/// The subscribe action (validated and evaluated with the audit actions:
+/// its resource is not a record).
+pub(crate) const SUBSCRIBE_ACTION: &str = "subscribe";
+
 /// Pre-parsed Cedar names (parsing them per request would cost time).
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
@@ -31,6 +35,7 @@ pub(crate) struct Names {
     hub: EntityTypeName,
     federation: EntityTypeName,
     break_glass_access: EntityTypeName,
+    subscription: EntityTypeName,
     /// view_detail, view_summary, acknowledge.
     pub disclosure: [EntityUid; 3],
     pub hold_detail: EntityUid,
@@ -38,6 +43,8 @@ pub(crate) struct Names {
     pub audit: [EntityUid; 2],
     /// review_break_glass.
     pub review: EntityUid,
+    /// subscribe.
+    pub subscribe: EntityUid,
 }
 
 impl Names {
@@ -53,10 +60,12 @@ impl Names {
             hub: ty("Kith::Hub"),
             federation: ty("Kith::Federation"),
             break_glass_access: ty("Kith::BreakGlassAccess"),
+            subscription: ty("Kith::Subscription"),
             disclosure: DISCLOSURE_ACTIONS.map(action),
             hold_detail: action("hold_detail"),
             audit: AUDIT_ACTIONS.map(action),
             review: action(REVIEW_ACTION),
+            subscribe: action(SUBSCRIBE_ACTION),
         }
     }
 
@@ -67,7 +76,7 @@ impl Names {
             .iter()
             .chain([&self.hold_detail])
             .chain(&self.audit)
-            .chain([&self.review])
+            .chain([&self.review, &self.subscribe])
             .cloned()
             .collect()
     }
@@ -100,10 +109,14 @@ impl Names {
     pub(crate) fn break_glass_access(&self, id: &str) -> EntityUid {
         Self::uid(&self.break_glass_access, id)
     }
-    /// Whether `a` is an audit action or the review action (rules naming
-    /// one are validated against the whole schema and evaluated apart).
+    pub(crate) fn subscription(&self, id: &str) -> EntityUid {
+        Self::uid(&self.subscription, id)
+    }
+    /// Whether `a` is an audit action, the review action or the subscribe
+    /// action (rules naming one are validated against the whole schema and
+    /// evaluated apart).
     pub(crate) fn is_audit_like(&self, a: &EntityUid) -> bool {
-        self.audit.contains(a) || a == &self.review
+        self.audit.contains(a) || a == &self.review || a == &self.subscribe
     }
 }
 

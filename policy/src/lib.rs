@@ -11,7 +11,8 @@
 //! answers the data-location question; [`PolicySet::audit_scope`] says how
 //! much of the audit log a requester may read;
 //! [`PolicySet::may_review_break_glass`] who may review a break-glass access
-//! (separation of duties); [`check`] runs the set's own
+//! (separation of duties); [`PolicySet::may_subscribe`] who may subscribe
+//! for a person; [`check`] runs the set's own
 //! test cases.
 //!
 //! The input types here deliberately depend on no other Kith crate: the hub
@@ -29,6 +30,7 @@ mod error;
 mod input;
 mod policy_set;
 mod review;
+mod subscribe;
 mod time;
 mod vocabulary;
 
@@ -40,4 +42,5 @@ pub use error::{PolicyError, Problem};
 pub use input::{RecordFacts, Requester};
 pub use policy_set::PolicySet;
 pub use review::ReviewDecision;
+pub use subscribe::SubscribeDecision;
 pub use time::parse_time;

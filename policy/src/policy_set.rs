@@ -18,7 +18,8 @@ use crate::agreement::{Agreement, AgreementIndex, parse_agreements};
 use crate::batch::{Base, BatchCache, Item, copy_id};
 use crate::compile::{Compiled, GuardCache, Units, compile, may_apply};
 use crate::entities::{
-    AUDIT_ACTIONS, Names, REVIEW_ACTION, hold_entities, query_context, request_entities,
+    AUDIT_ACTIONS, Names, REVIEW_ACTION, SUBSCRIBE_ACTION, hold_entities, query_context,
+    request_entities,
 };
 use crate::error::{PolicyError, Problem};
 use crate::input::{RecordFacts, Requester};
@@ -87,6 +88,9 @@ pub struct PolicySet {
     /// The schema declares `review_break_glass` (otherwise no one may
     /// review a break-glass access: fails closed).
     pub(crate) review_defined: bool,
+    /// The schema declares `subscribe` (otherwise no one may subscribe:
+    /// fails closed).
+    pub(crate) subscribe_defined: bool,
     pub(crate) agreements: Vec<Agreement>,
     pub(crate) index: AgreementIndex,
     pub(crate) categories: HashMap<String, String>,
@@ -387,6 +391,9 @@ impl PolicySet {
         let review_defined = schema
             .as_ref()
             .is_some_and(|s| s.actions().any(|x| x == &names.review));
+        let subscribe_defined = schema
+            .as_ref()
+            .is_some_and(|s| s.actions().any(|x| x == &names.subscribe));
         if let Some(schema) = &schema {
             // Strict validation of the whole set. A rule that names an audit
             // action is validated against the whole schema; any other rule
@@ -458,6 +465,7 @@ impl PolicySet {
                 agreements.first(),
                 audit_defined,
                 review_defined,
+                subscribe_defined,
             ) {
                 problems.push(Problem::new(
                     &schema_path,
@@ -585,6 +593,7 @@ impl PolicySet {
             audit,
             audit_defined,
             review_defined,
+            subscribe_defined,
             agreements,
             index,
             categories,
@@ -730,6 +739,12 @@ impl PolicySet {
             .as_deref()
     }
 
+    /// Whether some relationship type of the set belongs to `category`
+    /// (relationship_types.json): a category a subscription may name.
+    pub fn is_category(&self, category: &str) -> bool {
+        self.categories.values().any(|c| c == category)
+    }
+
     /// The category of a relationship type (`uncategorised` when unlisted).
     pub fn category_of(&self, relationship_type: &str) -> &str {
         self.categories
@@ -754,7 +769,10 @@ fn schema_without_audit(text: &str) -> Option<Schema> {
     let (fragment, _warnings) = SchemaFragment::from_cedarschema_str(text).ok()?;
     let mut json = fragment.to_json_value().ok()?;
     let actions = json.get_mut("Kith")?.get_mut("actions")?.as_object_mut()?;
-    for a in AUDIT_ACTIONS.into_iter().chain([REVIEW_ACTION]) {
+    for a in AUDIT_ACTIONS
+        .into_iter()
+        .chain([REVIEW_ACTION, SUBSCRIBE_ACTION])
+    {
         actions.remove(a);
     }
     Schema::from_json_value(json).ok()
@@ -768,6 +786,7 @@ fn probe(
     agreement: Option<&Agreement>,
     audit: bool,
     review: bool,
+    subscribe: bool,
 ) -> Option<String> {
     let requester = Requester {
         authority_code: "PROBE-A".into(),
@@ -855,6 +874,24 @@ fn probe(
             names.review.clone(),
             crate::review::access_uid(names, &requester.authority_code, "probe"),
             cedar_policy::Context::empty(),
+            Some(schema),
+        ) {
+            return Some(e.to_string());
+        }
+    }
+    if subscribe {
+        if let Err(e) = crate::subscribe::subscribe_entities(names, &requester, Some(schema)) {
+            return Some(e);
+        }
+        let ctx = match crate::subscribe::subscribe_context("direct_care", 0, false) {
+            Ok(c) => c,
+            Err(e) => return Some(e),
+        };
+        if let Err(e) = cedar_policy::Request::new(
+            names.user(&requester),
+            names.subscribe.clone(),
+            crate::subscribe::subscription_uid(names, &requester.authority_code),
+            ctx,
             Some(schema),
         ) {
             return Some(e.to_string());

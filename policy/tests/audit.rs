@@ -168,6 +168,9 @@ fn a_set_without_audit_actions_loads_and_gives_no_audit_access() {
     let cut = text.find("  // Reading the audit log.").unwrap();
     fs::write(&schema, format!("{}}}\n", &text[..cut])).unwrap();
     fs::remove_file(tmp.path().join("default/40-audit.cedar")).unwrap();
+    // The schema's later declarations (subscribe) went with the cut: so do
+    // the rules naming them.
+    fs::remove_file(tmp.path().join("default/50-subscriptions.cedar")).unwrap();
     let set = PolicySet::load(tmp.path()).expect("a set written before audit actions loads");
     let a = set.audit_scope(&who("E08000003", "council", "auditor"));
     assert_eq!(a.scope, AuditScope::None);
@@ -311,4 +314,50 @@ fn a_review_is_the_authoritys_auditors_never_the_accessors_and_fails_closed_with
     assert!(!d.allowed, "{d:?}");
     assert_eq!(d.forbidding, ["error:request"]);
     assert_eq!(set.audit_scope(&dpo).scope, AuditScope::OwnAuthority);
+}
+
+#[test]
+fn a_set_without_the_subscribe_action_loads_and_refuses_every_subscription() {
+    let tmp = copy_of_default();
+    let schema = tmp.path().join("kith.cedarschema");
+    let text = fs::read_to_string(&schema).unwrap();
+    let cut = text.find("  // A subscription asked for").unwrap();
+    fs::write(&schema, format!("{}}}\n", &text[..cut])).unwrap();
+    fs::remove_file(tmp.path().join("default/50-subscriptions.cedar")).unwrap();
+    let set = PolicySet::load(tmp.path()).expect("a set written before subscriptions loads");
+    let d = set.may_subscribe(
+        &who("R0A", "nhs_trust", "ed_clinician"),
+        "direct_care",
+        0,
+        true,
+    );
+    assert!(!d.allowed, "{d:?}");
+    assert_eq!(d.forbidding, vec!["error:request".to_string()]);
+}
+
+#[test]
+fn subscribing_is_decided_by_the_policy_set_not_by_the_fact_alone() {
+    // An IG lead narrows subscriptions to safeguarding: a rule in the set,
+    // not a change to the hub, refuses direct care even with a relationship.
+    let tmp = copy_of_default();
+    fs::write(
+        tmp.path().join("default/51-safeguarding-only.cedar"),
+        r#"@id("subscribe-safeguarding-only")
+@reason("test")
+forbid (principal, action == Kith::Action::"subscribe", resource)
+unless { context.purpose == "safeguarding" };
+"#,
+    )
+    .unwrap();
+    let set = PolicySet::load(tmp.path()).unwrap();
+    let who = who("R0A", "nhs_trust", "ed_clinician");
+    let d = set.may_subscribe(&who, "direct_care", 0, true);
+    assert!(!d.allowed);
+    assert_eq!(
+        d.forbidding,
+        vec!["subscribe-safeguarding-only".to_string()]
+    );
+    let d = set.may_subscribe(&who, "safeguarding", 0, true);
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.permitting, vec!["subscribe-while-involved".to_string()]);
 }

@@ -37,6 +37,12 @@ pub fn query_client(ch: Channel) -> pb::query_service_client::QueryServiceClient
     pb::query_service_client::QueryServiceClient::new(ch)
 }
 
+pub fn subscriptions_client(
+    ch: Channel,
+) -> pb::subscription_service_client::SubscriptionServiceClient<Channel> {
+    pb::subscription_service_client::SubscriptionServiceClient::new(ch)
+}
+
 pub fn audit_client(ch: Channel) -> pb::audit_service_client::AuditServiceClient<Channel> {
     pb::audit_service_client::AuditServiceClient::new(ch)
 }

@@ -19,6 +19,7 @@ use crate::grpc::audit::AuditServiceImpl;
 use crate::grpc::link::AgentLinkServiceImpl;
 use crate::grpc::query::QueryServiceImpl;
 use crate::grpc::records::RecordServiceImpl;
+use crate::grpc::subscriptions::SubscriptionServiceImpl;
 use crate::health::{Condition, Conditions, PROBE_INTERVAL, Service};
 use crate::hub::Hub;
 use crate::transparency::TransparencyLog;
@@ -35,6 +36,9 @@ pub fn service_name(service: Service) -> &'static str {
         Service::Audit => {
             <pb::audit_service_server::AuditServiceServer<AuditServiceImpl> as NamedService>::NAME
         }
+        Service::Subscriptions => <pb::subscription_service_server::SubscriptionServiceServer<
+            SubscriptionServiceImpl,
+        > as NamedService>::NAME,
         Service::AgentLink => <pb::agent_link_service_server::AgentLinkServiceServer<
             AgentLinkServiceImpl,
         > as NamedService>::NAME,

@@ -463,7 +463,39 @@ fn notification_to_wire(n: Notification) -> pb::Notification {
         role: n.accessor_role,
         team: n.accessor_team,
     });
+    let change = n.change.map_or(0, |c| c.to_wire() as i32);
+    let disclosed = n.shown.map(|shown| pb::DisclosedRecord {
+        level: level as i32,
+        record: Some(pb::RelationshipRecord {
+            record_id: n.record_id.clone(),
+            custodian: n.custodian.clone(),
+            relationship_type: n.relationship_type.map_or(0, |t| t.to_wire() as i32),
+            service: shown.service,
+            key_worker: super::query::contact(&shown.key_worker),
+            out_of_hours: super::query::contact(&shown.out_of_hours),
+            period: shown.period.map(|p| pb::Period {
+                start: p.start.to_string(),
+                end: p.end.map(|e| e.to_string()).unwrap_or_default(),
+            }),
+            ..Default::default()
+        }),
+        reason: String::new(),
+        decided_by: if n.reason.is_empty() {
+            Vec::new()
+        } else {
+            n.reason.split(", ").map(str::to_string).collect()
+        },
+        custodian_name: shown.custodian_name,
+    });
+    let reason = if n.subscription_id.is_empty() {
+        n.reason
+    } else {
+        String::new()
+    };
     pb::Notification {
+        subscription_id: n.subscription_id,
+        change,
+        disclosed,
         notification_id: n.notification_id,
         kind: kind as i32,
         occurred_at: n.occurred_at,
@@ -478,7 +510,7 @@ fn notification_to_wire(n: Notification) -> pb::Notification {
         purpose: n.purpose.map_or(0, |p| p.to_wire() as i32),
         level: level as i32,
         query_id: n.query_id,
-        reason: n.reason,
+        reason,
         audit_index: n.audit_index,
     }
 }

@@ -12,6 +12,7 @@ pub mod health;
 pub mod link;
 pub mod query;
 pub mod records;
+pub mod subscriptions;
 
 use kith_core::AuthorityCode;
 use tonic::{Code, Request, Status};
@@ -40,10 +41,13 @@ pub fn to_status(error: HubError) -> Status {
         HubError::InvalidArgument(_) => Code::InvalidArgument,
         HubError::PermissionDenied(_) => Code::PermissionDenied,
         HubError::NotFound(_) => Code::NotFound,
+        HubError::AlreadyExists(_) => Code::AlreadyExists,
         HubError::Unavailable(_) => Code::Unavailable,
     };
     let message = match error {
-        HubError::InvalidArgument(errors) => kith_core::error::join(&errors),
+        HubError::InvalidArgument(errors) | HubError::AlreadyExists(errors) => {
+            kith_core::error::join(&errors)
+        }
         HubError::PermissionDenied(m) | HubError::NotFound(m) | HubError::Unavailable(m) => m,
     };
     Status::new(code, bounded_message(message))

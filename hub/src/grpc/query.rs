@@ -18,7 +18,7 @@ pub struct QueryServiceImpl {
     pub hub: Arc<Hub>,
 }
 
-fn contact(c: &kith_core::Contact) -> Option<pb::Contact> {
+pub(super) fn contact(c: &kith_core::Contact) -> Option<pb::Contact> {
     (!c.is_empty()).then(|| pb::Contact {
         name: c.name.clone(),
         role: c.role.clone(),

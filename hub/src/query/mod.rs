@@ -126,6 +126,7 @@ impl Hub {
             Err(HubError::InvalidArgument(_)) => "invalid",
             Err(HubError::PermissionDenied(_)) => "denied",
             Err(HubError::NotFound(_)) => "not_found",
+            Err(HubError::AlreadyExists(_)) => "invalid",
             Err(HubError::Unavailable(_)) => "unavailable",
         };
         crate::metrics::query(

@@ -45,6 +45,11 @@ pub const SQLITE: Embedded = Embedded(&[
         "directives, notifications and break glass",
         include_str!("../../migrations/sqlite/0002_directives_notifications_break_glass.sql"),
     ),
+    (
+        3,
+        "subscriptions",
+        include_str!("../../migrations/sqlite/0003_subscriptions.sql"),
+    ),
 ]);
 
 /// The PostgreSQL schema: the same tables and rules as [`SQLITE`].
@@ -58,6 +63,11 @@ pub const POSTGRES: Embedded = Embedded(&[
         2,
         "directives, notifications and break glass",
         include_str!("../../migrations/postgres/0002_directives_notifications_break_glass.sql"),
+    ),
+    (
+        3,
+        "subscriptions",
+        include_str!("../../migrations/postgres/0003_subscriptions.sql"),
     ),
 ]);
 

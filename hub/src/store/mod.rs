@@ -22,7 +22,7 @@ use chrono::NaiveDate;
 use kith_core::{Directive, NhsNumber, Record, WithdrawReason};
 
 use crate::audit::AuditEntry;
-use crate::model::{BreakGlassAccess, Notification, Review};
+use crate::model::{BreakGlassAccess, Notification, Review, Subscription};
 
 /// SHA-256 leaf hash of an entry's bytes (RFC 9162 section 2.1.1).
 pub fn leaf_hash_of(entry: &[u8]) -> [u8; 32] {
@@ -189,6 +189,43 @@ pub type PublishAudit<'a> = &'a (dyn Fn(&[StoreOutcome]) -> AuditEntry + Send + 
 /// Builds the audit entry for a change once its outcome is known.
 pub type ChangeAudit<'a> = &'a (dyn Fn(ChangeOutcome) -> AuditEntry + Send + Sync);
 
+/// Builds a publish's audit entry and the subscription notices it gives,
+/// once the outcomes are known (the notices' `audit_index` is set to the
+/// entry's when stored).
+pub type PublishEffects<'a> =
+    &'a (dyn Fn(&[StoreOutcome]) -> (AuditEntry, Vec<Notification>) + Send + Sync);
+/// Builds a change's audit entry and the subscription notices it gives.
+pub type ChangeEffects<'a> =
+    &'a (dyn Fn(ChangeOutcome) -> (AuditEntry, Vec<Notification>) + Send + Sync);
+
+/// What storing a new subscription did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeOutcome {
+    /// Stored.
+    Created,
+    /// The subscriber already holds a current one asking for the same.
+    Duplicate { held: String },
+    /// The subscriber holds as many current subscriptions for the person
+    /// as one authority may.
+    TooMany { held: usize },
+}
+
+/// Builds the audit entry for a subscribe once its outcome is known.
+pub type SubscribeAudit<'a> = &'a (dyn Fn(&SubscribeOutcome) -> AuditEntry + Send + Sync);
+
+/// What ending one of an authority's subscriptions did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsubscribeOutcome {
+    Done,
+    /// No current subscription with that id.
+    NotFound,
+    /// The id is another authority's subscription: nothing changed.
+    NotYours,
+}
+
+/// Builds the audit entry for an unsubscribe once its outcome is known.
+pub type UnsubscribeAudit<'a> = &'a (dyn Fn(UnsubscribeOutcome) -> AuditEntry + Send + Sync);
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch of valid records of one custodian, each idempotent on
@@ -198,6 +235,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
         records: &[Publishable],
         audit: PublishAudit<'_>,
+    ) -> Result<(Vec<StoreOutcome>, u64), StoreError> {
+        self.publish_notifying(records, &|o: &[StoreOutcome]| (audit(o), Vec::new()))
+            .await
+    }
+
+    /// [`Store::publish`], storing the subscription notices `effects` gives
+    /// in the same transaction as the entry, each with the entry's index.
+    async fn publish_notifying(
+        &self,
+        records: &[Publishable],
+        effects: PublishEffects<'_>,
     ) -> Result<(Vec<StoreOutcome>, u64), StoreError>;
 
     /// Sets the end of a record's relationship.
@@ -206,6 +254,19 @@ pub trait Store: Send + Sync + 'static {
         key: &RecordKey,
         end: NaiveDate,
         audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        self.end_record_notifying(key, end, &|o| (audit(o), Vec::new()))
+            .await
+    }
+
+    /// [`Store::end_record`], with the notices `effects` gives, in the same
+    /// transaction. The custodian's own subscriptions for the person end
+    /// too when it holds no other open record of them.
+    async fn end_record_notifying(
+        &self,
+        key: &RecordKey,
+        end: NaiveDate,
+        effects: ChangeEffects<'_>,
     ) -> Result<(ChangeOutcome, u64), StoreError>;
 
     /// Withdraws a record from sharing.
@@ -214,7 +275,57 @@ pub trait Store: Send + Sync + 'static {
         key: &RecordKey,
         reason: WithdrawReason,
         audit: ChangeAudit<'_>,
+    ) -> Result<(ChangeOutcome, u64), StoreError> {
+        self.withdraw_record_notifying(key, reason, &|o| (audit(o), Vec::new()))
+            .await
+    }
+
+    /// [`Store::withdraw_record`], with the notices `effects` gives, in the
+    /// same transaction; ends the custodian's own subscriptions for the
+    /// person as [`Store::end_record_notifying`] does.
+    async fn withdraw_record_notifying(
+        &self,
+        key: &RecordKey,
+        reason: WithdrawReason,
+        effects: ChangeEffects<'_>,
     ) -> Result<(ChangeOutcome, u64), StoreError>;
+
+    /// Stores a new subscription and its audit entry (whose index it gets)
+    /// in one transaction, unless the subscriber already holds a current
+    /// one asking for the same, or too many for the person on `today`.
+    async fn subscribe(
+        &self,
+        subscription: &Subscription,
+        today: NaiveDate,
+        audit: SubscribeAudit<'_>,
+    ) -> Result<(SubscribeOutcome, u64), StoreError>;
+
+    /// Ends `subscriber`'s subscription `subscription_id` (`reason`, e.g.
+    /// "unsubscribed"), with its audit entry, in one transaction.
+    async fn end_subscription(
+        &self,
+        subscriber: &str,
+        subscription_id: &str,
+        reason: &str,
+        audit: UnsubscribeAudit<'_>,
+    ) -> Result<(UnsubscribeOutcome, u64), StoreError>;
+
+    /// `subscriber`'s subscriptions, newest first (at most 10,000): current
+    /// on `today` only, or all.
+    async fn subscriptions_of(
+        &self,
+        subscriber: &str,
+        include_ended: bool,
+        today: NaiveDate,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Every subscription current on `today` for any of these people (NHS
+    /// number digits): one indexed lookup per subject.
+    async fn subscriptions_for_subjects(
+        &self,
+        nhs_numbers: &[String],
+        today: NaiveDate,
+    ) -> Result<Vec<Subscription>, StoreError>;
 
     /// Stores a batch of valid directives of one custodian, each idempotent
     /// on (custodian, directive id, version), and the batch's audit entry,
@@ -315,7 +426,7 @@ pub trait Store: Send + Sync + 'static {
         today: NaiveDate,
     ) -> Result<Vec<StoredRecord>, StoreError>;
 
-    /// The record with this key, whatever its status.
+    /// The record with this key, whatever its status, with its directives.
     async fn record(&self, key: &RecordKey) -> Result<Option<StoredRecord>, StoreError>;
 
     /// Appends audit entries in one transaction (one durable commit for the

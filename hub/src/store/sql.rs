@@ -32,12 +32,13 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::codec::{self, body_of, hash32};
 use super::{
-    AuditEffects, ChangeAudit, ChangeOutcome, DirectiveAudit, DirectiveOutcome, PublishAudit,
-    Publishable, PurgeAudit, RecordKey, Store, StoreError, StoreOutcome, StoredAuditEntry,
-    StoredCheckpoint, StoredRecord,
+    AuditEffects, ChangeAudit, ChangeEffects, ChangeOutcome, DirectiveAudit, DirectiveOutcome,
+    PublishEffects, Publishable, PurgeAudit, RecordKey, Store, StoreError, StoreOutcome,
+    StoredAuditEntry, StoredCheckpoint, StoredRecord, SubscribeAudit, SubscribeOutcome,
+    UnsubscribeAudit, UnsubscribeOutcome,
 };
-use crate::audit::AuditEntry;
-use crate::model::{BreakGlassAccess, Notification, Review};
+use crate::audit::{AuditEntry, AuditKind};
+use crate::model::{BreakGlassAccess, Notification, Review, Subscription};
 
 /// Record keys per SELECT: 2 parameters each.
 const KEYS_PER_SELECT: usize = 10_000;
@@ -385,18 +386,24 @@ where
     }
 
     /// Runs `sql`, an UPDATE of one active record binding `value`, the
-    /// time, the custodian and the record id, and appends its entry.
+    /// time, the custodian and the record id and returning its NHS number;
+    /// ends the custodian's own subscriptions for that person when it holds
+    /// no other open record of them (`end_reason`); appends the change's
+    /// entry (and one `unsubscribe` entry per subscription ended) and
+    /// stores the notices `effects` gives, all in one transaction.
     async fn change(
         &self,
         key: &RecordKey,
         sql: &'static str,
         value: String,
-        audit: ChangeAudit<'_>,
+        end_reason: &str,
+        effects: ChangeEffects<'_>,
     ) -> Result<(ChangeOutcome, u64), StoreError> {
         let mut write = self.write().await?;
-        let changed: Option<String> = sqlx::query_scalar(sql)
+        let at = now_text();
+        let changed: Option<Option<String>> = sqlx::query_scalar(sql)
             .bind(value)
-            .bind(now_text())
+            .bind(at.clone())
             .bind(key.custodian.clone())
             .bind(key.record_id.clone())
             .fetch_optional(D::exec(&mut write.tx))
@@ -405,9 +412,70 @@ where
             Some(_) => ChangeOutcome::Done,
             None => ChangeOutcome::NotFound,
         };
-        let index = Self::append_one(&mut write.tx, audit(outcome)).await?;
+        let ended: Vec<String> = match changed.flatten() {
+            Some(nhs_number) => {
+                sqlx::query_scalar(
+                    "UPDATE subscriptions SET ended_at = $1, end_reason = $2 \
+                     WHERE subscriber = $3 AND nhs_number = $4 AND ended_at IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM records WHERE custodian = $5 \
+                     AND nhs_number = $6 AND status = 'active' AND ended_on IS NULL) \
+                     RETURNING subscription_id",
+                )
+                .bind(at.clone())
+                .bind(end_reason.to_string())
+                .bind(key.custodian.clone())
+                .bind(nhs_number.clone())
+                .bind(key.custodian.clone())
+                .bind(nhs_number)
+                .fetch_all(D::exec(&mut write.tx))
+                .await?
+            }
+            None => Vec::new(),
+        };
+        let (entry, notices) = effects(outcome);
+        let mut entries = vec![entry];
+        let mut ended = ended;
+        ended.sort();
+        for id in ended {
+            let mut e = AuditEntry::new(AuditKind::Unsubscribe, &key.custodian, Utc::now());
+            e.outcome = "ok".into();
+            e.reason = format!(
+                "{end_reason}: {}'s own relationship {} with the person ended",
+                key.custodian, key.record_id
+            );
+            e.subscription_id = Some(id);
+            entries.push(e);
+        }
+        let index = Self::append_in(&mut write.tx, &entries).await?;
+        Self::insert_notices_in(&mut write.tx, notices, index).await?;
         write.tx.commit().await?;
         Ok((outcome, index))
+    }
+
+    /// Stores subscription notices given by the entry at `index`.
+    async fn insert_notices_in(
+        tx: &mut Transaction<'static, D::DB>,
+        mut notices: Vec<Notification>,
+        index: u64,
+    ) -> Result<(), StoreError> {
+        for n in &mut notices {
+            n.audit_index = index;
+        }
+        Self::insert_notifications_in(tx, &notices).await
+    }
+
+    /// Decodes subscription rows (body, ended_at, end_reason).
+    fn subscriptions_of_rows(
+        rows: Vec<(String, Option<String>, Option<String>)>,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        rows.into_iter()
+            .map(|(body, ended_at, end_reason)| {
+                let mut s: Subscription = codec::from_json(&body, "subscription body")?;
+                s.ended_at = ended_at;
+                s.end_reason = end_reason;
+                Ok(s)
+            })
+            .collect()
     }
 
     /// The version, content hash and record id held for a directive's id,
@@ -466,50 +534,193 @@ where
         self.dialect.release_sequencer_lease().await
     }
 
-    async fn publish(
+    async fn publish_notifying(
         &self,
         records: &[Publishable],
-        audit: PublishAudit<'_>,
+        effects: PublishEffects<'_>,
     ) -> Result<(Vec<StoreOutcome>, u64), StoreError> {
         let mut write = self.write().await?;
         let held = Self::held_for(&mut write.tx, records).await?;
         let (outcomes, rows) = codec::decide_publish(records, held);
         Self::upsert_records(&mut write.tx, records, &rows).await?;
-        let index = Self::append_one(&mut write.tx, audit(&outcomes)).await?;
+        let (entry, notices) = effects(&outcomes);
+        let index = Self::append_one(&mut write.tx, entry).await?;
+        Self::insert_notices_in(&mut write.tx, notices, index).await?;
         write.tx.commit().await?;
         Ok((outcomes, index))
     }
 
-    async fn end_record(
+    async fn end_record_notifying(
         &self,
         key: &RecordKey,
         end: NaiveDate,
-        audit: ChangeAudit<'_>,
+        effects: ChangeEffects<'_>,
     ) -> Result<(ChangeOutcome, u64), StoreError> {
         self.change(
             key,
             "UPDATE records SET ended_on = $1, updated_at = $2 \
-             WHERE custodian = $3 AND record_id = $4 AND status = 'active' RETURNING record_id",
+             WHERE custodian = $3 AND record_id = $4 AND status = 'active' RETURNING nhs_number",
             end.to_string(),
-            audit,
+            "relationship_ended",
+            effects,
         )
         .await
     }
 
-    async fn withdraw_record(
+    async fn withdraw_record_notifying(
         &self,
         key: &RecordKey,
         reason: WithdrawReason,
-        audit: ChangeAudit<'_>,
+        effects: ChangeEffects<'_>,
     ) -> Result<(ChangeOutcome, u64), StoreError> {
         self.change(
             key,
             "UPDATE records SET status = 'withdrawn', withdraw_reason = $1, updated_at = $2 \
-             WHERE custodian = $3 AND record_id = $4 AND status = 'active' RETURNING record_id",
+             WHERE custodian = $3 AND record_id = $4 AND status = 'active' RETURNING nhs_number",
             reason.as_str().to_string(),
-            audit,
+            "relationship_withdrawn",
+            effects,
         )
         .await
+    }
+
+    async fn subscribe(
+        &self,
+        subscription: &Subscription,
+        today: NaiveDate,
+        audit: SubscribeAudit<'_>,
+    ) -> Result<(SubscribeOutcome, u64), StoreError> {
+        let mut write = self.write().await?;
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT body, ended_at, end_reason FROM subscriptions \
+             WHERE subscriber = $1 AND nhs_number = $2 AND ended_at IS NULL AND ends_on >= $3",
+        )
+        .bind(subscription.subscriber.clone())
+        .bind(subscription.nhs_number.clone())
+        .bind(today.to_string())
+        .fetch_all(D::exec(&mut write.tx))
+        .await?;
+        let current = Self::subscriptions_of_rows(rows)?;
+        let outcome = if let Some(held) = current.iter().find(|c| c.same_as(subscription)) {
+            SubscribeOutcome::Duplicate {
+                held: held.subscription_id.clone(),
+            }
+        } else if current.len() >= kith_core::subscription::MAX_SUBSCRIPTIONS_PER_SUBJECT {
+            SubscribeOutcome::TooMany {
+                held: current.len(),
+            }
+        } else {
+            SubscribeOutcome::Created
+        };
+        let index = Self::append_one(&mut write.tx, audit(&outcome)).await?;
+        if outcome == SubscribeOutcome::Created {
+            let stored = Subscription {
+                audit_index: index,
+                ended_at: None,
+                end_reason: None,
+                ..subscription.clone()
+            };
+            sqlx::query(
+                "INSERT INTO subscriptions (subscription_id, subscriber, nhs_number, ends_on, \
+                 created_at, ended_at, end_reason, body) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)",
+            )
+            .bind(stored.subscription_id.clone())
+            .bind(stored.subscriber.clone())
+            .bind(stored.nhs_number.clone())
+            .bind(stored.ends_on.to_string())
+            .bind(stored.created_at.clone())
+            .bind(codec::json_of(&stored))
+            .execute(D::exec(&mut write.tx))
+            .await?;
+        }
+        write.tx.commit().await?;
+        Ok((outcome, index))
+    }
+
+    async fn end_subscription(
+        &self,
+        subscriber: &str,
+        subscription_id: &str,
+        reason: &str,
+        audit: UnsubscribeAudit<'_>,
+    ) -> Result<(UnsubscribeOutcome, u64), StoreError> {
+        let mut write = self.write().await?;
+        let held: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT subscriber, ended_at FROM subscriptions WHERE subscription_id = $1",
+        )
+        .bind(subscription_id.to_string())
+        .fetch_optional(D::exec(&mut write.tx))
+        .await?;
+        let outcome = match held {
+            Some((owner, _)) if owner != subscriber => UnsubscribeOutcome::NotYours,
+            Some((_, None)) => UnsubscribeOutcome::Done,
+            _ => UnsubscribeOutcome::NotFound,
+        };
+        if outcome == UnsubscribeOutcome::Done {
+            sqlx::query(
+                "UPDATE subscriptions SET ended_at = $1, end_reason = $2 \
+                 WHERE subscription_id = $3 AND subscriber = $4 AND ended_at IS NULL",
+            )
+            .bind(now_text())
+            .bind(reason.to_string())
+            .bind(subscription_id.to_string())
+            .bind(subscriber.to_string())
+            .execute(D::exec(&mut write.tx))
+            .await?;
+        }
+        let index = Self::append_one(&mut write.tx, audit(outcome)).await?;
+        write.tx.commit().await?;
+        Ok((outcome, index))
+    }
+
+    async fn subscriptions_of(
+        &self,
+        subscriber: &str,
+        include_ended: bool,
+        today: NaiveDate,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT body, ended_at, end_reason FROM subscriptions WHERE subscriber = $1 \
+             AND ($2 = 1 OR (ended_at IS NULL AND ends_on >= $3)) \
+             ORDER BY created_at DESC, subscription_id LIMIT 10000",
+        )
+        .bind(subscriber.to_string())
+        .bind(i64::from(include_ended))
+        .bind(today.to_string())
+        .fetch_all(D::exec(&mut conn))
+        .await?;
+        Self::subscriptions_of_rows(rows)
+    }
+
+    async fn subscriptions_for_subjects(
+        &self,
+        nhs_numbers: &[String],
+        today: NaiveDate,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let mut out = Vec::new();
+        if nhs_numbers.is_empty() {
+            return Ok(out);
+        }
+        let mut conn = self.pool.acquire().await?;
+        for chunk in nhs_numbers.chunks(KEYS_PER_SELECT) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT body, ended_at, end_reason FROM subscriptions \
+                 WHERE ended_at IS NULL AND ends_on >= $1 AND nhs_number IN ({list})"
+            );
+            let mut select = sqlx::query_as(&sql).bind(today.to_string());
+            for n in chunk {
+                select = select.bind(n.clone());
+            }
+            let rows: Vec<(String, Option<String>, Option<String>)> =
+                select.fetch_all(D::exec(&mut conn)).await?;
+            out.extend(Self::subscriptions_of_rows(rows)?);
+        }
+        Ok(out)
     }
 
     async fn publish_directives(
@@ -764,7 +975,24 @@ where
         .bind(key.record_id.clone())
         .fetch_optional(D::exec(&mut conn))
         .await?;
-        row.map(codec::stored_record).transpose()
+        let Some(mut stored) = row.map(codec::stored_record).transpose()? else {
+            return Ok(None);
+        };
+        // Its directives too, as the query path's reads give them: a
+        // subscription notice is decided with them (an objection stops it).
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM directives WHERE custodian = $1 AND record_id = $2 \
+             ORDER BY directive_id",
+        )
+        .bind(key.custodian.clone())
+        .bind(key.record_id.clone())
+        .fetch_all(D::exec(&mut conn))
+        .await?;
+        stored.directives = bodies
+            .iter()
+            .map(|b| codec::from_json(b, "directive body"))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(stored))
     }
 
     async fn append_audit_with(

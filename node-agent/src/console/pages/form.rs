@@ -214,4 +214,3 @@ mod tests {
         assert!(parse_date("d-day", "From", ("1", "1", "20260")).is_err());
     }
 }
-
