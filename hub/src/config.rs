@@ -623,6 +623,14 @@ signing_key = "audit-log.skey"
             example.sharing.retention_purge_interval_ms,
             sharing.retention_purge_interval_ms
         );
+        assert_eq!(
+            example.sharing.subscription_default_days,
+            sharing.subscription_default_days
+        );
+        assert_eq!(
+            example.sharing.subscription_max_days,
+            sharing.subscription_max_days
+        );
         assert_eq!(example.audit.checkpoint_interval_ms, 1000);
         assert_eq!(
             example.tls_reload_interval_ms,

@@ -58,6 +58,9 @@ pub struct AgentConfig {
     pub console: Option<crate::console::ConsoleSection>,
 }
 
+/// The annotated example config (`kith-agent example-config`).
+const EXAMPLE_TOML: &str = include_str!("../example-config.toml");
+
 /// Where the agent serves `/metrics` unless `[metrics] listen` says
 /// otherwise: loopback only (the hub's default is port 9464).
 pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr =
@@ -288,9 +291,10 @@ impl AgentConfig {
         config
     }
 
-    /// The example config as TOML text.
+    /// The example config as annotated TOML text (`node-agent/example-config.toml`:
+    /// [`Self::example`] with a comment on every key; a test holds the two equal).
     pub fn example_toml() -> String {
-        toml::to_string_pretty(&Self::example()).expect("the example config serialises")
+        EXAMPLE_TOML.to_string()
     }
 
     /// Writes the example config to `path`.
