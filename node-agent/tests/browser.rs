@@ -164,8 +164,32 @@ async fn the_console_works_in_chromium_with_local_and_oidc_sign_in() {
     }
     outbox.close().await;
     let db_path = config.outbox_path();
+    let drop_dir = config.drop_dir.clone();
     let agent = Agent::start(config).await.expect("agent starts");
     assert_eq!(agent.console_address().unwrap().port(), console_port);
+    // A source file with one refused line (a bad NHS number), for the
+    // operator's page.
+    let mut bad: serde_json::Value = serde_json::from_str(&record_json(
+        COUNCIL_B,
+        "cin-bad-1",
+        1,
+        "1234567890",
+        "child_in_need",
+        &["safeguarding"],
+    ))
+    .unwrap();
+    bad["subject"]["nhs_number"] = "1234567890".into();
+    std::fs::write(drop_dir.join(".refused.partial"), format!("{bad}\n")).unwrap();
+    std::fs::rename(
+        drop_dir.join(".refused.partial"),
+        drop_dir.join("refused-lines.jsonl"),
+    )
+    .unwrap();
+    let report = drop_dir.join("done").join("refused-lines.jsonl");
+    assert!(
+        eventually(Duration::from_secs(20), || async { report.exists() }).await,
+        "the refused file was not taken"
+    );
 
     // The scenarios.
     let accounts_json = serde_json::json!({

@@ -241,6 +241,43 @@ scenario('break glass', async () => {
   await ctx.close();
 });
 
+scenario('an auditor reviews the break glass and verifies the log', async () => {
+  const { ctx, page } = await context();
+  await signInLocal(page, 'auditor');
+  await page.goto(`${url}/audit/break-glass`);
+  check((await page.$('#no-accesses')) === null, 'the break glass is not in the review queue');
+  await clickAndWait(page, 'main button:has-text("Review")');
+  check((await bodyText(page)).includes('Was this access appropriate?'), 'no review form');
+  // Without an outcome: refused at its field.
+  const refused = await clickAndWait(page, 'button:has-text("Record the review")');
+  check(refused.status() === 422, `a review without an outcome answered ${refused.status()}`);
+  await page.check('#outcome');
+  await page.fill('#note', 'Disclosure at school; the reason given matches the record');
+  const recorded = await clickAndWait(page, 'button:has-text("Record the review")');
+  check(recorded.status() === 200, `the review answered ${recorded.status()}`);
+  const entry = await page.textContent('#review-recorded');
+  check(/Audit entry \d+/.test(entry), `no audit entry for the review: ${entry}`);
+  await axe(page, 'review recorded');
+
+  await page.goto(`${url}/audit/verify`);
+  await clickAndWait(page, 'main button:has-text("Verify now")');
+  const result = await page.textContent('#verify-result');
+  check(result.includes('Log verified'), `verification: ${result}`);
+  await axe(page, 'log verified');
+  await ctx.close();
+});
+
+scenario("an operator sees why a file's lines were refused", async () => {
+  const { ctx, page } = await context();
+  await signInLocal(page, 'operator');
+  await page.goto(`${url}/operator`);
+  const text = await bodyText(page);
+  check(text.includes('refused-lines.jsonl'), 'the refused file is not listed');
+  check(text.includes('Lines refused'), 'the file is not marked as having refused lines');
+  check(text.includes('nhs_number'), `the refused line's reason does not name its field: ${text.slice(0, 2000)}`);
+  await ctx.close();
+});
+
 scenario('a form posted without its CSRF token is refused', async () => {
   const { ctx, page } = await context();
   await signInLocal(page, 'case_worker');
