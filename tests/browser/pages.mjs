@@ -83,6 +83,12 @@ export const PAGES = [
     open: async (page, ctx) => ctx.breakGlass(page),
   },
   {
+    name: 'subscriptions',
+    as: 'case_worker',
+    status: 200,
+    open: async (page, ctx) => page.goto(`${ctx.url}/subscriptions`),
+  },
+  {
     name: 'form expired (CSRF refusal)',
     as: 'case_worker',
     status: 403,
