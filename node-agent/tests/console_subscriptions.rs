@@ -409,7 +409,7 @@ async fn the_hubs_refusals_and_bad_fields_are_shown_at_their_field() {
         (
             format!("csrf={csrf}&nhs_number={}&purpose=safeguarding", w.nhs),
             "relationship-types",
-            "at least one",
+            "Select at least one relationship type or category",
         ),
         (
             format!(
@@ -417,7 +417,12 @@ async fn the_hubs_refusals_and_bad_fields_are_shown_at_their_field() {
                 w.nhs
             ),
             "purpose",
-            "Purpose",
+            "Select why you need to know",
+        ),
+        (
+            format!("csrf={csrf}&type.child_protection_plan=on&purpose=safeguarding"),
+            "nhs-number",
+            "Enter the person's NHS number",
         ),
         (
             format!(
@@ -438,7 +443,7 @@ async fn the_hubs_refusals_and_bad_fields_are_shown_at_their_field() {
         let a = sam.post("/subscriptions", &form).await;
         assert_eq!(a.status, 422, "{form}: {}", a.body);
         assert!(
-            a.body.contains(&format!("href=\"#{field}\"")),
+            a.body.contains(&format!("href=\"#{field}\">{words}")),
             "{form}: {}",
             a.body
         );

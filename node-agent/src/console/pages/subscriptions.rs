@@ -86,6 +86,9 @@ impl SubscribeForm {
 
     /// The request the form asks for, as `staff` (never the form's user).
     fn to_line(&self, staff: &StaffIdentity) -> Result<SubscriptionLine, FieldError> {
+        if self.purpose.trim().is_empty() {
+            return Err(err("purpose", "Select why you need to know"));
+        }
         let (d, m, y) = &self.ends_on;
         let ends_on = parse_date("ends-on-day", "End date", (d, m, y))?;
         Ok(SubscriptionLine {
@@ -121,7 +124,15 @@ fn from_field_errors(errors: &[kith_core::error::FieldError]) -> Vec<FieldError>
         .iter()
         .map(|e| {
             let (field, what) = field_of(&e.field);
-            err(field, format!("{what}: {}", e.reason))
+            let required = e.reason.starts_with("is required");
+            match (field, required) {
+                ("nhs-number", true) => err(field, "Enter the person's NHS number"),
+                ("purpose", true) => err(field, "Select why you need to know"),
+                ("relationship-types", _) if e.reason.starts_with("name at least one") => {
+                    err(field, "Select at least one relationship type or category")
+                }
+                _ => err(field, format!("{what}: {}", e.reason)),
+            }
         })
         .collect()
 }
@@ -514,6 +525,11 @@ mod tests {
             role: "social_worker".into(),
         };
         assert_eq!(bad.to_line(&staff).unwrap_err().field, "ends-on-day");
+        let no_purpose = SubscribeForm {
+            purpose: " ".into(),
+            ..form.clone()
+        };
+        assert_eq!(no_purpose.to_line(&staff).unwrap_err().field, "purpose");
         let line = form.to_line(&staff).unwrap();
         assert_eq!(line.user_id, "sam");
         assert_eq!(line.nhs_number, "9434765919");
