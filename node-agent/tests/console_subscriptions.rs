@@ -338,6 +338,19 @@ async fn a_subscription_made_on_the_page_is_listed_and_unsubscribe_ends_it() {
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.header("location"), Some("/subscriptions?ended=1"));
     assert!(w.at_hub().await.is_empty());
+    // Ending it again: the hub's refusal (not found), shown with its words.
+    let a = sam
+        .post(
+            "/subscriptions/unsubscribe",
+            &format!("csrf={csrf}&subscription_id={}", s.subscription_id),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert!(
+        a.body.contains("The hub refused to end this subscription"),
+        "{}",
+        a.body
+    );
     let page = sam.get("/subscriptions?ended=1").await;
     assert!(!page.body.contains(&s.subscription_id), "{}", page.body);
     assert!(page.body.contains("id=\"no-subscriptions\""));
