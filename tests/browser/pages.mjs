@@ -83,6 +83,22 @@ export const PAGES = [
     open: async (page, ctx) => ctx.breakGlass(page),
   },
   {
+    name: 'subscriptions',
+    as: 'case_worker',
+    status: 200,
+    open: async (page, ctx) => page.goto(`${ctx.url}/subscriptions`),
+  },
+  {
+    name: 'subscriptions with errors',
+    as: 'case_worker',
+    status: 422,
+    open: async (page, ctx) => {
+      await page.goto(`${ctx.url}/subscriptions`);
+      await page.fill('#nhs-number', '123');
+      return Promise.all([page.waitForNavigation(), page.click('form[action="/subscriptions"] button')]).then(([r]) => r);
+    },
+  },
+  {
     name: 'form expired (CSRF refusal)',
     as: 'case_worker',
     status: 403,

@@ -27,12 +27,16 @@ pub const OPERATOR_ROLE: &str = "operator";
 #[derive(Deserialize)]
 struct Vocabulary {
     roles: BTreeSet<String>,
+    #[serde(default)]
+    categories: BTreeSet<String>,
 }
 
-/// The role codes in force.
+/// The role codes in force, and (for the subscriptions page's checkboxes)
+/// the same policy set's categories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roles {
     codes: BTreeSet<String>,
+    categories: BTreeSet<String>,
 }
 
 /// What a role does in the console.
@@ -62,7 +66,16 @@ impl Roles {
 
     fn parse(text: &str) -> Result<Self, String> {
         let v: Vocabulary = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        Ok(Self { codes: v.roles })
+        Ok(Self {
+            codes: v.roles,
+            categories: v.categories,
+        })
+    }
+
+    /// The policy set's categories (a subscription may name them; the hub
+    /// refuses any other).
+    pub fn categories(&self) -> impl Iterator<Item = &str> {
+        self.categories.iter().map(String::as_str)
     }
 
     /// Whether `role` is a policy-set code or the console's own
@@ -120,5 +133,8 @@ mod tests {
         assert!(roles.check("operator").is_ok());
         assert!(roles.codes().any(|c| c == "operator"));
         assert_eq!(duty(OPERATOR_ROLE), Duty::Operate);
+        let categories: Vec<&str> = roles.categories().collect();
+        assert!(categories.contains(&"children"), "{categories:?}");
+        assert!(!categories.contains(&"social_worker"), "{categories:?}");
     }
 }

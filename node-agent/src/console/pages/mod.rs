@@ -8,6 +8,7 @@
 //! | `sign_in.rs` | sign-in, sign-out |
 //! | `oidc.rs` | sign-in through the identity provider: start, callback, refusals |
 //! | `search.rs` | the case worker's search, results, possible matches, break glass |
+//! | `subscriptions.rs` | the case worker's subscriptions: list, subscribe, unsubscribe |
 //! | `form.rs` | form components shared by the pages |
 //! | `nav.rs` | the navigation: the pages a role may use |
 //! | `audit/` | the auditor's pages (one file each) |
@@ -20,6 +21,7 @@ pub mod oidc;
 pub mod operator;
 pub mod search;
 pub mod sign_in;
+pub mod subscriptions;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -59,10 +61,12 @@ impl<'a> Shell<'a> {
     }
 }
 
-/// The routes of the auditor's and operator's pages, merged into the
+/// The routes of the auditor's, operator's and subscriptions pages, merged into the
 /// console's router.
 pub fn staff_routes() -> axum::Router<super::ConsoleState> {
-    audit::routes().merge(operator::routes())
+    audit::routes()
+        .merge(operator::routes())
+        .merge(subscriptions::routes())
 }
 
 /// The refusal for a signed-in member of staff whose role does not use

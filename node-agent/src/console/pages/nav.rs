@@ -10,7 +10,7 @@ use crate::console::roles::{Duty, duty};
 /// The pages of a duty, as (path, link text).
 pub fn links(duty: Duty) -> &'static [(&'static str, &'static str)] {
     match duty {
-        Duty::CaseWork => &[("/search", "Search")],
+        Duty::CaseWork => &[("/search", "Search"), ("/subscriptions", "Subscriptions")],
         Duty::Audit => &[
             ("/audit/search", "Audit log"),
             ("/audit/subject", "Subject access"),
@@ -47,6 +47,7 @@ mod tests {
         let case = menu("social_worker", Some("/search")).into_string();
         assert!(case.contains("href=\"/search\""), "{case}");
         assert!(case.contains("aria-current=\"page\""), "{case}");
+        assert!(case.contains("href=\"/subscriptions\""), "{case}");
         assert!(!case.contains("/audit"), "{case}");
         let audit = menu("federation_auditor", None).into_string();
         for path in [
@@ -59,7 +60,9 @@ mod tests {
             assert!(audit.contains(path), "{path} missing: {audit}");
         }
         assert!(
-            !audit.contains("\"/search\"") && !audit.contains("/operator"),
+            !audit.contains("\"/search\"")
+                && !audit.contains("/operator")
+                && !audit.contains("/subscriptions"),
             "{audit}"
         );
         let op = menu("operator", None).into_string();
