@@ -205,7 +205,10 @@ impl Report {
         if let Some(sp) = &self.subscriptions {
             ingest_row(
                 &mut out,
-                &format!("ingest, {} subscriptions", thousands(sp.seed.subscriptions as f64)),
+                &format!(
+                    "ingest, {} subscriptions",
+                    thousands(sp.seed.subscriptions as f64)
+                ),
                 &sp.ingest,
             );
         }
@@ -456,15 +459,23 @@ mod tests {
             per_s: 4_000.0,
         };
         let memory = r.hub_memory;
-        r.subscriptions = Some(SubscriptionsPhase::new(seed, with, &r.ingest, 30_000, memory));
+        r.subscriptions = Some(SubscriptionsPhase::new(
+            seed, with, &r.ingest, 30_000, memory,
+        ));
         let sp = r.subscriptions.as_ref().unwrap();
         assert_eq!(sp.ingest_ratio, 0.75);
         assert_eq!(sp.cpu_ratio, Some(1.25));
         let table = r.table();
         assert!(table.contains("ingest, 100,000 subscriptions"), "{table}");
         assert!(table.contains("45,000 rec/s"), "{table}");
-        assert!(table.contains("ingest with ÷ without subscriptions: 0.750"), "{table}");
-        assert!(table.contains("50.0 µs with, 40.0 µs without, ratio 1.250"), "{table}");
+        assert!(
+            table.contains("ingest with ÷ without subscriptions: 0.750"),
+            "{table}"
+        );
+        assert!(
+            table.contains("50.0 µs with, 40.0 µs without, ratio 1.250"),
+            "{table}"
+        );
         let v: serde_json::Value = serde_json::from_str(&r.json_line()).unwrap();
         assert_eq!(v["subscriptions"]["ingest_ratio"], 0.75);
         assert_eq!(v["subscriptions"]["seed"]["subscriptions"], 100_000);

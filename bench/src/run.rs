@@ -15,10 +15,10 @@ use tonic::transport::Channel;
 
 use crate::federation::{Federation, QUERIER};
 use crate::generator::{Batches, Plan};
-use crate::subscriptions;
 use crate::load::{self, Outcome, Window};
 use crate::process::{ChildProcess, free_loopback_addr};
 use crate::report::{Params, Report, SubscriptionsPhase, load_average};
+use crate::subscriptions;
 use crate::{echo, ingest, rss};
 
 /// What to run.
@@ -336,5 +336,11 @@ async fn subscribed_ingest(
     federation.stop_hub()?;
     let limit = u32::try_from(o.records).unwrap_or(u32::MAX);
     let notices_stored = subscriptions::notices_stored(&url, limit).await?;
-    Ok(SubscriptionsPhase::new(seed, with, without, notices_stored, hub_memory))
+    Ok(SubscriptionsPhase::new(
+        seed,
+        with,
+        without,
+        notices_stored,
+        hub_memory,
+    ))
 }

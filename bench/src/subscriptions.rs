@@ -183,7 +183,10 @@ mod tests {
         assert!(check(100_000, 500_000).is_ok());
         assert!(check(50_000, 50_000).is_ok());
         let e = check(100_000, 50_000).unwrap_err();
-        assert!(e.contains("--subscriptions 100000") && e.contains("50000"), "{e}");
+        assert!(
+            e.contains("--subscriptions 100000") && e.contains("50000"),
+            "{e}"
+        );
     }
 
     #[test]
