@@ -35,6 +35,9 @@ pub struct IngestSummary {
     pub records_per_s: f64,
     pub batch_p50_ms: f64,
     pub batch_p99_ms: f64,
+    /// The hub's CPU time (user + system, all threads) over the phase,
+    /// per record published; `None` if it could not be read.
+    pub hub_cpu_per_record_us: Option<f64>,
 }
 
 #[derive(Default)]
@@ -43,9 +46,11 @@ struct Progress {
     accepted: AtomicU64,
 }
 
-/// Publishes every batch of `batches` to the hub at `addr`.
+/// Publishes every batch of `batches` to the hub at `addr`, whose process
+/// is `hub_pid` (for its CPU time over the phase).
 pub async fn run(
     addr: SocketAddr,
+    hub_pid: u32,
     tls_of: impl Fn(&str) -> TlsFiles,
     batches: Batches,
     publishers: usize,
@@ -114,6 +119,7 @@ pub async fn run(
         }));
     }
 
+    let cpu_before = crate::cpu::of_process(hub_pid).ok();
     let started = Instant::now();
     let reporter = (!quiet).then(|| {
         let progress = progress.clone();
@@ -148,6 +154,7 @@ pub async fn run(
         }
     }
     let elapsed = started.elapsed();
+    let cpu_after = crate::cpu::of_process(hub_pid).ok();
     if let Some(reporter) = reporter {
         reporter.abort();
     }
@@ -174,5 +181,9 @@ pub async fn run(
         records_per_s: records as f64 / elapsed.as_secs_f64(),
         batch_p50_ms: latency.value_at_quantile(0.5) as f64 / 1_000.0,
         batch_p99_ms: latency.value_at_quantile(0.99) as f64 / 1_000.0,
+        hub_cpu_per_record_us: cpu_before
+            .zip(cpu_after)
+            .filter(|_| records > 0)
+            .map(|(b, a)| a.saturating_sub(b).as_secs_f64() * 1e6 / records as f64),
     })
 }

@@ -95,6 +95,12 @@ struct RunArgs {
     /// Seed of the synthetic data and the queries' choice of people.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// After the queries, ingest the same records again into a fresh store
+    /// holding this many current subscriptions (one a person, the NHS
+    /// trust's), and compare with the first ingest (issue #17.3). Alone,
+    /// `--subscriptions` means 100k.
+    #[arg(long, value_parser = parse_count, num_args = 0..=1, default_missing_value = "100k")]
+    subscriptions: Option<u64>,
 }
 
 #[tokio::main]
@@ -145,6 +151,7 @@ async fn run(cli: Cli) -> Result<()> {
         quick: a.quick,
         quiet: a.json_only,
         seed: a.seed,
+        subscriptions: a.subscriptions.unwrap_or(0),
         hub_bin,
         self_bin: std::env::current_exe()?,
     };

@@ -10,6 +10,46 @@ use serde::Serialize;
 use crate::ingest::IngestSummary;
 use crate::load::Summary;
 use crate::rss::Memory;
+use crate::subscriptions::SeedSummary;
+
+/// Ingest into a store holding current subscriptions, beside phase 3's
+/// ingest of the same records into one holding none (issue #17.3).
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionsPhase {
+    pub seed: SeedSummary,
+    pub ingest: IngestSummary,
+    /// Records/s with the subscriptions over records/s without.
+    pub ingest_ratio: f64,
+    /// Hub CPU per record with them over hub CPU per record without.
+    pub cpu_ratio: Option<f64>,
+    /// Subscription notices the store held for the subscriber at the end
+    /// (none acknowledged: no agent ran).
+    pub notices_stored: u64,
+    pub hub_memory: Memory,
+}
+
+impl SubscriptionsPhase {
+    pub fn new(
+        seed: SeedSummary,
+        with: IngestSummary,
+        without: &IngestSummary,
+        notices_stored: u64,
+        hub_memory: Memory,
+    ) -> Self {
+        Self {
+            ingest_ratio: with.records_per_s / without.records_per_s,
+            cpu_ratio: with
+                .hub_cpu_per_record_us
+                .zip(without.hub_cpu_per_record_us)
+                .filter(|(_, w)| *w > 0.0)
+                .map(|(a, b)| a / b),
+            seed,
+            ingest: with,
+            notices_stored,
+            hub_memory,
+        }
+    }
+}
 
 /// The run's parameters.
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +100,8 @@ pub struct Report {
     pub hub_memory: Memory,
     /// SQLite database and WAL after the run (none on PostgreSQL).
     pub sqlite_bytes: Option<u64>,
+    /// With `--subscriptions`: the second ingest, with them.
+    pub subscriptions: Option<SubscriptionsPhase>,
     pub targets: Vec<TargetCheck>,
 }
 
@@ -159,20 +201,17 @@ impl Report {
             format!("{} failed", self.echo.failed),
         );
         let i = &self.ingest;
-        let _ = writeln!(
-            out,
-            "{:<34} {:>16} {:>9.2} {:>9} {:>9.2} {:>9}  {} batches by {} publishers in {:.1} s; {} not accepted (per batch)",
-            "ingest (PublishRecords)",
-            format!("{} rec/s", thousands(i.records_per_s)),
-            i.batch_p50_ms,
-            "",
-            i.batch_p99_ms,
-            "",
-            i.batches,
-            i.publishers,
-            i.elapsed_s,
-            i.not_accepted
-        );
+        ingest_row(&mut out, "ingest (PublishRecords)", i);
+        if let Some(sp) = &self.subscriptions {
+            ingest_row(
+                &mut out,
+                &format!(
+                    "ingest, {} subscriptions",
+                    thousands(sp.seed.subscriptions as f64)
+                ),
+                &sp.ingest,
+            );
+        }
         row(
             &mut out,
             "authorised queries",
@@ -207,6 +246,27 @@ impl Report {
         if let Some(bytes) = self.sqlite_bytes {
             let _ = writeln!(out, "SQLite database + WAL: {:.1} MB", bytes as f64 / 1e6);
         }
+        if let Some(sp) = &self.subscriptions {
+            let _ = writeln!(
+                out,
+                "\nsubscriptions: {} of {} stored before its hub started, in {:.1} s ({}/s); the same records ingested into a fresh store",
+                thousands(sp.seed.subscriptions as f64),
+                sp.seed.subscriber,
+                sp.seed.elapsed_s,
+                thousands(sp.seed.per_s)
+            );
+            let _ = writeln!(
+                out,
+                "ingest with ÷ without subscriptions: {:.3} (records/s); hub CPU per record {} with, {} without, ratio {}; {} notices stored; hub peak RSS {:.1} MB",
+                sp.ingest_ratio,
+                us(sp.ingest.hub_cpu_per_record_us),
+                us(i.hub_cpu_per_record_us),
+                sp.cpu_ratio
+                    .map_or("not measured".to_string(), |r| format!("{r:.3}")),
+                thousands(sp.notices_stored as f64),
+                sp.hub_memory.peak_mb
+            );
+        }
         let _ = writeln!(out, "\n{:<54} {:<40} result", "target", "actual");
         for t in &self.targets {
             let result = match (t.met, t.applies) {
@@ -224,6 +284,26 @@ impl Report {
     pub fn json_line(&self) -> String {
         serde_json::to_string(self).expect("a report always serialises")
     }
+}
+
+/// One ingest phase's line of the table.
+fn ingest_row(out: &mut String, name: &str, i: &IngestSummary) {
+    let _ = writeln!(
+        out,
+        "{:<34} {:>16} {:>9.2} {:>9} {:>9.2} {:>9}  {} batches by {} publishers in {:.1} s; {} not accepted; hub CPU {}/record (p50/p99 per batch)",
+        name,
+        format!("{} rec/s", thousands(i.records_per_s)),
+        i.batch_p50_ms,
+        "",
+        i.batch_p99_ms,
+        "",
+        i.batches,
+        i.publishers,
+        i.elapsed_s,
+        i.not_accepted,
+        i.hub_cpu_per_record_us
+            .map_or("not measured".to_string(), |v| format!("{v:.1} µs"))
+    );
 }
 
 /// `1234567.8` → `1,234,568`.
@@ -295,6 +375,7 @@ mod tests {
                 records_per_s: 60_000.0,
                 batch_p50_ms: 50.0,
                 batch_p99_ms: 90.0,
+                hub_cpu_per_record_us: Some(40.0),
             },
             query: summary(10_000.0, 12.5, 240.0),
             query_to_echo: 0.25,
@@ -308,6 +389,7 @@ mod tests {
                 current_mb: 110.0,
             },
             sqlite_bytes: Some(2_000_000),
+            subscriptions: None,
             targets: vec![],
         };
         r.check_targets();
@@ -359,6 +441,46 @@ mod tests {
         assert_eq!(v["targets"][3]["met"], true);
         assert_eq!(v["cpu_to_echo"], 16.0);
         assert_eq!(v["query"]["server_cpu_per_call_us"], 240.0);
+    }
+
+    #[test]
+    fn the_subscriptions_phase_is_compared_with_ingest_without() {
+        let mut r = report(1_000_000);
+        assert!(!r.table().contains("subscriptions"));
+        let with = IngestSummary {
+            records_per_s: 45_000.0,
+            hub_cpu_per_record_us: Some(50.0),
+            ..r.ingest.clone()
+        };
+        let seed = SeedSummary {
+            subscriptions: 100_000,
+            subscriber: "R0A".into(),
+            elapsed_s: 25.0,
+            per_s: 4_000.0,
+        };
+        let memory = r.hub_memory;
+        r.subscriptions = Some(SubscriptionsPhase::new(
+            seed, with, &r.ingest, 30_000, memory,
+        ));
+        let sp = r.subscriptions.as_ref().unwrap();
+        assert_eq!(sp.ingest_ratio, 0.75);
+        assert_eq!(sp.cpu_ratio, Some(1.25));
+        let table = r.table();
+        assert!(table.contains("ingest, 100,000 subscriptions"), "{table}");
+        assert!(table.contains("45,000 rec/s"), "{table}");
+        assert!(
+            table.contains("ingest with ÷ without subscriptions: 0.750"),
+            "{table}"
+        );
+        assert!(
+            table.contains("50.0 µs with, 40.0 µs without, ratio 1.250"),
+            "{table}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.json_line()).unwrap();
+        assert_eq!(v["subscriptions"]["ingest_ratio"], 0.75);
+        assert_eq!(v["subscriptions"]["seed"]["subscriptions"], 100_000);
+        assert_eq!(v["subscriptions"]["notices_stored"], 30_000);
+        assert_eq!(v["ingest"]["hub_cpu_per_record_us"], 40.0);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! One benchmark run, phase by phase: the echo baseline, then a hub on a
-//! fresh store, ingest, queries, and the hub's peak memory.
+//! fresh store, ingest, queries, and the hub's peak memory; with
+//! `--subscriptions N`, then a second hub on a second fresh store holding N
+//! current subscriptions, and the same ingest again (issue #17.3).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,7 +17,8 @@ use crate::federation::{Federation, QUERIER};
 use crate::generator::{Batches, Plan};
 use crate::load::{self, Outcome, Window};
 use crate::process::{ChildProcess, free_loopback_addr};
-use crate::report::{Params, Report, load_average};
+use crate::report::{Params, Report, SubscriptionsPhase, load_average};
+use crate::subscriptions;
 use crate::{echo, ingest, rss};
 
 /// What to run.
@@ -33,6 +36,8 @@ pub struct Options {
     pub quick: bool,
     pub quiet: bool,
     pub seed: u64,
+    /// Current subscriptions for the second ingest; 0: no second ingest.
+    pub subscriptions: u64,
     pub hub_bin: PathBuf,
     pub self_bin: PathBuf,
 }
@@ -71,6 +76,10 @@ pub async fn run(o: &Options) -> Result<Report> {
         seed: o.seed,
     };
     plan.check().map_err(anyhow::Error::msg)?;
+    if o.subscriptions > 0 {
+        subscriptions::check(o.subscriptions, plan.people()).map_err(anyhow::Error::msg)?;
+    }
+    let phases = if o.subscriptions > 0 { 5 } else { 4 };
     let window = Window {
         warmup: o.warmup,
         measure: o.duration,
@@ -84,7 +93,7 @@ pub async fn run(o: &Options) -> Result<Report> {
     );
 
     // 1. The baseline: a bare echo over the same mutual TLS.
-    note(o.quiet, "[1/4] echo baseline");
+    note(o.quiet, &format!("[1/{phases}] echo baseline"));
     let echo_addr = free_loopback_addr()?;
     let tls = federation.hub_tls();
     let mut echo_server = ChildProcess::spawn(
@@ -128,7 +137,7 @@ pub async fn run(o: &Options) -> Result<Report> {
     echo_server.terminate(Duration::from_secs(5))?;
 
     // 2. The hub, on a fresh store.
-    note(o.quiet, "[2/4] starting kith-hub");
+    note(o.quiet, &format!("[2/{phases}] starting kith-hub"));
     let hub_addr = federation.start_hub(&o.hub_bin).await?;
     let hub_pid = federation.hub_pid().expect("the hub runs");
 
@@ -136,7 +145,7 @@ pub async fn run(o: &Options) -> Result<Report> {
     note(
         o.quiet,
         &format!(
-            "[3/4] ingest: {} records about {} people, batches of {}, {} publishers",
+            "[3/{phases}] ingest: {} records about {} people, batches of {}, {} publishers",
             o.records,
             plan.people(),
             o.batch_size,
@@ -147,6 +156,7 @@ pub async fn run(o: &Options) -> Result<Report> {
         let federation = &federation;
         ingest::run(
             hub_addr,
+            hub_pid,
             |code| federation.tls(code),
             Batches::new(plan),
             o.publishers,
@@ -161,7 +171,7 @@ pub async fn run(o: &Options) -> Result<Report> {
     // 4. Queries: random people who have records, as a social worker at
     // another council, for direct care (the default agreements share
     // children's and adults' records for it).
-    note(o.quiet, "[4/4] queries");
+    note(o.quiet, &format!("[4/{phases}] queries"));
     let channels = connections(&federation, hub_addr, QUERIER, o.connections).await?;
     let people = plan.people();
     let clients = (0..o.clients)
@@ -218,6 +228,15 @@ pub async fn run(o: &Options) -> Result<Report> {
         );
     }
 
+    drop(federation); // its store (and PostgreSQL database) goes before the next
+
+    // 5. The same ingest into a fresh store holding the subscriptions.
+    let subscribed = if o.subscriptions > 0 {
+        Some(subscribed_ingest(o, plan, phases, &ingest_summary).await?)
+    } else {
+        None
+    };
+
     let echo = echo_result.summary();
     let query = query_result.summary();
     let mut report = Report {
@@ -253,8 +272,75 @@ pub async fn run(o: &Options) -> Result<Report> {
         hub_memory_after_ingest: after_ingest,
         hub_memory,
         sqlite_bytes,
+        subscriptions: subscribed,
         targets: vec![],
     };
     report.check_targets();
     Ok(report)
+}
+
+/// Phase 5: a second federation on a fresh store, `o.subscriptions`
+/// subscriptions stored in it before its hub starts, then the same ingest
+/// as phase 3 (same plan and seed: the same records), compared with
+/// `without` (phase 3's).
+async fn subscribed_ingest(
+    o: &Options,
+    plan: Plan,
+    phases: u32,
+    without: &ingest::IngestSummary,
+) -> Result<SubscriptionsPhase> {
+    let mut federation = Federation::create(o.store);
+    let url = federation.dir.database_url();
+    note(
+        o.quiet,
+        &format!(
+            "[5/{phases}] storing {} subscriptions of {} for {} of {} people",
+            o.subscriptions,
+            subscriptions::SUBSCRIBER,
+            o.subscriptions,
+            plan.people()
+        ),
+    );
+    let seed = subscriptions::seed(&url, o.subscriptions, plan.people()).await?;
+    note(
+        o.quiet,
+        &format!(
+            "  stored in {:.1} s ({:.0}/s); starting kith-hub on that store",
+            seed.elapsed_s, seed.per_s
+        ),
+    );
+    let hub_addr = federation.start_hub(&o.hub_bin).await?;
+    let hub_pid = federation.hub_pid().expect("the hub runs");
+    note(
+        o.quiet,
+        &format!(
+            "[5/{phases}] ingest with {} subscriptions: the same {} records",
+            o.subscriptions, o.records
+        ),
+    );
+    let with = {
+        let federation = &federation;
+        ingest::run(
+            hub_addr,
+            hub_pid,
+            |code| federation.tls(code),
+            Batches::new(plan),
+            o.publishers,
+            o.records,
+            o.quiet,
+        )
+        .await?
+    };
+    federation.check_hub()?;
+    let hub_memory = rss::of_process(hub_pid)?;
+    federation.stop_hub()?;
+    let limit = u32::try_from(o.records).unwrap_or(u32::MAX);
+    let notices_stored = subscriptions::notices_stored(&url, limit).await?;
+    Ok(SubscriptionsPhase::new(
+        seed,
+        with,
+        without,
+        notices_stored,
+        hub_memory,
+    ))
 }
