@@ -17,9 +17,9 @@ use kith_agent::console::accounts::{Accounts, NewAccount};
 use kith_agent::{Agent, RunningAgent};
 use kith_tests::v1 as pb;
 use kith_tests::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const PASSWORD: &str = "a long test password";
+mod console_http;
+use console_http::*;
 
 /// Every page of the auditor and the operator.
 const AUDIT_PAGES: [&str; 5] = [
@@ -33,131 +33,6 @@ const OPERATOR_PAGE: &str = "/operator";
 
 /// A hostile justification for the break glass, shown on the review queue.
 const HOSTILE: &str = "<script>alert('bg')</script> child at risk, need history now";
-
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a csrf field")
-            + 19;
-        self.body[at..].split('"').next().unwrap().to_string()
-    }
-}
-
-/// Plain HTTP/1.1 to the console, one connection a request, keeping cookies.
-struct Browser {
-    addr: SocketAddr,
-    cookies: Vec<(String, String)>,
-}
-
-impl Browser {
-    fn new(addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            cookies: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, method: &str, path: &str, form: Option<&str>) -> Answer {
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let cookie: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let mut request =
-            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-        if !cookie.is_empty() {
-            request.push_str(&format!("Cookie: {}\r\n", cookie.join("; ")));
-        }
-        match form {
-            Some(body) => request.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )),
-            None => request.push_str("\r\n"),
-        }
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw).await;
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, body) = text.split_once("\r\n\r\n").expect("a response");
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(": "))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for (k, v) in &headers {
-            if k.eq_ignore_ascii_case("set-cookie") {
-                let c = cookie::Cookie::parse(v.clone()).unwrap();
-                self.cookies.retain(|(name, _)| name != c.name());
-                if !c.value().is_empty() {
-                    self.cookies
-                        .push((c.name().to_string(), c.value().to_string()));
-                }
-            }
-        }
-        Answer {
-            status,
-            headers,
-            body: body.to_string(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Answer {
-        self.send("GET", path, None).await
-    }
-
-    async fn post(&mut self, path: &str, form: &str) -> Answer {
-        self.send("POST", path, Some(form)).await
-    }
-
-    /// Signs in and returns the session's CSRF token.
-    async fn sign_in(addr: SocketAddr, user: &str) -> (Self, String) {
-        let mut b = Self::new(addr);
-        let page = b.get("/sign-in").await;
-        let form = format!(
-            "csrf={}&user_id={user}&password={}",
-            page.csrf(),
-            enc(PASSWORD)
-        );
-        let a = b.post("/sign-in", &form).await;
-        assert_eq!(a.status, 303, "{user} signs in: {}", a.body);
-        let home = b.get("/").await;
-        assert_eq!(home.status, 303);
-        let first = home.header("location").unwrap().to_string();
-        let page = b.get(&first).await;
-        assert_eq!(page.status, 200, "{user} at {first}: {}", page.body);
-        let csrf = page.csrf();
-        (b, csrf)
-    }
-}
-
-fn enc(s: &str) -> String {
-    serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_string()
-}
 
 struct World {
     t: TestDir,
