@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 use cedar_policy::{Context, Decision as CedarDecision, Entities, Entity};
 
-use crate::decide::sorted;
+use crate::decide::{evaluation_errors, reasons, sorted};
 use crate::entities::{Names, RequesterEntities};
 use crate::input::Requester;
 use crate::policy_set::PolicySet;
@@ -145,17 +145,8 @@ impl PolicySet {
                 Ok(r) => r,
                 Err(()) => return fail(request_error(), "the request could not be built"),
             };
-            errors.extend(resp.diagnostics().errors().map(|e| match e {
-                cedar_policy::AuthorizationError::PolicyEvaluationError(pe) => {
-                    format!("error:{}", pe.policy_id())
-                }
-            }));
-            let reasons: Vec<String> = resp
-                .diagnostics()
-                .reason()
-                .map(ToString::to_string)
-                .collect();
-            outcomes.push((resp.decision() == CedarDecision::Allow, reasons));
+            errors.extend(evaluation_errors(&resp));
+            outcomes.push((resp.decision() == CedarDecision::Allow, reasons(&resp)));
         }
         if !errors.is_empty() {
             return fail(sorted(errors), "a rule failed to evaluate");

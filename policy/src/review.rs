@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use cedar_policy::{Context, Decision as CedarDecision, Entities, Entity, EntityUid};
 
-use crate::decide::sorted;
+use crate::decide::{evaluation_errors, reasons, sorted};
 use crate::entities::{Names, RequesterEntities};
 use crate::input::Requester;
 use crate::policy_set::PolicySet;
@@ -117,24 +117,11 @@ impl PolicySet {
             Ok(r) => r,
             Err(()) => return fail("the request could not be built", request_error()),
         };
-        let errors: Vec<String> = resp
-            .diagnostics()
-            .errors()
-            .map(|e| match e {
-                cedar_policy::AuthorizationError::PolicyEvaluationError(pe) => {
-                    format!("error:{}", pe.policy_id())
-                }
-            })
-            .collect();
+        let errors = evaluation_errors(&resp);
         if !errors.is_empty() {
             return fail("a rule failed to evaluate", sorted(errors));
         }
-        let reasons: Vec<String> = sorted(
-            resp.diagnostics()
-                .reason()
-                .map(ToString::to_string)
-                .collect(),
-        );
+        let reasons = sorted(reasons(&resp));
         if resp.decision() == CedarDecision::Allow {
             return ReviewDecision {
                 allowed: true,

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use cedar_policy::RestrictedExpression;
 use cedar_policy::{Context, Decision as CedarDecision, Entities, Entity, EntityUid};
 
-use crate::decide::sorted;
+use crate::decide::{evaluation_errors, reasons, sorted};
 use crate::entities::{Names, RequesterEntities};
 use crate::input::Requester;
 use crate::policy_set::PolicySet;
@@ -125,24 +125,11 @@ impl PolicySet {
             Ok(r) => r,
             Err(()) => return fail("the request could not be built", request_error()),
         };
-        let errors: Vec<String> = resp
-            .diagnostics()
-            .errors()
-            .map(|e| match e {
-                cedar_policy::AuthorizationError::PolicyEvaluationError(pe) => {
-                    format!("error:{}", pe.policy_id())
-                }
-            })
-            .collect();
+        let errors = evaluation_errors(&resp);
         if !errors.is_empty() {
             return fail("a rule failed to evaluate", sorted(errors));
         }
-        let reasons: Vec<String> = sorted(
-            resp.diagnostics()
-                .reason()
-                .map(ToString::to_string)
-                .collect(),
-        );
+        let reasons = sorted(reasons(&resp));
         if resp.decision() == CedarDecision::Allow {
             return SubscribeDecision {
                 allowed: true,

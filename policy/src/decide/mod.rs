@@ -39,21 +39,30 @@ enum Outcome {
     Deny(Vec<String>),
 }
 
-fn outcome(resp: &Response) -> Outcome {
-    let errors: Vec<String> = resp
-        .diagnostics()
+/// The policies whose evaluation failed, as `error:<policy id>` (the
+/// caller fails closed on any).
+pub(crate) fn evaluation_errors(resp: &Response) -> Vec<String> {
+    resp.diagnostics()
         .errors()
         .map(|e| match e {
             cedar_policy::AuthorizationError::PolicyEvaluationError(pe) => {
                 format!("error:{}", pe.policy_id())
             }
         })
-        .collect();
-    let reasons = resp
-        .diagnostics()
+        .collect()
+}
+
+/// The ids of the policies that decided the response.
+pub(crate) fn reasons(resp: &Response) -> Vec<String> {
+    resp.diagnostics()
         .reason()
-        .map(|id| id.to_string())
-        .collect();
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn outcome(resp: &Response) -> Outcome {
+    let errors = evaluation_errors(resp);
+    let reasons = reasons(resp);
     if !errors.is_empty() {
         // Fail closed: an erroring forbid must not let a permit through.
         Outcome::Deny(errors)
