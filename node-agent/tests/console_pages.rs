@@ -67,31 +67,16 @@ async fn world() -> World {
     config.console = Some(ConsoleSection::plain_loopback(
         "127.0.0.1:0".parse().unwrap(),
     ));
-    let outbox = kith_agent::Outbox::open(&config.outbox_path())
-        .await
-        .unwrap();
-    let accounts = Accounts::new(&outbox);
-    for (user, role) in [
-        ("sam", "social_worker"),
-        ("dpo", "auditor"),
-        ("dpo2", "auditor"),
-        ("ops", "operator"),
-    ] {
-        accounts
-            .add(
-                &NewAccount {
-                    user_id: user.into(),
-                    display_name: format!("{user} Person"),
-                    team: "Team".into(),
-                    role: role.into(),
-                },
-                PASSWORD,
-                &Roles::default_set(),
-            )
-            .await
-            .unwrap();
-    }
-    outbox.close().await;
+    add_accounts(
+        &config,
+        &[
+            ("sam", "social_worker"),
+            ("dpo", "auditor"),
+            ("dpo2", "auditor"),
+            ("ops", "operator"),
+        ],
+    )
+    .await;
     let agent = Agent::start(config).await.expect("agent starts");
     World {
         t,

@@ -10,8 +10,6 @@
 use std::net::SocketAddr;
 
 use kith_agent::console::ConsoleSection;
-use kith_agent::console::Roles;
-use kith_agent::console::accounts::{Accounts, NewAccount};
 use kith_agent::{Agent, RunningAgent};
 use kith_tests::v1 as pb;
 use kith_tests::*;
@@ -57,30 +55,15 @@ async fn world() -> World {
     config.console = Some(ConsoleSection::plain_loopback(
         "127.0.0.1:0".parse().unwrap(),
     ));
-    let outbox = kith_agent::Outbox::open(&config.outbox_path())
-        .await
-        .unwrap();
-    let accounts = Accounts::new(&outbox);
-    for (user, role) in [
-        ("sam", "social_worker"),
-        ("dpo", "auditor"),
-        ("ops", "operator"),
-    ] {
-        accounts
-            .add(
-                &NewAccount {
-                    user_id: user.into(),
-                    display_name: format!("{user} Person"),
-                    team: "Team".into(),
-                    role: role.into(),
-                },
-                PASSWORD,
-                &Roles::default_set(),
-            )
-            .await
-            .unwrap();
-    }
-    outbox.close().await;
+    add_accounts(
+        &config,
+        &[
+            ("sam", "social_worker"),
+            ("dpo", "auditor"),
+            ("ops", "operator"),
+        ],
+    )
+    .await;
     let agent = Agent::start(config).await.expect("agent starts");
     World {
         t,

@@ -10,6 +10,33 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const PASSWORD: &str = "a long test password";
 
+/// Adds local accounts (user id, role) to the agent's database before it
+/// starts, each named "<user> Person" in team "Team", with [`PASSWORD`].
+pub async fn add_accounts(config: &kith_agent::AgentConfig, users: &[(&str, &str)]) {
+    use kith_agent::console::Roles;
+    use kith_agent::console::accounts::{Accounts, NewAccount};
+    let outbox = kith_agent::Outbox::open(&config.outbox_path())
+        .await
+        .unwrap();
+    let accounts = Accounts::new(&outbox);
+    for (user, role) in users {
+        accounts
+            .add(
+                &NewAccount {
+                    user_id: (*user).into(),
+                    display_name: format!("{user} Person"),
+                    team: "Team".into(),
+                    role: (*role).into(),
+                },
+                PASSWORD,
+                &Roles::default_set(),
+            )
+            .await
+            .unwrap();
+    }
+    outbox.close().await;
+}
+
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
